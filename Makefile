@@ -1,0 +1,54 @@
+# camcorr: two user commands.
+#   make demo   set up .venv (and, as root on Debian/Ubuntu, system packages) and run the demo
+#   make test   same set-up, then the whole test suite (under Xvfb for the Java tests)
+# Everything else here is plumbing for those two.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.camcorr-installed
+CP_NIGHTLY := 5.0.0.dev784
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup system-packages
+
+demo: setup
+	$(VENV)/bin/camcorr demo --out $(DEMO_OUT)
+
+test: setup
+	CAMCORR_REQUIRE_ALL=$${CAMCORR_REQUIRE_ALL:-$${CI:-}} xvfb-run -a -s "-screen 0 1280x1024x24" \
+	    $(PY) -m pytest $(PYTEST_ARGS)
+
+setup: system-packages $(STAMP)
+
+# Java 17 (headless), ImageJ 1.x and Xvfb for the Fiji tests, Chromium for the report test.
+# Installed only when running as root on a Debian/Ubuntu machine and something is missing.
+system-packages:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    missing=""; \
+	    command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	    [ -f /usr/share/java/ij.jar ] || missing="$$missing libij-java"; \
+	    command -v xvfb-run >/dev/null 2>&1 || missing="$$missing xvfb xauth"; \
+	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	    if [ -n "$$missing" ]; then \
+	        echo "Installing system packages:$$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    fi; \
+	elif ! command -v xvfb-run >/dev/null 2>&1; then \
+	    echo "Note: xvfb-run, Java 17 and libij-java are needed for the Fiji tests; install them with your package manager."; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+# torch first and pinned, so nothing pulls a CUDA build; then the project with all extras;
+# then the CellProfiler GUI package without its wxPython/mysqlclient requirements (headless only).
+$(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[all,test]"
+	$(PIP) install -q --no-deps cellprofiler-nightly==$(CP_NIGHTLY)
+	touch $(STAMP)

@@ -1,0 +1,25 @@
+"""camcorr: camera and illumination corrections for microscopy.
+
+The engine behind the camcorr command line, the CellProfiler modules in
+``cellprofiler_plugins/`` and the Fiji commands of ``fiji_bridge``.  Pure numpy, scipy, numba and
+tifffile; it never imports CellProfiler, Java or Fiji code.
+
+Sub-packages
+------------
+flash      Hamamatsu Flash4.0 synchronous-readout charge-carryover calibration and correction.
+median     Selective median filter for hot, noisy and aberrant-gain pixels.
+gain       Blind residual-gain estimation, a posteriori normalisation, Fourier ring correlation.
+flatfield  Flat-field from measured profiles, empty tiles or z-ranges, or BaSiCPy.
+simulate   Camera and specimen simulators with known ground truth.
+report     Quality report (HTML + PNG + JSON) of a correction run.
+parallel   Streaming statistics over dask arrays, optionally on a dask cluster.
+
+Conventions
+-----------
+Axes are (..., Z, Y, X).  Camera quantities (offset, noise, carryover, thresholds, darkfield,
+baseline) are in ADU.  Outputs keep the input dtype unless asked, clipped, never wrapped.
+"""
+from ._version import __version__
+from .errors import CamcorrError
+
+__all__ = ["__version__", "CamcorrError"]

@@ -1,0 +1,169 @@
+"""The ``camcorr`` command line, generated from the operation definitions.
+
+Every sub-command comes from an :class:`~camcorr.operations.Operation`; its options, defaults and
+help text are the ones CellProfiler and Fiji show.  Errors in the input print one paragraph and
+exit with status 2 (no traceback; set ``CAMCORR_DEBUG=1`` to see one).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from typing import Dict, List, Optional, Sequence
+
+from ._version import __version__
+from .errors import CamcorrError
+from .operations import Operation, Param, all_operations
+
+__all__ = ["main", "build_parser"]
+
+_DESCRIPTION = """\
+camcorr: camera and illumination corrections for microscopy.
+
+Typical use:
+  camcorr flash calibrate CALIB_DIR            fit the Flash4.0 carryover of your camera
+  camcorr flash correct DATA_DIR --params P.tif -o corrected/
+  camcorr median STACK.tif -o clean.tif        replace hot and noisy pixels
+  camcorr gain estimate MOVIE.tif -o gain.tif  estimate the residual gain of a camera
+  camcorr flatfield estimate TILES... -o profiles.npz
+  camcorr demo                                 see everything work on simulated data
+
+Run 'camcorr COMMAND --help' for the options of a command.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32, width=min(100, _term_width()))
+
+
+def _term_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+def _add_param(parser: argparse.ArgumentParser, p: Param):
+    help_text = p.help
+    if p.unit:
+        help_text += f" Unit: {p.unit}."
+    if p.default is not None and p.kind not in ("bool",):
+        help_text += " Default: %(default)s."
+    kw: Dict = {"help": help_text, "dest": p.name}
+    if p.metavar:
+        kw["metavar"] = p.metavar
+    kind = p.kind
+    if kind in ("float", "int"):
+        kw["type"] = float if kind == "float" else int
+    elif kind == "choice":
+        kw["choices"] = p.choices
+    elif kind in ("float_pair", "int_pair"):
+        kw["nargs"] = 2
+        kw["type"] = float if kind == "float_pair" else int
+    elif kind in ("files", "images"):
+        kw["nargs"] = "+"
+    if p.cli is None:  # positional
+        kw.pop("dest")
+        if kind in ("files", "images"):
+            kw["nargs"] = "+"
+        elif not p.required and p.default is not None:
+            kw["nargs"] = "?"
+            kw["default"] = p.default
+        parser.add_argument(p.name, **kw)
+        return
+    flags = [p.cli] + ([p.short] if p.short else [])
+    if kind == "bool":
+        kw["action"] = argparse.BooleanOptionalAction if p.default else "store_true"
+        kw["default"] = bool(p.default)
+    else:
+        kw["default"] = p.default
+        if p.required:
+            kw["required"] = True
+    parser.add_argument(*flags, **kw)
+
+
+def build_parser(operations: Optional[Dict[str, Operation]] = None) -> argparse.ArgumentParser:
+    """The argparse parser with one sub-command per operation exposed on the command line."""
+    ops = operations if operations is not None else all_operations()
+    parser = argparse.ArgumentParser(prog="camcorr", description=_DESCRIPTION,
+                                     formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"camcorr {__version__}")
+    groups: Dict[tuple, argparse._SubParsersAction] = {}
+    parsers: Dict[tuple, argparse.ArgumentParser] = {(): parser}
+
+    def subparsers_of(path: tuple) -> argparse._SubParsersAction:
+        if path not in groups:
+            groups[path] = parsers[path].add_subparsers(title="commands", metavar="COMMAND")
+        return groups[path]
+
+    for op in sorted(ops.values(), key=lambda o: o.command):
+        if "cli" not in op.frontends:
+            continue
+        for depth in range(1, len(op.command)):
+            prefix = op.command[:depth]
+            if prefix not in parsers:
+                sp = subparsers_of(prefix[:-1]).add_parser(
+                    prefix[-1], help=f"{prefix[-1]} commands", formatter_class=_Formatter)
+                sp.set_defaults(_parser_help=sp)
+                parsers[prefix] = sp
+        desc = op.summary + ("\n\n" + textwrap.dedent(op.description).strip() if op.description else "")
+        if op.references:
+            desc += "\n\nReferences:\n" + "\n".join("  " + r for r in op.references)
+        sub = subparsers_of(op.command[:-1]).add_parser(
+            op.command[-1], help=op.summary, description=desc, epilog=op.epilog or None,
+            formatter_class=_Formatter)
+        for p in op.params_for("cli"):
+            _add_param(sub, p)
+        sub.set_defaults(_operation=op)
+        parsers[op.command] = sub
+    parser.set_defaults(_parser_help=parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("CAMCORR_DEBUG"))
+    try:
+        parser = build_parser()
+    except CamcorrError as exc:  # a broken operation definition
+        print(f"camcorr: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    op: Optional[Operation] = getattr(args, "_operation", None)
+    if op is None:
+        args._parser_help.print_help()
+        return 0 if not argv else 2
+    prog = "camcorr " + " ".join(op.command)
+    try:
+        values = {p.name: getattr(args, p.name) for p in op.params_for("cli")}
+        values = op.validate(values, frontend="cli")
+        status = op.load_runner()(values)
+        return int(status or 0)
+    except CamcorrError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {textwrap.fill(str(exc), 100)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+    except MemoryError:
+        if debug:
+            raise
+        print(f"{prog}: error: out of memory. Process fewer files at once or use a machine with "
+              "more memory.", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; no partial output was left under its final name.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

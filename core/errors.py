@@ -1,0 +1,156 @@
+"""The one exception type of camcorr, and small input checks that raise it.
+
+Every check names the offending argument, the value that was expected, the value that was
+received and, where one exists, a fix.  The command line prints the message and exits with
+status 2; the CellProfiler modules and Fiji commands show it as is.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+__all__ = [
+    "CamcorrError",
+    "check_finite",
+    "check_ndim",
+    "check_range",
+    "check_same_shape",
+    "check_choice",
+    "describe",
+]
+
+
+class CamcorrError(ValueError):
+    """Bad input or an impossible request, explained for a person.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, in one sentence.
+    argument : str, optional
+        Name of the argument, option, setting or file at fault.
+    expected : str, optional
+        What would have been accepted.
+    received : str, optional
+        What was given instead.
+    fix : str, optional
+        A suggestion the user can act on.
+
+    Notes
+    -----
+    Subclasses :class:`ValueError`, so code written against numpy/scikit-image habits that catches
+    ``ValueError`` keeps working.
+    """
+
+    def __init__(self, message: str, *, argument: Optional[str] = None,
+                 expected: Optional[str] = None, received: Optional[str] = None,
+                 fix: Optional[str] = None):
+        self.message = message
+        self.argument = argument
+        self.expected = expected
+        self.received = received
+        self.fix = fix
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:  # noqa: D105
+        parts = []
+        head = self.message.rstrip(".")
+        if self.argument:
+            head = f"{self.argument}: {head}"
+        parts.append(head + ".")
+        if self.expected is not None:
+            parts.append(f"Expected {self.expected}.")
+        if self.received is not None:
+            parts.append(f"Received {self.received}.")
+        if self.fix:
+            parts.append(self.fix.rstrip(".") + ".")
+        return " ".join(parts)
+
+    def __reduce__(self):  # picklable across processes (dask, multiprocessing)
+        return (_rebuild, (self.message, self.argument, self.expected, self.received, self.fix))
+
+
+def _rebuild(message, argument, expected, received, fix):
+    return CamcorrError(message, argument=argument, expected=expected, received=received, fix=fix)
+
+
+def describe(value: Any) -> str:
+    """Short description of a value for an error message (arrays by shape and dtype)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"a {type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_ndim(array, ndims: Iterable[int], argument: str, *, fix: Optional[str] = None):
+    """Raise unless ``array.ndim`` is one of `ndims`; return the array."""
+    ndims = tuple(ndims)
+    ndim = np.ndim(array)
+    if ndim not in ndims:
+        names = {2: "2D (Y, X)", 3: "3D (Z, Y, X)", 4: "4D (T, Z, Y, X)", 1: "1D"}
+        exp = " or ".join(names.get(n, f"{n}D") for n in ndims)
+        raise CamcorrError("wrong number of dimensions", argument=argument, expected=exp,
+                           received=f"{ndim}D data of shape {np.shape(array)}", fix=fix)
+    return array
+
+
+def check_finite(array, argument: str, *, fix: Optional[str] = None):
+    """Raise if a floating array holds NaN or infinity; return the array."""
+    arr = np.asarray(array)
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr)
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad:
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise CamcorrError("contains NaN or infinite values", argument=argument,
+                               expected="finite numbers only",
+                               received=f"{n_bad} non-finite value(s), the first at index {first}",
+                               fix=fix or "Replace or mask the non-finite pixels before calling camcorr")
+    return array
+
+
+def check_range(value, argument: str, *, low=None, high=None, low_inclusive=True,
+                high_inclusive=True, fix: Optional[str] = None):
+    """Raise unless the number `value` lies within [low, high]; return it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise CamcorrError("not a number", argument=argument, expected="a number",
+                           received=describe(value), fix=fix) from None
+    ok = not math.isnan(v)
+    if ok and low is not None:
+        ok = v >= low if low_inclusive else v > low
+    if ok and high is not None:
+        ok = v <= high if high_inclusive else v < high
+    if not ok:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = ("[" if low_inclusive else "(") + f"{lo}, {hi}" + ("]" if high_inclusive else ")")
+        raise CamcorrError("value out of range", argument=argument,
+                           expected=f"a number in {interval}", received=f"{value!r}", fix=fix)
+    return value
+
+
+def check_same_shape(a, b, argument_a: str, argument_b: str, *, axes=None, fix=None):
+    """Raise unless `a` and `b` have the same shape (or the same trailing `axes` dims)."""
+    sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
+    if axes is not None:
+        sa, sb = sa[-axes:], sb[-axes:]
+    if sa != sb:
+        raise CamcorrError("shapes differ", argument=f"{argument_a}/{argument_b}",
+                           expected=f"{argument_b} with shape {sa} like {argument_a}",
+                           received=f"shape {sb}", fix=fix)
+
+
+def check_choice(value, choices: Iterable, argument: str):
+    """Raise unless `value` is one of `choices`; return it."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise CamcorrError("unknown choice", argument=argument,
+                           expected="one of " + ", ".join(repr(c) for c in choices),
+                           received=repr(value))
+    return value

@@ -1,0 +1,1 @@
+"""Hamamatsu Flash4.0 synchronous-readout charge carryover: calibration and correction."""

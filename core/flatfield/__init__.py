@@ -1,0 +1,1 @@
+"""Flat-field estimation (measured profiles, empty tiles, empty z-ranges, BaSiCPy) and application."""

@@ -1,0 +1,1 @@
+"""Selective median filter for hot, noisy and aberrant-gain pixels (Amat et al. 2015)."""

@@ -1,0 +1,337 @@
+"""One definition per operation, shared by the command line, CellProfiler and Fiji.
+
+Each operation (``flash-correct``, ``median``, ...) is an :class:`Operation` holding its
+:class:`Param` list: name, kind, default, limits, unit, label and help.  From that single
+definition
+
+* :mod:`camcorr.cli` builds the ``camcorr`` sub-command and its ``--help``,
+* ``cellprofiler_plugins/_settings.py`` builds the CellProfiler settings (text = ``label``,
+  ``doc`` = ``help``, default = ``default``),
+* ``fiji_bridge`` writes the ``#@`` script parameters of the Fiji command,
+
+so the three front ends cannot drift apart.  Validation of a parameter dict
+(:meth:`Operation.validate`) is shared too, and raises :class:`~camcorr.errors.CamcorrError`
+naming the parameter as the front end shows it.
+
+Operations are found in the ``operations`` module of every sub-package of camcorr
+(``camcorr.flash.operations``, ...), as a module-level list ``OPERATIONS``, and in the
+``camcorr.operations`` entry-point group (used by ``fiji_bridge`` for ``camcorr fiji ...``).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from .errors import CamcorrError
+
+__all__ = ["Param", "Operation", "all_operations", "get_operation", "KINDS", "FRONTENDS"]
+
+KINDS = ("float", "int", "bool", "choice", "str", "file", "files", "folder", "int_list",
+         "float_pair", "int_pair", "image", "images", "output_file", "output_folder")
+FRONTENDS = ("cli", "cellprofiler", "fiji")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an operation.
+
+    Attributes
+    ----------
+    name : str
+        Python identifier, also the key in parameter dicts and the Fiji ``#@`` variable.
+    kind : str
+        One of :data:`KINDS`.  ``image``/``images`` are the data the operation works on (files on
+        the command line, images in CellProfiler and Fiji); ``file``/``folder`` are paths.
+    default : object
+        Default value, identical in every front end.  ``None`` means "not set".
+    label : str
+        Short human label: the CellProfiler setting text and the Fiji dialog label.
+    help : str
+        One paragraph of help, shown by ``--help``, in CellProfiler and in Fiji.
+    choices : tuple of str
+        Allowed values for ``kind='choice'``.
+    minval, maxval : float, optional
+        Inclusive limits for numbers.
+    unit : str
+        Unit of a number (``'ADU'``, ``'pixels'``, ...), shown beside the label.
+    cli : str or None
+        Command-line flag (``'--dampening'``); ``None`` makes it positional.
+    short : str or None
+        Short flag alias (``'-o'``).
+    required : bool
+        Must be given (positional parameters always are).
+    frontends : tuple of str
+        Front ends that expose the parameter.
+    metavar : str or None
+        Placeholder in ``--help``.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    label: str = ""
+    help: str = ""
+    choices: Tuple[str, ...] = ()
+    minval: Optional[float] = None
+    maxval: Optional[float] = None
+    unit: str = ""
+    cli: Optional[str] = None
+    short: Optional[str] = None
+    required: bool = False
+    frontends: Tuple[str, ...] = FRONTENDS
+    metavar: Optional[str] = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise CamcorrError("unknown parameter kind", argument=f"Param({self.name!r}).kind",
+                               expected="one of " + ", ".join(KINDS), received=repr(self.kind))
+        if self.kind == "choice" and self.default is not None and self.default not in self.choices:
+            raise CamcorrError("default not among the choices", argument=self.name,
+                               expected=", ".join(self.choices), received=repr(self.default))
+
+    @property
+    def display_name(self) -> str:
+        """How the user sees the parameter on the command line (flag or positional name)."""
+        return self.cli or self.name.upper()
+
+    def text(self) -> str:
+        """Label with unit, e.g. ``'Dampening factor'`` or ``'Threshold (ADU)'``."""
+        label = self.label or self.name.replace("_", " ").capitalize()
+        return f"{label} ({self.unit})" if self.unit else label
+
+    def validate(self, value, *, argument: Optional[str] = None):
+        """Check and normalise one value; return it.  Raises :class:`CamcorrError`."""
+        arg = argument or self.display_name
+        if value is None:
+            if self.required:
+                raise CamcorrError("missing required parameter", argument=arg,
+                                   expected=self.help.split(".")[0] or "a value", received="nothing")
+            return None
+        if self.kind in ("float", "int"):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise CamcorrError("not a number", argument=arg, expected="a number",
+                                   received=repr(value)) from None
+            if self.kind == "int":
+                if number != int(number):
+                    raise CamcorrError("not a whole number", argument=arg,
+                                       expected="an integer", received=repr(value))
+                number = int(number)
+            lo, hi = self.minval, self.maxval
+            if (lo is not None and number < lo) or (hi is not None and number > hi) or number != number:
+                interval = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+                raise CamcorrError("value out of range", argument=arg,
+                                   expected=f"a number in {interval}{' ' + self.unit if self.unit else ''}",
+                                   received=repr(value), fix=f"Default: {self.default}")
+            return number
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise CamcorrError("unknown choice", argument=arg,
+                                   expected="one of " + ", ".join(self.choices),
+                                   received=repr(value))
+            return value
+        if self.kind == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise CamcorrError("not a yes/no value", argument=arg, expected="true or false",
+                                   received=repr(value))
+            return bool(value)
+        if self.kind == "int_list":
+            return parse_int_list(value, arg)
+        if self.kind in ("float_pair", "int_pair"):
+            seq = list(value) if not isinstance(value, str) else value.replace(",", " ").split()
+            if len(seq) != 2:
+                raise CamcorrError("needs two numbers", argument=arg, expected="two numbers",
+                                   received=repr(value))
+            cast = int if self.kind == "int_pair" else float
+            try:
+                return tuple(cast(v) for v in seq)
+            except (TypeError, ValueError):
+                raise CamcorrError("not numbers", argument=arg, expected="two numbers",
+                                   received=repr(value)) from None
+        return value
+
+
+def parse_int_list(value, argument: str) -> Tuple[int, ...]:
+    """Parse ``'1,7,8'``, ``'1 7 8'``, ``'3-5'`` or a sequence of ints into a tuple of ints."""
+    if isinstance(value, str):
+        items: List[int] = []
+        for tok in value.replace(";", ",").replace(" ", ",").split(","):
+            tok = tok.strip()
+            if not tok:
+                continue
+            try:
+                if "-" in tok[1:]:
+                    a, b = tok.split("-", 1) if not tok.startswith("-") else (tok, None)
+                    a, b = int(a), int(b)
+                    if b < a:
+                        raise ValueError
+                    items.extend(range(a, b + 1))
+                else:
+                    items.append(int(tok))
+            except (TypeError, ValueError):
+                raise CamcorrError("not a list of whole numbers", argument=argument,
+                                   expected="numbers like 1,7,8 or ranges like 3-5",
+                                   received=repr(value)) from None
+        return tuple(items)
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise CamcorrError("not a list of whole numbers", argument=argument,
+                           expected="numbers like 1,7,8", received=repr(value)) from None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation, as every front end sees it.
+
+    Attributes
+    ----------
+    name : str
+        Stable identifier, e.g. ``'flash-correct'``.
+    title : str
+        Human title; the Fiji menu entry (stable: macros call it).
+    command : tuple of str
+        Command-line path, e.g. ``('flash', 'correct')``.
+    summary : str
+        One line.
+    description : str
+        Paragraphs of plain text (valid reStructuredText) for ``--help``, CellProfiler and Fiji.
+    params : tuple of Param
+    references : tuple of str
+        Citations with DOI.
+    runner : str
+        ``'module:function'`` that runs the operation from the command line with a dict of
+        validated parameters and returns an exit status.
+    frontends : tuple of str
+        Front ends that expose the operation.
+    cellprofiler_module : str or None
+        Name of the CellProfiler module class built on it.
+    """
+
+    name: str
+    title: str
+    command: Tuple[str, ...]
+    summary: str
+    description: str = ""
+    params: Tuple[Param, ...] = ()
+    references: Tuple[str, ...] = ()
+    runner: str = ""
+    frontends: Tuple[str, ...] = FRONTENDS
+    cellprofiler_module: Optional[str] = None
+    epilog: str = ""
+
+    def param(self, name: str) -> Param:
+        """The parameter called `name`."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"{self.name} has no parameter {name!r}")
+
+    def params_for(self, frontend: str) -> Tuple[Param, ...]:
+        """Parameters exposed by `frontend`."""
+        return tuple(p for p in self.params if frontend in p.frontends)
+
+    def defaults(self) -> Dict[str, Any]:
+        """``{name: default}`` for every parameter."""
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, values: Dict[str, Any], *, frontend: str = "cli",
+                 labels: Optional[Callable[[Param], str]] = None) -> Dict[str, Any]:
+        """Check a parameter dict and fill defaults; returns a new dict.
+
+        Parameters
+        ----------
+        values : dict
+            ``{name: value}``; missing names take their default.
+        frontend : str
+            Only the parameters of this front end are required.
+        labels : callable, optional
+            ``labels(param) -> str``: how the front end names a parameter in messages
+            (CellProfiler: the setting text); default: the command-line flag.
+        """
+        out = {}
+        for p in self.params:
+            value = values.get(p.name, p.default)
+            arg = labels(p) if labels else p.display_name
+            if frontend not in p.frontends and value is None:
+                out[p.name] = None
+                continue
+            out[p.name] = p.validate(value, argument=arg)
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            raise CamcorrError("unknown parameter", argument=self.name,
+                               expected="one of " + ", ".join(p.name for p in self.params),
+                               received=", ".join(sorted(unknown)))
+        return out
+
+    def load_runner(self) -> Callable[[Dict[str, Any]], Optional[int]]:
+        """Import and return the command-line runner."""
+        module, _, func = self.runner.partition(":")
+        return getattr(importlib.import_module(module), func)
+
+
+_REGISTRY: Optional[Dict[str, Operation]] = None
+
+
+def _discover() -> Dict[str, Operation]:
+    import camcorr
+
+    found: Dict[str, Operation] = {}
+
+    def add(ops: Iterable[Operation], origin: str):
+        for op in ops:
+            if op.name in found:
+                raise CamcorrError("operation defined twice", argument=op.name,
+                                   expected="one definition", received=origin)
+            found[op.name] = op
+
+    for info in sorted(pkgutil.iter_modules(camcorr.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        modname = f"camcorr.{info.name}.operations"
+        try:
+            spec = importlib.util.find_spec(modname)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            continue
+        module = importlib.import_module(modname)
+        add(getattr(module, "OPERATIONS", ()), modname)
+    try:
+        from importlib.metadata import entry_points
+        eps = entry_points(group="camcorr.operations")
+    except Exception:  # pragma: no cover - very old importlib.metadata
+        eps = ()
+    for ep in eps:
+        try:
+            ops = ep.load()
+        except ImportError:
+            continue  # front end not installed in this environment
+        add(ops, ep.value)
+    return found
+
+
+def all_operations() -> Dict[str, Operation]:
+    """Every operation, by name (discovered once per process)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _discover()
+    return dict(_REGISTRY)
+
+
+def get_operation(name: str) -> Operation:
+    """The operation called `name`; raises :class:`CamcorrError` listing the known ones."""
+    ops = all_operations()
+    if name not in ops:
+        raise CamcorrError("unknown operation", argument="operation",
+                           expected="one of " + ", ".join(sorted(ops)), received=repr(name))
+    return ops[name]

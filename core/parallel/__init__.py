@@ -1,0 +1,1 @@
+"""Streamed statistics over dask arrays, chunk by chunk, optionally on a dask cluster."""

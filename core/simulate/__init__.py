@@ -1,0 +1,1 @@
+"""Simulators with known ground truth: cameras, specimens, acquisitions."""

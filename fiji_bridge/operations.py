@@ -1,0 +1,2 @@
+"""Command-line operations contributed by the Fiji bridge (``camcorr fiji ...``)."""
+OPERATIONS = []
