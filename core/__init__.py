@@ -8,7 +8,8 @@ Sub-packages
 ------------
 flash      Hamamatsu Flash4.0 synchronous-readout charge-carryover calibration and correction.
 median     Selective median filter for hot, noisy and aberrant-gain pixels.
-gain       Blind residual-gain estimation, a posteriori normalisation, Fourier ring correlation.
+gain       Blind residual-gain estimation (Sorzano et al.) and its quality report.
+aposteriori A posteriori mean/sigma normalisation (Afanasyev et al.), Fourier ring correlation.
 flatfield  Flat-field from measured profiles, empty tiles or z-ranges, or BaSiCPy.
 simulate   Camera and specimen simulators with known ground truth.
 report     Quality report (HTML + PNG + JSON) of a correction run.

@@ -1,0 +1,1 @@
+"""A posteriori per-pixel normalisation (Afanasyev et al.) and Fourier ring correlation."""
