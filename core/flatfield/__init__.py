@@ -1,1 +1,129 @@
-"""Flat-field estimation (measured profiles, empty tiles, empty z-ranges, BaSiCPy) and application."""
+"""Flat-field estimation (measured profiles, empty tiles, empty z-ranges, BaSiCPy) and application.
+
+Three scenarios (after the mesoSPIM Fractal flat-field task, seed 001):
+
+1. a measured flat-field: :func:`load_profiles` reads ``<models_folder>/<channel>/profiles.npz``;
+2. empty data: :func:`estimate_from_empty_tiles` (whole empty tiles) or
+   :func:`estimate_from_z_ranges` (empty planes below/above the specimen);
+3. neither: :func:`estimate_basicpy` fits BaSiCPy 2.0 (imported lazily).
+
+:func:`estimate_flatfield` picks the scenario from what is given.  :func:`apply_flatfield`
+corrects a tile; :func:`flatfield_quality` measures the residual non-uniformity; every estimate
+carries it in ``Profiles.quality``.  BaSiCPy and torch are only imported by the BaSiCPy path.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+from ..errors import CamcorrError
+from .apply import apply_flatfield, resample_profiles
+from .basic import autosegment_weights, check_working_size, estimate_basicpy
+from .empty import (check_z_levels, estimate_from_empty_tiles, estimate_from_z_ranges,
+                    flatfield_from_planes, plane_statistic)
+from .grid import ORDERS, check_tile_numbers, corner_tiles, tile_grid
+from .profiles import Profiles, check_profiles, load_profiles, read_profiles, save_profiles
+from .quality import corner_centre_ratio, flatfield_quality, smoothed_cv
+from .sources import TileSet, sample_planes
+
+__all__ = [
+    "Profiles", "load_profiles", "read_profiles", "save_profiles", "check_profiles",
+    "estimate_from_empty_tiles", "estimate_from_z_ranges", "estimate_basicpy",
+    "estimate_flatfield", "choose_method", "apply_flatfield", "resample_profiles",
+    "corner_tiles", "tile_grid", "check_tile_numbers", "check_z_levels", "ORDERS", "METHODS",
+    "flatfield_quality", "corner_centre_ratio", "smoothed_cv", "TileSet", "sample_planes",
+    "autosegment_weights", "check_working_size", "flatfield_from_planes",
+]
+
+METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")
+
+
+def choose_method(method: str = "auto", *, models_folder=None, empty_tiles=None,
+                  z_levels=None) -> str:
+    """The scenario that `method` ('auto' or explicit) resolves to.
+
+    'auto': a models folder -> 'measured'; z-levels -> 'z-range'; empty tiles -> 'empty-tiles';
+    nothing -> 'basicpy' (the seed task's rule).
+    """
+    if method not in METHODS:
+        raise CamcorrError("unknown method", argument="method",
+                           expected="one of " + ", ".join(METHODS), received=repr(method))
+    if method != "auto":
+        return method
+    if models_folder:
+        return "measured"
+    if z_levels is not None:
+        return "z-range"
+    if empty_tiles:
+        return "empty-tiles"
+    return "basicpy"
+
+
+def estimate_flatfield(tiles=None, *, method: str = "auto",
+                       empty_tiles: Optional[Sequence[int]] = None,
+                       z_levels: Optional[Tuple[int, int]] = None,
+                       grid: Optional[Tuple[int, int]] = None, order: str = "inverted-n",
+                       models_folder=None, channel: Optional[str] = None, darkfield=0.0,
+                       sigma: float = 2.0, statistic: str = "median",
+                       n_planes: Optional[int] = None, seed: int = 0,
+                       basicpy_options: Optional[dict] = None) -> Profiles:
+    """Profiles for one channel, from whichever source is given (the three seed scenarios).
+
+    Parameters
+    ----------
+    tiles : sequence of array_like or path-like, optional
+        All tiles in acquisition order (2D or 3D, ADU); optional for 'measured' (then used
+        only for the quality number).
+    method : {'auto', 'measured', 'empty-tiles', 'z-range', 'basicpy'}
+        See :func:`choose_method`.  'empty-tiles' without `empty_tiles` uses every tile.
+    empty_tiles, z_levels, grid, order, darkfield, sigma, statistic, n_planes, seed
+        See :func:`estimate_from_empty_tiles` and :func:`estimate_from_z_ranges`.
+    models_folder, channel
+        See :func:`load_profiles`.
+    basicpy_options : dict, optional
+        Keyword arguments of :func:`estimate_basicpy`.
+
+    Returns
+    -------
+    Profiles
+        With ``quality`` filled whenever tiles are given.
+    """
+    m = choose_method(method, models_folder=models_folder, empty_tiles=empty_tiles,
+                      z_levels=z_levels)
+    if grid is not None and tiles is not None:
+        from .grid import check_grid
+
+        check_grid(grid[0], grid[1], len(TileSet.as_list(tiles)))
+    if m != "measured" and tiles is None:
+        raise CamcorrError("no tiles given", argument="tiles",
+                           expected=f"the tiles to estimate the flat-field from ({m})",
+                           received="none")
+    if m == "measured":
+        if not models_folder:
+            raise CamcorrError("no models folder given", argument="models folder",
+                               expected="a folder with <channel>/profiles.npz", received="none")
+        profiles = load_profiles(models_folder, channel)
+        if tiles is not None and len(tiles) > 0:
+            ts = TileSet(tiles)
+            try:
+                picks = sample_planes([(i, range(n)) for i, n in enumerate(ts.n_planes)],
+                                      n_planes, seed=seed)
+                if profiles.flatfield.ndim == 2 and profiles.shape == ts.shape:
+                    ref, _ = plane_statistic(ts, picks, profiles.darkfield,
+                                             normalize_planes=False)
+                    profiles.quality = flatfield_quality(ref, profiles.flatfield, 0.0)
+            finally:
+                ts.close()
+        return profiles
+    if m == "empty-tiles":
+        return estimate_from_empty_tiles(tiles, empty_tiles, darkfield=darkfield, sigma=sigma,
+                                         statistic=statistic, n_planes=n_planes, seed=seed)
+    if m == "z-range":
+        if z_levels is None:
+            raise CamcorrError("no z-levels given", argument="z-levels",
+                               expected="LOW HIGH (planes z < LOW and z > HIGH are empty)",
+                               received="none")
+        return estimate_from_z_ranges(tiles, z_levels, empty_tiles=empty_tiles, grid=grid,
+                                      order=order, darkfield=darkfield, sigma=sigma,
+                                      statistic=statistic, n_planes=n_planes, seed=seed)
+    return estimate_basicpy(tiles, darkfield=darkfield, n_planes=n_planes, seed=seed,
+                            **(basicpy_options or {}))

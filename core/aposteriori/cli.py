@@ -1,0 +1,97 @@
+"""Command-line runners of ``camcorr gain normalize`` and ``camcorr frc``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+
+from ..errors import CamcorrError
+from ..io import ensure_not_input, iter_planes, read_image, read_tiff, write_tiff
+from .frc import frc
+from .normalize import NormalizationStats, compute_stats, normalize
+
+__all__ = ["run_normalize", "run_frc"]
+
+
+def run_normalize(values: Dict[str, Any]) -> int:
+    """Measure (or load) the statistics, then write every input file corrected."""
+    paths = [Path(p) for p in values["frames"]]
+    outdir = Path(values["outdir"])
+    outputs = [outdir / p.name for p in paths]
+    if len({o.name for o in outputs}) != len(outputs):
+        raise CamcorrError("two inputs have the same file name", argument="FRAMES",
+                           expected="distinct file names (outputs keep the input names)",
+                           received=", ".join(str(p) for p in paths))
+    for o in outputs:
+        ensure_not_input(o, paths, argument="--output")
+    stats_path = Path(values["stats"]) if values.get("stats") else outdir / "normalization_stats.npz"
+    ensure_not_input(stats_path, paths, argument="--stats")
+    if values.get("from_stats"):
+        stats = NormalizationStats.load(values["from_stats"])
+        source = f"statistics from {values['from_stats']}"
+    else:
+        stats = compute_stats(lambda: iter_planes(paths, argument="FRAMES"),
+                              reject_k=values["reject_k"], split=values["split"])
+        source = (f"{stats.n_accepted} of {stats.n_frames} frames used "
+                  f"({stats.n_rejected} rejected as blank/deviant"
+                  + (": frames " + ", ".join(str(i) for i in np.flatnonzero(~stats.accepted)[:10])
+                     + (" ..." if stats.n_rejected > 10 else "") if stats.n_rejected else "")
+                  + ")")
+        stats.save(stats_path, inputs=paths)
+    n_dead = stats.n_zero_sigma()
+    sigma0 = values.get("sigma0")
+    i0 = values.get("i0")
+    s0 = stats.sigma0() if sigma0 is None else sigma0
+    c0 = stats.i0() if i0 is None else i0
+    if sigma0 is not None and sigma0 <= 0:
+        raise CamcorrError("value out of range", argument="--sigma0",
+                           expected="a positive standard deviation", received=repr(sigma0))
+    print(f"camcorr gain normalize: {source}; sigma0 = {s0:.4g} ADU, I0 = {c0:.4g} ADU")
+    if n_dead:
+        if values["zero_sigma"] == "error":
+            normalize(np.zeros((1,) + stats.shape), stats, sigma0=s0, i0=c0, zero_sigma="error")
+        print(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
+    for src, dst in zip(paths, outputs):
+        data, info = read_tiff(src, argument="FRAMES")
+        dtype = data.dtype if values["dtype"] == "keep" else np.float32
+        corrected = normalize(data, stats, sigma0=s0, i0=c0, zero_sigma=values["zero_sigma"],
+                              dtype=dtype)
+        write_tiff(dst, corrected, inputs=paths, **info.write_kwargs())
+    print(f"camcorr gain normalize: wrote {len(outputs)} file(s) to {outdir}"
+          + ("" if values.get("from_stats") else f"; statistics in {stats_path}"))
+    return 0
+
+
+def _image2d(path, argument):
+    img = np.asarray(read_image(path, argument=argument))
+    img = np.squeeze(img)
+    if img.ndim != 2:
+        raise CamcorrError("not a 2D image", argument=argument,
+                           expected="a single-plane image (Y, X)",
+                           received=f"an image of shape {img.shape}",
+                           fix="Save one plane, or an average of frames, as its own TIFF")
+    return img
+
+
+def run_frc(values: Dict[str, Any]) -> int:
+    """FRC of two TIFF images; print a summary, write the JSON and plot if asked."""
+    a = _image2d(values["a"], "A")
+    b = _image2d(values["b"], "B")
+    inputs = [values["a"], values["b"]]
+    for key, flag in (("plot", "--plot"), ("json", "--json")):
+        if values.get(key):
+            ensure_not_input(values[key], inputs, argument=flag)
+    res = frc(a, b, n_sigma=values["n_sigma"], window=values["window"])
+    cross = (f"{res.crossover:.4f} cycles/pixel ({res.resolution:.2f} pixels)"
+             if res.crossover else "none (above the noise curve up to Nyquist)")
+    print(f"camcorr frc: cross-over with the {res.n_sigma:g}-sigma curve: {cross}; "
+          f"{100 * res.fraction_above:.1f} % of rings above the curve")
+    if values.get("json"):
+        res.save_json(values["json"], inputs=inputs)
+        print(f"camcorr frc: wrote {values['json']}")
+    if values.get("plot"):
+        res.plot(values["plot"], inputs=inputs,
+                 title=f"FRC {Path(values['a']).name} vs {Path(values['b']).name}")
+        print(f"camcorr frc: wrote {values['plot']}")
+    return 0

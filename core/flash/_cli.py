@@ -1,0 +1,177 @@
+"""Command-line runners of ``camcorr flash calibrate`` and ``camcorr flash correct``."""
+from __future__ import annotations
+
+import re
+import sys
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import CamcorrError
+from ..io import read_tiff, write_tiff
+from .calibrate import STATUS, calibrate_folder
+from .correct import correct_interleaved
+from .params import FlashParams, crop_params, param_filename, read_params, write_params
+from .settings import LLSSettings, find_settings, parse_settings
+
+__all__ = ["run_calibrate", "run_correct", "group_lls_files", "quality_filename",
+           "prepare_params"]
+
+_LLS = re.compile(r"^(?P<prefix>.*?)_ch(?P<ch>\d+)_stack(?P<stack>\d+)")
+
+
+def _err(msg: str):
+    print(msg, file=sys.stderr)
+
+
+def quality_filename(param_path: Path) -> Path:
+    """``FlashFitQuality_...tif`` beside ``FlashParam_...tif``."""
+    name = param_path.name
+    if name.startswith("FlashParam"):
+        return param_path.with_name("FlashFitQuality" + name[len("FlashParam"):])
+    return param_path.with_name(param_path.stem + "_fitquality.tif")
+
+
+def run_calibrate(values: Dict) -> int:
+    """Runner of ``camcorr flash calibrate``."""
+    calib_dir = Path(values["calib_dir"])
+    cal = calibrate_folder(calib_dir, progress=bool(values.get("progress", True)))
+    out = values.get("output")
+    if out is None:
+        target = calib_dir / param_filename(cal.serial, cal.roi, cal.date)
+    else:
+        target = Path(out)
+        if target.is_dir() or target.suffix.lower() not in (".tif", ".tiff"):
+            target = target / param_filename(cal.serial, cal.roi, cal.date)
+    path = write_params(cal, target)
+    qpath = quality_filename(path)
+    write_tiff(qpath, np.stack([cal.gof, cal.status.astype(np.float32)]).astype(np.float32),
+               axes="ZYX", imagej_metadata={"Labels": ["fit RMS residual (ADU)", "status code"]},
+               extra_metadata={"status_codes": {str(k): v for k, v in STATUS.items()}})
+    n = cal.A.size
+    _err(f"levels: {cal.n_levels}, bright/dark pairs: {cal.n_pairs}, dark frames: "
+         f"{cal.n_dark_frames}; median A {float(np.median(cal.A)):.1f} ADU, median B "
+         f"{float(np.median(cal.B)):.2e} 1/ADU, median fit residual {float(np.nanmedian(cal.gof)):.2f} ADU; "
+         f"failed fits: {cal.n_failed} of {n} pixels ({100.0 * cal.n_failed / n:.2f} %)")
+    _err(f"fit quality map: {qpath}")
+    print(path)
+    return 0
+
+
+def group_lls_files(folder: Path) -> "OrderedDict[Tuple[str, str], List[Path]]":
+    """Group the LLS stacks of a folder by (prefix with camera, stack number); channels in order."""
+    groups: Dict[Tuple[str, str], Dict[int, Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in (".tif", ".tiff") or p.name.startswith((".", "FlashParam",
+                                                                            "FlashFitQuality")):
+            continue
+        m = _LLS.match(p.name)
+        if not m:
+            continue
+        key = (m.group("prefix"), m.group("stack"))
+        ch = int(m.group("ch"))
+        if ch in groups.setdefault(key, {}):
+            raise CamcorrError("two files for one channel and timepoint", argument="images",
+                               expected="one *_ch<c>_stack<t>_* file per channel and timepoint",
+                               received=f"{groups[key][ch].name} and {p.name}")
+        groups[key][ch] = p
+    if not groups:
+        raise CamcorrError("no LLS stacks in the folder", argument="images",
+                           expected="files named like name_CamA_ch0_stack0000_488nm_....tif",
+                           received=f"none in {folder}", fix="Or list the stack files themselves")
+    out: "OrderedDict[Tuple[str, str], List[Path]]" = OrderedDict()
+    for key in sorted(groups):
+        out[key] = [groups[key][c] for c in sorted(groups[key])]
+    return out
+
+
+def prepare_params(params: FlashParams, image_shape, settings: Optional[LLSSettings],
+                   *, note=_err) -> FlashParams:
+    """Cut `params` to the data's ROI (from `settings`) or check it has the images' shape."""
+    if settings is not None and params.roi is not None:
+        if params.serial and settings.serial and str(params.serial) != str(settings.serial):
+            note(f"warning: the parameter file is for camera {params.serial} but the data were "
+                 f"taken with camera {settings.serial}")
+        cut = crop_params(params, settings.roi)
+        if cut.shape != tuple(image_shape):
+            raise CamcorrError("images do not match the camera ROI of their Settings.txt",
+                               argument="settings",
+                               expected=f"images of {cut.shape} (ROI {settings.roi})",
+                               received=f"images of {tuple(image_shape)}",
+                               fix="Check that the Settings.txt belongs to these stacks")
+        return cut
+    if tuple(params.shape) == tuple(image_shape):
+        if settings is None and params.roi is not None:
+            note("note: no Settings.txt for the data; the parameter maps have the images' size, "
+                 "so the data are assumed to use the calibration's camera ROI "
+                 f"{params.roi}")
+        return params
+    raise CamcorrError("parameter file and images have different sizes", argument="params",
+                       expected=f"parameter maps of the images' size {tuple(image_shape)}",
+                       received=f"maps of {params.shape}"
+                                + (f" (ROI {params.roi})" if params.roi else ""),
+                       fix="Give the data's Settings.txt with --settings so the calibration can be "
+                           "cut to the data's camera ROI" if params.roi else
+                           "Use a parameter file whose name contains roi<L>-<T>-<R>-<B>, plus "
+                           "--settings")
+
+
+def run_correct(values: Dict) -> int:
+    """Runner of ``camcorr flash correct``."""
+    images = [Path(p) for p in values["images"]]
+    if len(images) == 1 and images[0].is_dir():
+        folder = images[0]
+        groups = list(group_lls_files(folder).values())
+    else:
+        for p in images:
+            if p.is_dir():
+                raise CamcorrError("a folder among stack files", argument="images",
+                                   expected="either one folder or a list of stack files",
+                                   received=str(p))
+        folder = images[0].parent
+        groups = [images]
+    settings_path = values.get("settings")
+    if settings_path is None:
+        found = find_settings(folder, argument="images")
+        if found is not None:
+            _err(f"using {found}")
+        settings = parse_settings(found) if found is not None else None
+    else:
+        settings = parse_settings(settings_path)
+    if settings is not None and settings.twin_cam:
+        _err("note: the Settings.txt says twin-camera mode, which clears the carryover: the "
+             "correction is probably not needed")
+    params = read_params(values["params"])
+    out_dir = Path(values["output"]) if values.get("output") else folder / "flash_corrected"
+    cycle = settings.cycle_lasers if settings is not None and settings.cycle_lasers else "per Z"
+    dtype = values.get("dtype") or "keep"
+    all_inputs = [p for g in groups for p in g]
+    cut: Optional[FlashParams] = None
+    written = 0
+    for files in groups:
+        stacks, infos = [], []
+        for f in files:
+            data, info = read_tiff(f, argument="images")
+            if data.ndim == 2:
+                data = data[None]
+            if data.ndim != 3:
+                raise CamcorrError("not a (Z, Y, X) stack", argument="images",
+                                   expected="3D stacks, one per channel", received=f"shape {data.shape} in {f}")
+            stacks.append(data)
+            infos.append(info)
+        if cut is None or cut.shape != stacks[0].shape[1:]:
+            cut = prepare_params(params, stacks[0].shape[1:], settings)
+        outs = correct_interleaved(stacks, cut, dampening=values.get("dampening", 1.0),
+                                   cycle=cycle, dtype=dtype)
+        for f, info, arr in zip(files, infos, outs):
+            kw = info.write_kwargs()
+            if arr.shape != info.shape:
+                kw.pop("axes", None)
+            write_tiff(out_dir / f.name, arr, inputs=all_inputs, **kw)
+            written += 1
+    _err(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
+         f"(dampening {values.get('dampening', 1.0)}, output {dtype})")
+    print(out_dir)
+    return 0

@@ -1,0 +1,86 @@
+"""Per-pixel median over planes: a numba kernel and its numpy reference.
+
+The kernel selects the middle element(s) of each pixel's values with Wirth's selection
+algorithm (N. Wirth, Algorithms + Data Structures = Programs, 1976, section 2.3.4), O(k) per
+pixel, in parallel over rows.  ``numpy.median(stack, axis=0)`` is the reference (same result to
+float32 rounding; tested in tests/test_flatfield.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["median_over_planes", "median_over_planes_numpy"]
+
+
+def median_over_planes_numpy(stack: np.ndarray) -> np.ndarray:
+    """Reference: ``numpy.median`` over axis 0 of a (k, Y, X) stack, as float32."""
+    return np.median(stack, axis=0).astype(np.float32)
+
+
+try:  # numba is a hard dependency of camcorr, but keep the module importable without it
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def _select(buf, k, m):  # pragma: no cover - compiled
+        lo, hi = 0, k - 1
+        while lo < hi:
+            x = buf[m]
+            i, j = lo, hi
+            while True:
+                while buf[i] < x:
+                    i += 1
+                while x < buf[j]:
+                    j -= 1
+                if i <= j:
+                    t = buf[i]
+                    buf[i] = buf[j]
+                    buf[j] = t
+                    i += 1
+                    j -= 1
+                if i > j:
+                    break
+            if j < m:
+                lo = i
+            if m < i:
+                hi = j
+        return buf[m]
+
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _median_kernel(stack, out):  # pragma: no cover - compiled
+        k, ny, nx = stack.shape
+        m = k // 2
+        for y in numba.prange(ny):
+            buf = np.empty(k, dtype=np.float32)
+            for x in range(nx):
+                for j in range(k):
+                    buf[j] = stack[j, y, x]
+                upper = _select(buf, k, m)
+                if k % 2 == 1:
+                    out[y, x] = upper
+                else:
+                    lower = buf[0]
+                    for j in range(1, m):
+                        if buf[j] > lower:
+                            lower = buf[j]
+                    out[y, x] = 0.5 * (lower + upper)
+
+    _HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    _HAVE_NUMBA = False
+
+
+def median_over_planes(stack: np.ndarray, *, backend: str = "numba") -> np.ndarray:
+    """Per-pixel median over axis 0 of a float32 (k, Y, X) stack (NaN-free), as float32 (Y, X).
+
+    Parameters
+    ----------
+    stack : ndarray, shape (k, Y, X), float32
+    backend : {'numba', 'numpy'}
+    """
+    if stack.shape[0] == 1:
+        return stack[0].astype(np.float32, copy=True)
+    if backend == "numpy" or not _HAVE_NUMBA:
+        return median_over_planes_numpy(stack)
+    out = np.empty(stack.shape[1:], dtype=np.float32)
+    _median_kernel(np.ascontiguousarray(stack, dtype=np.float32), out)
+    return out

@@ -1,0 +1,390 @@
+"""Flat-field from empty tiles or from the empty top/bottom planes of tiles.
+
+Model (after the mesoSPIM Fractal flat-field task, seed 001; facts in NOTES.md section 4): an
+empty plane is ``E(y, x) = D(y, x) + b * F(y, x) + noise``, with ``D`` the darkfield (ADU,
+given: camera offset or a dark image), ``b`` the background level of that plane and ``F`` the
+flat-field (mean 1).  We
+
+1. sample planes with a seeded sampler (:func:`camcorr.flatfield.sources.sample_planes`);
+2. subtract ``D`` and, by default, divide every plane by its own median (so planes of
+   different background level, e.g. at different depths, weigh equally);
+3. take the per-pixel median over the planes (robust to the odd bright object);
+4. smooth with a Gaussian of `sigma` pixels and divide by the mean (mean-1 flat-field);
+5. baseline = 1st percentile of the corrected median image in ADU (one number: the background
+   left after correction, as in the seed task).
+
+Streaming: the planes are read lazily (memory map or TIFF page) and the median is computed in
+row blocks holding at most ``memory_limit`` bytes, so memory depends on the number of sampled
+planes (200 by default) and the block size, not on the number of planes in the data.
+
+The empty z-ranges follow the seed task's *text*: with ``z_levels = (low, high)`` the planes
+``z < low`` and ``z > high`` are sampled (its code takes ``[Z - high, Z)`` for the top range,
+which includes the sample; that bug is not reproduced).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import CamcorrError, check_range, describe
+from ._kernels import median_over_planes
+from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
+from .profiles import Profiles
+from .quality import flatfield_quality
+from .sources import DEFAULT_MAX_PLANES, TileSet, sample_planes
+
+__all__ = ["estimate_from_empty_tiles", "estimate_from_z_ranges", "eligible_z",
+           "check_z_levels", "flatfield_from_planes", "plane_statistic"]
+
+STATISTICS = ("median", "mean")
+_DEFAULT_MEMORY = 512 * 2 ** 20
+
+
+def check_z_levels(z_levels, n_planes: int, *, argument: str = "z-levels",
+                   tile: str = "") -> Tuple[int, int]:
+    """Validate ``(low, high)`` for tiles of `n_planes` planes; return them as ints.
+
+    Raises
+    ------
+    CamcorrError
+        Unless ``0 <= low < high <= n_planes - 1`` with at least one eligible plane.
+    """
+    try:
+        low, high = (int(v) for v in z_levels)
+        if (low, high) != tuple(z_levels):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise CamcorrError("z-levels must be two whole numbers", argument=argument,
+                           expected="LOW HIGH, e.g. 50 600", received=repr(z_levels)) from None
+    where = f" of {tile}" if tile else ""
+    if low == high:
+        raise CamcorrError("z-levels are equal", argument=argument,
+                           expected="LOW < HIGH: planes z < LOW and z > HIGH are sampled",
+                           received=f"{low} {high}")
+    if low > high:
+        raise CamcorrError("z-levels in the wrong order", argument=argument,
+                           expected="LOW < HIGH: planes z < LOW and z > HIGH are sampled",
+                           received=f"{low} {high}", fix=f"Write {high} {low}")
+    if low < 0 or high > n_planes - 1:
+        raise CamcorrError("z-levels out of range", argument=argument,
+                           expected=f"0 <= LOW < HIGH <= {n_planes - 1} (the stack{where} has "
+                                    f"{n_planes} planes, numbered from 0)",
+                           received=f"{low} {high}")
+    if low == 0 and high == n_planes - 1:
+        raise CamcorrError("z-levels leave no plane to sample", argument=argument,
+                           expected=f"LOW > 0 or HIGH < {n_planes - 1}", received=f"{low} {high}")
+    return low, high
+
+
+def eligible_z(n_planes: int, z_levels) -> range:
+    """Planes ``z < low`` and ``z > high`` of a stack of `n_planes` (as one sorted sequence)."""
+    low, high = check_z_levels(z_levels, n_planes)
+    return list(range(0, low)) + list(range(high + 1, n_planes))
+
+
+def _darkfield_map(darkfield, shape, argument="darkfield") -> np.ndarray:
+    dark = np.asarray(darkfield if darkfield is not None else 0.0, dtype=np.float32)
+    if dark.ndim == 0:
+        check_range(float(dark), argument)
+        return np.full(shape, float(dark), dtype=np.float32)
+    if dark.shape != tuple(shape):
+        raise CamcorrError("darkfield shape does not match the tiles", argument=argument,
+                           expected=f"a number (ADU) or an image of shape {tuple(shape)}",
+                           received=describe(dark))
+    if not np.all(np.isfinite(dark)):
+        raise CamcorrError("darkfield contains NaN or infinite values", argument=argument,
+                           expected="finite values (ADU)", received="non-finite pixels")
+    return dark
+
+
+def _check_plane(plane: np.ndarray, tiles: TileSet, t: int, z: int):
+    if plane.dtype.kind == "f" and not np.all(np.isfinite(plane)):
+        n = int(np.count_nonzero(~np.isfinite(plane)))
+        raise CamcorrError("tile contains NaN or infinite values",
+                           argument=f"{tiles.argument}: {tiles.name(t)}, plane {z}",
+                           expected="finite pixel values", received=f"{n} non-finite pixel(s)",
+                           fix="Replace or mask the non-finite pixels before estimating")
+
+
+def _plane_level(plane: np.ndarray, dark: np.ndarray) -> float:
+    """Median of (plane - dark) on a 1-in-16 pixel subsample (a robust background level)."""
+    sub = plane[::4, ::4].astype(np.float32) - dark[::4, ::4]
+    return float(np.median(sub))
+
+
+def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str = "median",
+                    normalize_planes: bool = True, memory_limit: int = _DEFAULT_MEMORY):
+    """Per-pixel median (or mean) of the chosen planes minus `dark`, streamed in row blocks.
+
+    Returns
+    -------
+    stat : ndarray (Y, X) float32
+        In ADU, or in units of each plane's median level when `normalize_planes`.
+    levels : ndarray (n,)
+        Median level of each plane (ADU above `dark`); ones when not normalising.
+    """
+    ny, nx = tiles.shape
+    k = len(picks)
+    if k == 0:
+        raise CamcorrError("no planes to estimate from", argument="planes",
+                           expected="at least one plane", received="none")
+    rows = int(max(1, min(ny, memory_limit // max(1, k * nx * 4))))
+    # pass 1 (only when the median is computed in several row blocks): plane levels
+    levels = np.ones(k, dtype=np.float64)
+    if normalize_planes and rows < ny:
+        for j, (t, z) in enumerate(picks):
+            plane = tiles.plane(t, z)
+            _check_plane(plane, tiles, t, z)
+            levels[j] = _plane_level(plane, dark)
+    stat = np.empty((ny, nx), dtype=np.float32)
+    buf = np.empty((k, rows, nx), dtype=np.float32)
+    for r0 in range(0, ny, rows):
+        r1 = min(ny, r0 + rows)
+        b = buf[:, : r1 - r0] if r1 - r0 < rows else buf
+        for j, (t, z) in enumerate(picks):
+            plane = tiles.plane(t, z)
+            if rows == ny or not normalize_planes:
+                if r0 == 0:
+                    _check_plane(plane, tiles, t, z)
+                if normalize_planes:
+                    levels[j] = _plane_level(plane, dark)
+            np.subtract(plane[r0:r1], dark[r0:r1], out=b[j], casting="unsafe")
+            if normalize_planes:
+                if not levels[j] > 0:
+                    raise CamcorrError("plane has no signal above the darkfield",
+                                       argument=f"{tiles.argument}: {tiles.name(t)}, plane {z}",
+                                       expected="a background level above the darkfield/offset",
+                                       received=f"median level {levels[j]:.3g} ADU",
+                                       fix="Check the darkfield/offset, or use "
+                                           "normalize_planes=False")
+                b[j] *= np.float32(1.0 / levels[j])
+        if statistic == "median":
+            stat[r0:r1] = median_over_planes(b)
+        else:
+            stat[r0:r1] = b.mean(axis=0)
+    return stat, levels
+
+
+def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float = 2.0,
+                          statistic: str = "median", normalize_planes: bool = True,
+                          memory_limit: int = _DEFAULT_MEMORY):
+    """Flat-field, baseline and quality from chosen planes (the common core of both scenarios).
+
+    Parameters
+    ----------
+    tiles : TileSet
+    picks : list of (tile_index, z)
+        Planes to use (0-based), e.g. from :func:`~camcorr.flatfield.sources.sample_planes`.
+    darkfield : float or ndarray (Y, X)
+        ADU subtracted from every plane first.
+    sigma : float
+        Gaussian smoothing of the statistic, pixels (0: none).
+    statistic : {'median', 'mean'}
+        Per-pixel statistic over the planes.
+    normalize_planes : bool
+        Divide each plane by its own median first.
+    memory_limit : int
+        Bytes of float32 plane data held at once (row blocks beyond that).
+
+    Returns
+    -------
+    flatfield : ndarray (Y, X) float32, mean 1
+    darkfield : ndarray (Y, X) float32
+    baseline : float, ADU
+    quality : dict
+        :func:`~camcorr.flatfield.flatfield_quality` of the held-out half: the planes are
+        split in two alternate halves, the flat-field of the first corrects the median of the
+        second (``quality['held_out']`` is False with a single plane).
+
+    Notes
+    -----
+    With two or more planes the statistic is the plane-weighted average of the two halves'
+    statistics (for 'mean' that is exactly the mean; for 'median' an average of two medians,
+    as robust and as precise to within a few percent of the noise).
+    """
+    if statistic not in STATISTICS:
+        raise CamcorrError("unknown statistic", argument="statistic",
+                           expected="one of " + ", ".join(STATISTICS), received=repr(statistic))
+    check_range(sigma, "sigma", low=0)
+    dark = _darkfield_map(darkfield, tiles.shape)
+    kw = dict(statistic=statistic, normalize_planes=normalize_planes, memory_limit=memory_limit)
+    held_out = len(picks) >= 2
+    if held_out:
+        # Two halves (alternate picks): their statistics are averaged for the estimate, and
+        # the flat-field of one half corrects the other for an honest (held-out) quality number.
+        half_a, half_b = picks[0::2], picks[1::2]
+        stat_a, lev_a = plane_statistic(tiles, half_a, dark, **kw)
+        stat_b, lev_b = plane_statistic(tiles, half_b, dark, **kw)
+        wa = len(half_a) / len(picks)
+        stat = wa * stat_a + (1 - wa) * stat_b
+        levels = np.concatenate([lev_a, lev_b])
+    else:
+        stat, levels = plane_statistic(tiles, picks, dark, **kw)
+    level = float(np.median(levels)) if normalize_planes else 1.0
+    flat = _smooth_normalise(stat, sigma, tiles.argument)
+    reference = stat.astype(np.float64) * level
+    baseline = float(np.percentile(reference / flat, 1))
+    if held_out:
+        quality = flatfield_quality(stat_b.astype(np.float64) * level,
+                                    _smooth_normalise(stat_a, sigma, tiles.argument), 0.0)
+    else:
+        quality = flatfield_quality(reference, flat, 0.0)
+    quality["held_out"] = held_out
+    return flat, dark, baseline, quality
+
+
+def _smooth_normalise(stat, sigma, argument):
+    smooth = ndi.gaussian_filter(stat, sigma, mode="reflect") if sigma > 0 else stat.copy()
+    mean = float(smooth.mean(dtype=np.float64))
+    if not mean > 0 or np.any(smooth <= 0):
+        raise CamcorrError("empty planes give a flat-field with zero or negative pixels",
+                           argument=argument,
+                           expected="planes with background light above the darkfield",
+                           received=f"statistic between {float(stat.min()):.3g} and "
+                                    f"{float(stat.max()):.3g}",
+                           fix="Check the darkfield/offset and that the planes are not dark")
+    return (smooth / mean).astype(np.float32)
+
+
+def _open(tiles, numbers):
+    """TileSet opening only the tiles `numbers` (1-based)."""
+    if isinstance(tiles, TileSet):
+        return tiles
+    return TileSet(tiles, argument="tiles", only=[n - 1 for n in numbers])
+
+
+def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None, *,
+                              darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
+                              seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
+                              statistic: str = "median", normalize_planes: bool = True,
+                              memory_limit: int = _DEFAULT_MEMORY) -> Profiles:
+    """Flat-field from whole empty tiles.
+
+    Parameters
+    ----------
+    tiles : sequence of array_like or path-like, or TileSet
+        All tiles, in acquisition order; each 2D (Y, X) or 3D (Z, Y, X); ADU.
+    empty_tiles : sequence of int, optional
+        1-based numbers of the empty tiles (in the order of `tiles`); default: every tile
+        (e.g. the median of all images of a sparse specimen).
+    darkfield : float or ndarray (Y, X)
+        Darkfield in ADU (camera offset, or a dark image), subtracted before the statistic and
+        stored in the profiles.  Without it the offset is folded into the flat-field.
+    sigma : float
+        Gaussian smoothing, pixels.
+    n_planes : int, optional
+        Exactly this many planes (error if fewer exist); default: all, capped at `max_planes`.
+    seed : int
+        Seed of the plane sampler.
+    max_planes : int
+        Cap when `n_planes` is not given.
+    statistic : {'median', 'mean'}
+    normalize_planes : bool
+        Divide each plane by its own median before the statistic.
+    memory_limit : int
+        Bytes of plane data held at once.
+
+    Returns
+    -------
+    Profiles
+        ``source='empty-tiles'``; ``meta`` lists the tiles and planes used; ``quality`` holds
+        :func:`~camcorr.flatfield.flatfield_quality` of the empty-plane median.
+
+    Raises
+    ------
+    CamcorrError
+        Tile numbers zero, out of range or repeated; fewer planes than `n_planes`; NaNs.
+    """
+    n_tiles = len(TileSet.as_list(tiles))
+    numbers = (tuple(range(1, n_tiles + 1)) if empty_tiles is None or len(empty_tiles) == 0
+               else check_tile_numbers(empty_tiles, n_tiles, argument="empty tiles"))
+    seed = int(seed)
+    ts = _open(tiles, numbers)
+    try:
+        candidates = [(n - 1, range(ts.n_planes[n - 1])) for n in numbers]
+        picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
+        flat, dark, baseline, quality = flatfield_from_planes(
+            ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
+            normalize_planes=normalize_planes, memory_limit=memory_limit)
+    finally:
+        ts.close()
+    meta = {"tiles_used": list(numbers), "n_planes_used": len(picks), "seed": seed,
+            "sigma": float(sigma), "statistic": statistic,
+            "normalize_planes": bool(normalize_planes)}
+    return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="empty-tiles",
+                    quality=quality, meta=meta)
+
+
+def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[int]] = None,
+                           grid: Optional[Tuple[int, int]] = None, order: str = "inverted-n",
+                           darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
+                           seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
+                           statistic: str = "median", normalize_planes: bool = True,
+                           memory_limit: int = _DEFAULT_MEMORY) -> Profiles:
+    """Flat-field from the empty planes at the bottom and top of 3D tiles.
+
+    Parameters
+    ----------
+    tiles : sequence of array_like or path-like, or TileSet
+        All tiles in acquisition order, 3D (Z, Y, X), ADU.
+    z_levels : (int, int)
+        ``(low, high)``: planes ``z < low`` and ``z > high`` (0-based) are empty and sampled.
+        ``0 <= low < high <= Z - 1`` for every tile used.
+    empty_tiles : sequence of int, optional
+        1-based tiles to sample from.  Default: the four corner tiles of `grid` (in `order`),
+        or every tile when no grid is given.
+    grid : (rows, cols), optional
+        Mosaic geometry; ``rows * cols`` must equal the number of tiles.
+    order : {'inverted-n', 'serpentine', 'row-major'}
+        Tile order on the grid (see :mod:`camcorr.flatfield.grid`).
+    darkfield, sigma, n_planes, seed, max_planes, statistic, normalize_planes, memory_limit
+        As in :func:`estimate_from_empty_tiles`.
+
+    Returns
+    -------
+    Profiles
+        ``source='z-range'``.
+
+    Raises
+    ------
+    CamcorrError
+        z-levels equal, reversed or out of range; 2D tiles; bad tile numbers or grid; fewer
+        planes than requested; NaNs.
+    """
+    if order not in ORDERS:
+        raise CamcorrError("unknown tile order", argument="order",
+                           expected="one of " + ", ".join(ORDERS), received=repr(order))
+    n_tiles = len(TileSet.as_list(tiles))
+    if empty_tiles is not None and len(empty_tiles) > 0:
+        numbers = check_tile_numbers(empty_tiles, n_tiles, argument="empty tiles")
+    elif grid is not None:
+        r, c = check_grid(grid[0], grid[1], n_tiles)
+        numbers = corner_tiles(r, c, order)
+    else:
+        numbers = tuple(range(1, n_tiles + 1))
+    seed = int(seed)
+    ts = _open(tiles, numbers)
+    try:
+        candidates = []
+        for n in numbers:
+            if ts.ndims[n - 1] != 3:
+                raise CamcorrError("z-levels need 3D tiles", argument=f"tiles: {ts.name(n - 1)}",
+                                   expected="a (Z, Y, X) stack", received="a 2D image",
+                                   fix="Use empty tiles instead of z-levels for 2D tiles")
+            low, high = check_z_levels(z_levels, ts.n_planes[n - 1], tile=ts.name(n - 1))
+            candidates.append((n - 1, list(range(0, low)) + list(range(high + 1,
+                                                                       ts.n_planes[n - 1]))))
+        picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
+        flat, dark, baseline, quality = flatfield_from_planes(
+            ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
+            normalize_planes=normalize_planes, memory_limit=memory_limit)
+    finally:
+        ts.close()
+    meta = {"tiles_used": list(numbers), "z_levels": [int(v) for v in z_levels],
+            "grid": list(grid) if grid is not None else None, "order": order,
+            "n_planes_used": len(picks), "seed": seed, "sigma": float(sigma),
+            "statistic": statistic, "normalize_planes": bool(normalize_planes)}
+    return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="z-range",
+                    quality=quality, meta=meta)

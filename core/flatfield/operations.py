@@ -1,0 +1,313 @@
+"""Operations ``flatfield-estimate`` and ``flatfield-apply`` (CLI, CellProfiler, Fiji).
+
+One definition feeds ``camcorr flatfield estimate|apply``, the CellProfiler module
+FlatfieldFromEmptyTiles and the Fiji commands "Flatfield Estimate" / "Flatfield Apply".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+from ..operations import Operation, Param
+from .grid import ORDERS
+
+__all__ = ["OPERATIONS", "ESTIMATE", "APPLY", "run_estimate", "run_apply", "estimate_kwargs"]
+
+_REFERENCES = (
+    "Peng T. et al. (2017) A BaSiC tool for background and shading correction of optical "
+    "microscopy images. Nat Commun 8:14836. doi:10.1038/ncomms14836",
+)
+_METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")
+
+_TILES = Param(
+    "tiles", "images", required=True, label="Tiles", metavar="TILES",
+    help="Tiles of one channel in acquisition order (numbered from 1 in this order): 2D (Y, X) "
+         "or 3D (Z, Y, X) TIFF files in ADU.  Planes are read lazily; only sampled planes are "
+         "loaded.")
+
+_ESTIMATE_PARAMS = (
+    _TILES,
+    Param("output", "output_file", required=True, cli="--output", short="-o",
+          label="Profiles file", metavar="PROFILES",
+          help="Where to write the profiles: a .npz file (BaSiCPy's profiles.npz format: "
+               "flatfield, darkfield, baseline), or a folder name without .npz, which receives "
+               "profiles.npz and settings.json and then also loads with BaSiCPy's "
+               "BaSiC.load_model.", frontends=("cli",)),
+    Param("method", "choice", default="auto", choices=_METHODS, cli="--method", label="Method",
+          help="Where the flat-field comes from. 'auto': a models folder -> 'measured'; "
+               "z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. "
+               "'empty-tiles' without a tile list uses every tile (the median or mean of all "
+               "images, for sparse specimens)."),
+    Param("grid", "int_pair", default=None, cli="--grid", label="Grid (rows, columns)",
+          metavar=("ROWS", "COLS"),
+          help="Mosaic geometry, rows x columns; must equal the number of tiles.  Used to find "
+               "the four corner tiles for the z-range method when no empty tiles are listed."),
+    Param("order", "choice", default="inverted-n", choices=ORDERS, cli="--order",
+          label="Tile order",
+          help="Acquisition order of the tiles on the grid: 'inverted-n' (mesoSPIM: down the "
+               "first column, then the next), 'serpentine' (by rows, alternating direction) or "
+               "'row-major' (by rows, left to right)."),
+    Param("empty_tiles", "int_list", default=None, cli="--empty-tiles", label="Empty tiles",
+          metavar="LIST",
+          help="Numbers of the tiles that hold no specimen, counted from 1 in the order the "
+               "tiles are given, e.g. 1,7,8 or 3-5.  With z-levels: the tiles to sample the "
+               "empty planes from."),
+    Param("z_levels", "int_pair", default=None, cli="--z-levels", label="Empty z-levels",
+          metavar=("LOW", "HIGH"),
+          help="Planes z < LOW and z > HIGH (counted from 0) are empty and sampled, e.g. 50 600 "
+               "for a 660-plane stack.  Needs 3D tiles; 0 <= LOW < HIGH <= Z - 1."),
+    Param("models_folder", "folder", default=None, cli="--models-folder",
+          label="Models folder", metavar="DIR",
+          help="Folder with one sub-folder per channel, each holding profiles.npz with a "
+               "measured 'flatfield' (and optional 'darkfield', 'baseline'); a BaSiCPy model "
+               "folder works as is.  When given, the measured flat-field is used."),
+    Param("channel", "str", default=None, cli="--channel", label="Channel name",
+          metavar="NAME",
+          help="Channel sub-folder of the models folder, named exactly as the channel."),
+    Param("offset", "float", default=0.0, minval=0, cli="--offset", unit="ADU",
+          label="Camera offset",
+          help="Dark signal subtracted before estimating (the camera offset, e.g. 100 ADU for a "
+               "Hamamatsu Flash4.0); stored as the darkfield.  Without it the offset is folded "
+               "into the flat-field and the correction is too weak."),
+    Param("darkfield_file", "file", default=None, cli="--darkfield", label="Darkfield image",
+          metavar="TIFF",
+          help="A measured dark image (shutter closed, ADU, same size as the tiles), used "
+               "instead of the camera offset."),
+    Param("sigma", "float", default=2.0, minval=0, maxval=200, cli="--sigma", unit="pixels",
+          label="Smoothing",
+          help="Gaussian smoothing of the empty-plane statistic (0: none).  Larger values "
+               "suppress residual specimen and noise; flat-fields are smooth."),
+    Param("statistic", "choice", default="median", choices=("median", "mean"),
+          cli="--statistic", label="Statistic",
+          help="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object "
+               "in an empty plane) or 'mean' (the smoothed average of all images, as "
+               "CellProfiler's 'Regular' illumination function)."),
+    Param("planes", "int", default=None, minval=1, cli="--planes", label="Planes to sample",
+          metavar="N",
+          help="Number of planes sampled (seeded, uniform without replacement).  Default: every "
+               "eligible plane, at most 200.  Asking for more than exist is an error."),
+    Param("seed", "int", default=0, minval=0, cli="--seed", label="Random seed",
+          help="Seed of the plane sampler: the same data and seed give the same flat-field."),
+    Param("get_darkfield", "bool", default=False, cli="--get-darkfield",
+          label="BaSiCPy: estimate darkfield",
+          help="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns "
+               "that it can be unstable)."),
+    Param("smoothness_flatfield", "float", default=None, minval=0, cli="--smoothness-flatfield",
+          label="BaSiCPy: flat-field smoothness",
+          help="BaSiCPy method: weight of the flat-field term (larger: smoother).  Default: "
+               "BaSiCPy's automatic value, stored in the output so the model reloads."),
+    Param("smoothness_darkfield", "float", default=None, minval=0, cli="--smoothness-darkfield",
+          label="BaSiCPy: darkfield smoothness",
+          help="BaSiCPy method: weight of the darkfield term.  Default: 0.1 x the flat-field "
+               "smoothness (BaSiCPy's rule)."),
+    Param("epsilon", "float", default=0.1, minval=1e-9, cli="--epsilon",
+          label="BaSiCPy: epsilon",
+          help="BaSiCPy method: weight regularisation term; larger can give smoother models."),
+    Param("working_size", "int_list", default=(128,), cli="--working-size",
+          label="BaSiCPy: working size", metavar="N or H,W",
+          help="BaSiCPy method: images are resized to this size for the fit (one number or "
+               "H,W; 0 = no rescaling).  Smaller is faster and uses less memory."),
+    Param("autosegment", "bool", default=False, cli="--autosegment",
+          label="BaSiCPy: exclude foreground",
+          help="BaSiCPy method: exclude the specimen from the fit (Otsu threshold over all "
+               "images; BaSiCPy 1.x's autosegment, passed to BaSiCPy 2 as fitting weights)."),
+    Param("autosegment_margin", "int", default=10, minval=0, maxval=1000,
+          cli="--autosegment-margin", unit="pixels", label="BaSiCPy: foreground margin",
+          help="BaSiCPy method: the excluded foreground is dilated by this many pixels."),
+    Param("max_workers", "int", default=None, minval=1, cli="--max-workers",
+          label="BaSiCPy: threads",
+          help="BaSiCPy method: CPU threads torch may use during the fit (default: torch's)."),
+    Param("fitting_mode", "choice", default="approximate", choices=("approximate", "ladmap"),
+          cli="--fitting-mode", label="BaSiCPy: fitting mode",
+          help="BaSiCPy method: optimiser; 'approximate' is BaSiCPy 2.0's default and fast, "
+               "'ladmap' the original BaSiC algorithm."),
+)
+
+ESTIMATE = Operation(
+    name="flatfield-estimate",
+    title="Flatfield Estimate",
+    command=("flatfield", "estimate"),
+    summary="Estimate the flat-field of one channel: measured, from empty tiles or z-ranges, "
+            "or with BaSiCPy.",
+    description="""
+        Three scenarios, chosen from what you give (or forced with --method):
+
+        1. A measured flat-field: --models-folder DIR --channel NAME reads
+           DIR/NAME/profiles.npz (a BaSiCPy model folder works as is).
+        2. Empty data: --empty-tiles lists tiles without specimen; --z-levels LOW HIGH marks
+           the planes z < LOW and z > HIGH of 3D tiles as empty (sampled from the listed tiles,
+           or from the four corner tiles of --grid).  Sampled planes (seeded) minus the offset,
+           each divided by its median, per-pixel median, Gaussian smoothing, mean 1.  The
+           baseline (1st percentile of the corrected background, ADU) is stored too.
+        3. Nothing of the above: BaSiCPy 2.0 is fitted on the tiles (slower; needs the
+           'basicpy' extra).
+
+        Every scenario reports a quality number: the coefficient of variation of the smoothed
+        background and its corner/centre ratio, before and after correction (1.00 is flat).
+        """,
+    params=_ESTIMATE_PARAMS,
+    references=_REFERENCES,
+    runner="camcorr.flatfield.operations:run_estimate",
+    cellprofiler_module="FlatfieldFromEmptyTiles",
+    epilog="Example: camcorr flatfield estimate tiles/*.tif --grid 7 9 --order serpentine "
+           "--empty-tiles 1,7,8 --offset 100 -o profiles.npz",
+)
+
+APPLY = Operation(
+    name="flatfield-apply",
+    title="Flatfield Apply",
+    command=("flatfield", "apply"),
+    summary="Correct tiles with a flat-field: (I - darkfield) / flatfield - baseline.",
+    description="""
+        Each tile (2D or 3D; a 2D flat-field is applied to every plane) becomes
+        (I - darkfield) / flatfield minus the baseline, clipped at 0 and to the range of the
+        output dtype (the input dtype unless --dtype says otherwise).  Tiles must have the
+        flat-field's size unless --resample is given.  Outputs keep the input file names and
+        metadata and never overwrite an input.
+        """,
+    params=(
+        _TILES,
+        Param("profiles", "file", default=None, cli="--profiles", label="Profiles file",
+              metavar="NPZ",
+              help="profiles.npz written by 'camcorr flatfield estimate' or BaSiCPy (a folder "
+                   "holding one works too)."),
+        Param("models_folder", "folder", default=None, cli="--models-folder",
+              label="Models folder", metavar="DIR",
+              help="Instead of --profiles: folder with one sub-folder per channel holding "
+                   "profiles.npz."),
+        Param("channel", "str", default=None, cli="--channel", label="Channel name",
+              metavar="NAME", help="Channel sub-folder of the models folder."),
+        Param("output", "output_folder", required=True, cli="--output", short="-o",
+              label="Output folder", metavar="OUTDIR",
+              help="Folder for the corrected tiles (same file names as the inputs).",
+              frontends=("cli",)),
+        Param("baseline", "choice", default="auto", choices=("auto", "subtract", "none"),
+              cli="--baseline", label="Baseline",
+              help="'auto' subtracts a single baseline (the background level from empty data) "
+                   "and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the "
+                   "per-image baseline (tiles in fitting order); 'none' subtracts nothing."),
+        Param("clip", "bool", default=True, cli="--clip", label="Clip negative values",
+              help="Set values below 0 to 0 (integer outputs are always clipped to their "
+                   "range, never wrapped)."),
+        Param("dtype", "choice", default="keep", choices=("keep", "float32", "uint16", "uint8"),
+              cli="--dtype", label="Output type",
+              help="Pixel type of the corrected tiles; 'keep' keeps the input type.",
+              frontends=("cli", "fiji")),
+        Param("resample", "bool", default=False, cli="--resample",
+              label="Resample profiles to the tile size",
+              help="When a tile's size differs from the flat-field's, resample the profiles "
+                   "(bilinear) instead of stopping with an error.  Only for consistently "
+                   "binned or scaled tiles."),
+    ),
+    references=_REFERENCES,
+    runner="camcorr.flatfield.operations:run_apply",
+    cellprofiler_module="FlatfieldFromEmptyTiles",
+    epilog="Example: camcorr flatfield apply tiles/*.tif --profiles profiles.npz -o corrected/",
+)
+
+OPERATIONS = [ESTIMATE, APPLY]
+
+
+def estimate_kwargs(values: Dict) -> Dict:
+    """Keyword arguments of :func:`camcorr.flatfield.estimate_flatfield` from validated values.
+
+    Front ends (CLI, CellProfiler, Fiji) share this mapping; the darkfield is the offset unless
+    a darkfield image was read into ``values['darkfield']``.
+    """
+    ws = values.get("working_size")
+    if ws is not None:
+        ws = list(ws)
+        ws = ws[0] if len(ws) == 1 else ws
+        ws = None if ws == 0 else ws
+    basic = {
+        "get_darkfield": bool(values.get("get_darkfield")),
+        "smoothness_flatfield": values.get("smoothness_flatfield"),
+        "smoothness_darkfield": values.get("smoothness_darkfield"),
+        "epsilon": values.get("epsilon") if values.get("epsilon") is not None else 0.1,
+        "working_size": ws,
+        "autosegment": bool(values.get("autosegment")),
+        "autosegment_margin": values.get("autosegment_margin") or 0,
+        "max_workers": values.get("max_workers"),
+        "fitting_mode": values.get("fitting_mode") or "approximate",
+    }
+    empty = values.get("empty_tiles")
+    return {
+        "method": values.get("method") or "auto",
+        "empty_tiles": list(empty) if empty else None,
+        "z_levels": tuple(values["z_levels"]) if values.get("z_levels") is not None else None,
+        "grid": tuple(values["grid"]) if values.get("grid") is not None else None,
+        "order": values.get("order") or "inverted-n",
+        "models_folder": values.get("models_folder"),
+        "channel": values.get("channel"),
+        "darkfield": values.get("darkfield", values.get("offset") or 0.0),
+        "sigma": values.get("sigma") if values.get("sigma") is not None else 2.0,
+        "statistic": values.get("statistic") or "median",
+        "n_planes": values.get("planes"),
+        "seed": values.get("seed") or 0,
+        "basicpy_options": basic,
+    }
+
+
+def _format_quality(q: Dict) -> str:
+    if not q:
+        return "quality: not measured (no tiles)"
+    return (f"quality: CV of smoothed background {q['cv_before']:.4f} -> {q['cv_after']:.4f}; "
+            f"corner/centre {q['corner_centre_before']:.3f} -> {q['corner_centre_after']:.3f}")
+
+
+def run_estimate(values: Dict) -> int:
+    """Command-line runner of ``camcorr flatfield estimate``."""
+    from ..io import read_image
+    from . import estimate_flatfield, save_profiles
+
+    values = dict(values)
+    if values.get("darkfield_file"):
+        values["darkfield"] = read_image(values["darkfield_file"], argument="--darkfield")
+    kwargs = estimate_kwargs(values)
+    tiles: List[str] = list(values["tiles"])
+    profiles = estimate_flatfield(tiles, **kwargs)
+    out = save_profiles(profiles, values["output"], inputs=tiles)
+    used = profiles.meta.get("tiles_used")
+    print(f"flat-field ({profiles.source}) written to {out}")
+    if used:
+        print(f"tiles used: {','.join(str(u) for u in used)}; planes: "
+              f"{profiles.meta.get('n_planes_used')}")
+    base = profiles.baseline
+    print(f"baseline: {base:.2f} ADU" if not profiles.per_image_baseline
+          else f"baseline: per image ({len(base)} values)")
+    print(_format_quality(profiles.quality))
+    return 0
+
+
+def run_apply(values: Dict) -> int:
+    """Command-line runner of ``camcorr flatfield apply``."""
+    from ..errors import CamcorrError
+    from ..io import read_tiff, write_tiff
+    from . import apply_flatfield, load_profiles, read_profiles
+
+    if values.get("profiles"):
+        profiles = read_profiles(values["profiles"], argument="--profiles")
+    elif values.get("models_folder"):
+        profiles = load_profiles(values["models_folder"], values.get("channel"))
+    else:
+        raise CamcorrError("no flat-field given", argument="--profiles",
+                           expected="--profiles profiles.npz, or --models-folder DIR --channel "
+                                    "NAME", received="neither")
+    outdir = Path(values["output"])
+    tiles = list(values["tiles"])
+    names = [Path(t).name for t in tiles]
+    if len(set(names)) != len(names):
+        raise CamcorrError("two tiles have the same file name", argument="TILES",
+                           expected="distinct file names (outputs keep the input names)",
+                           received=", ".join(sorted({n for n in names if names.count(n) > 1})))
+    dtype = None if values.get("dtype") in (None, "keep") else values["dtype"]
+    for i, path in enumerate(tiles):
+        data, info = read_tiff(path, argument=f"tile {i + 1}")
+        corrected = apply_flatfield(data, profiles, baseline=values.get("baseline") or "auto",
+                                    index=i, clip=bool(values.get("clip", True)), dtype=dtype,
+                                    resample=bool(values.get("resample")),
+                                    argument=f"tile {i + 1} ({path})")
+        kw = info.write_kwargs() if corrected.ndim == data.ndim else {}
+        write_tiff(outdir / names[i], corrected, inputs=tiles, **kw)
+    print(f"{len(tiles)} tile(s) corrected into {outdir}")
+    return 0

@@ -1,0 +1,378 @@
+"""Kernels of the smooth midway equalisation (SME), in numba and in plain numpy.
+
+Vocabulary
+----------
+The equalisation works on *lines*: the columns of a frame for the column operator (the frame is
+transposed first, so every line is contiguous in memory) and its rows for the row operator.  An
+array ``L`` of shape (n_lines, n) holds one line per row.
+
+* :func:`sort_lines` sorts every line: ``S[l] = sorted(L[l])`` and ``order[l]`` the pixel index of
+  every rank (an argsort).
+* :func:`equalise_lines` smooths the sorted lines with Gaussian weights over neighbouring lines
+  (missing neighbours at the edges are skipped and the weights renormalised), then gives every pixel
+  the smoothed value at its rank; tied pixels (equal values, common in integer and counting data)
+  get the *mean* of the smoothed values over their tied ranks (mid-rank rule).
+* :func:`total_variation` is the sum over lines ``l >= 1`` of ``|E[l] - E[l-1]|``, i.e. the total
+  variation *across* lines, which is what the equalisation along that direction should reduce.
+
+Every numba kernel has a numpy twin with the suffix ``_numpy``; the tests check that they agree.
+The numba kernels are parallel over lines; the sort is a least-significant-digit radix argsort on
+the order-preserving 32-bit integer image of float32 values (8-bit digits, constant digits
+skipped), which is several times faster than a comparison sort for the 4096-pixel lines of a
+4K frame.
+
+References
+----------
+Sorzano, C.O.S. et al. (2018). Blind estimation of DED camera gain in Electron Microscopy.
+J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
+Tendero, Y., Landeau, S. & Gilles, J. (2012). Non-uniformity correction of infrared images by
+midway equalization. Image Processing On Line 2, 134-146. doi:10.5201/ipol.2012.glmt-mire
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = [
+    "gaussian_weights",
+    "sort_lines",
+    "sort_lines_numpy",
+    "equalise_lines",
+    "equalise_lines_numpy",
+    "total_variation",
+    "total_variation_numpy",
+    "midway_lines",
+    "midway_lines_numpy",
+]
+
+
+def gaussian_weights(sigma: float) -> np.ndarray:
+    """One-sided Gaussian weights ``w[k] = exp(-k**2 / (2 sigma**2))``, k = 0..ceil(3 sigma).
+
+    ``sigma == 0`` gives ``[1.0]`` (no smoothing: the equalised frame is the frame itself).
+    """
+    if sigma <= 0:
+        return np.ones(1, dtype=np.float64)
+    radius = int(math.ceil(3.0 * sigma))
+    k = np.arange(radius + 1, dtype=np.float64)
+    return np.exp(-0.5 * k * k / (sigma * sigma))
+
+
+# ----------------------------------------------------------------------------------------------
+# sorting
+# ----------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _keys_of(line_f32):
+    """Order-preserving map of float32 values onto uint32 keys (negatives reverse bits)."""
+    u = line_f32.view(np.uint32)
+    n = u.shape[0]
+    keys = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        x = u[i]
+        if x & np.uint32(0x80000000):
+            keys[i] = ~x
+        else:
+            keys[i] = x | np.uint32(0x80000000)
+    return keys
+
+
+@numba.njit(cache=True)
+def _radix_argsort(keys, idx, tmp_keys, tmp_idx, counts):
+    """Stable LSD radix argsort of uint32 `keys` (8-bit digits); result in keys/idx."""
+    n = keys.shape[0]
+    for i in range(n):
+        idx[i] = i
+    src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
+    swapped = False
+    for shift in range(0, 32, 8):
+        for b in range(256):
+            counts[b] = 0
+        for i in range(n):
+            counts[(src_k[i] >> np.uint32(shift)) & np.uint32(255)] += 1
+        constant = False
+        for b in range(256):
+            if counts[b] == n:
+                constant = True
+                break
+            if counts[b] != 0:
+                break
+        if constant:
+            continue
+        total = 0
+        for b in range(256):
+            c = counts[b]
+            counts[b] = total
+            total += c
+        for i in range(n):
+            d = (src_k[i] >> np.uint32(shift)) & np.uint32(255)
+            pos = counts[d]
+            counts[d] = pos + 1
+            dst_k[pos] = src_k[i]
+            dst_i[pos] = src_i[i]
+        src_k, dst_k = dst_k, src_k
+        src_i, dst_i = dst_i, src_i
+        swapped = not swapped
+    if swapped:
+        for i in range(n):
+            keys[i] = src_k[i]
+            idx[i] = src_i[i]
+
+
+@numba.njit(cache=True)
+def _group_mean_inplace(keys_sorted, vals):
+    """Replace `vals` (in key order) by its mean over every run of equal `keys_sorted`."""
+    n = vals.shape[0]
+    k = 0
+    while k < n:
+        e = k + 1
+        acc = np.float64(vals[k])
+        while e < n and keys_sorted[e] == keys_sorted[k]:
+            acc += vals[e]
+            e += 1
+        if e - k > 1:
+            m = np.float32(acc / (e - k))
+            for j in range(k, e):
+                vals[j] = m
+        k = e
+
+
+@numba.njit(cache=True, parallel=True)
+def _sort_lines_numba(L, V, T, use_values, use_ties, S, order):
+    m, n = L.shape
+    for l in numba.prange(m):
+        line = L[l]
+        keys = _keys_of(line)
+        idx = np.empty(n, dtype=np.int32)
+        tk = np.empty(n, dtype=np.uint32)
+        ti = np.empty(n, dtype=np.int32)
+        counts = np.empty(256, dtype=np.int64)
+        _radix_argsort(keys, idx, tk, ti, counts)   # leaves `keys` sorted
+        src = V[l] if use_values else line
+        for k in range(n):
+            j = idx[k]
+            order[l, k] = j
+            S[l, k] = src[j]
+        if use_ties:
+            tline = T[l]
+            tsorted = np.empty(n, dtype=np.float32)
+            for k in range(n):
+                tsorted[k] = tline[idx[k]]
+            _group_mean_inplace(tsorted, S[l])
+        elif use_values:
+            _group_mean_inplace(keys, S[l])
+
+
+def sort_lines(L: np.ndarray, values=None, ties=None):
+    """Sort every line of `L` (numba, parallel over lines).
+
+    Parameters
+    ----------
+    L : ndarray, float32, shape (n_lines, n)
+        Sort keys.
+    values : ndarray, float32, shape (n_lines, n), optional
+        Values to arrange in the order of the keys (default: the keys themselves).
+    ties : ndarray, shape (n_lines, n), optional
+        Tie keys: every run of equal tie keys in sorted order is one tie group.  Default: equal
+        sort keys (when `values` is given) or no grouping.  The values of a tie group are
+        replaced by their mean, so pixels that were tied in the recording stay tied (e.g. when
+        the values are integer counts divided by a gain estimated from the same data, whose noise
+        must not order them).
+
+    Returns
+    -------
+    S : ndarray, float32, shape (n_lines, n)
+        Each line's values in ascending key order (tie groups averaged).
+    order : ndarray, int32, shape (n_lines, n)
+        ``order[l, k]``: pixel index of rank k (stable among ties).
+    """
+    L = np.ascontiguousarray(L, dtype=np.float32)
+    S = np.empty_like(L)
+    order = np.empty(L.shape, dtype=np.int32)
+    V = L if values is None else np.ascontiguousarray(values, dtype=np.float32)
+    T = L if ties is None else np.ascontiguousarray(ties, dtype=np.float32)
+    if V.shape != L.shape or T.shape != L.shape:
+        raise ValueError("values/ties and keys differ in shape")
+    _sort_lines_numba(L, V, T, values is not None, ties is not None, S, order)
+    return S, order
+
+
+def sort_lines_numpy(L: np.ndarray, values=None, ties=None):
+    """numpy twin of :func:`sort_lines`."""
+    L = np.asarray(L, dtype=np.float32)
+    order = np.argsort(L, axis=1, kind="stable").astype(np.int32)
+    keys = np.take_along_axis(L, order, axis=1)
+    if values is None and ties is None:
+        return keys, order
+    vals = keys if values is None else np.take_along_axis(
+        np.asarray(values, dtype=np.float32), order, axis=1)
+    t = keys if ties is None else np.take_along_axis(np.asarray(ties, dtype=np.float32), order,
+                                                     axis=1)
+    m, n = L.shape
+    new_group = np.ones((m, n), dtype=bool)
+    new_group[:, 1:] = t[:, 1:] != t[:, :-1]
+    gid = (np.cumsum(new_group, axis=1) - 1 + (np.arange(m) * n)[:, None]).ravel()
+    sums = np.bincount(gid, weights=vals.astype(np.float64).ravel(), minlength=m * n)
+    cnts = np.bincount(gid, minlength=m * n)
+    return (sums[gid] / np.maximum(cnts[gid], 1)).reshape(m, n).astype(np.float32), order
+
+
+# ----------------------------------------------------------------------------------------------
+# smoothing + mid-rank mapping
+# ----------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _midrank_scatter(s_line, ref, order_line, out_line):
+    """out[order[k]] = mean of ref over the tie group of sorted values s_line containing k."""
+    n = s_line.shape[0]
+    k = 0
+    while k < n:
+        v = s_line[k]
+        e = k + 1
+        acc = np.float64(ref[k])
+        while e < n and s_line[e] == v:
+            acc += ref[e]
+            e += 1
+        if e - k == 1:
+            out_line[order_line[k]] = ref[k]
+        else:
+            mean = np.float32(acc / (e - k))
+            for j in range(k, e):
+                out_line[order_line[j]] = mean
+        k = e
+
+
+@numba.njit(cache=True, parallel=True)
+def _equalise_numba(S, order, w, E):
+    m, n = S.shape
+    radius = w.shape[0] - 1
+    for l in numba.prange(m):
+        ref = np.zeros(n, dtype=np.float32)
+        lo = max(0, l - radius)
+        hi = min(m - 1, l + radius)
+        norm = 0.0
+        for j in range(lo, hi + 1):
+            norm += w[abs(j - l)]
+        for j in range(lo, hi + 1):
+            wj = np.float32(w[abs(j - l)] / norm)
+            row = S[j]
+            for k in range(n):
+                ref[k] += wj * row[k]
+        _midrank_scatter(S[l], ref, order[l], E[l])
+
+
+def equalise_lines(S: np.ndarray, order: np.ndarray, weights: np.ndarray, out=None) -> np.ndarray:
+    """Smooth midway equalisation of sorted lines (numba, parallel over lines).
+
+    Parameters
+    ----------
+    S, order : ndarray, shape (n_lines, n)
+        Output of :func:`sort_lines`.
+    weights : ndarray, shape (radius + 1,)
+        One-sided weights over neighbouring lines (:func:`gaussian_weights`); at the edges the
+        missing neighbours are skipped and the weights renormalised.
+    out : ndarray, float32, optional
+        Destination, shape (n_lines, n).
+
+    Returns
+    -------
+    E : ndarray, float32, shape (n_lines, n)
+        Equalised lines, in pixel order (mid-rank for ties).
+    """
+    if out is None:
+        out = np.empty(S.shape, dtype=np.float32)
+    _equalise_numba(S, order, np.asarray(weights, dtype=np.float64), out)
+    return out
+
+
+def _smooth_sorted_numpy(S, weights):
+    S = np.asarray(S, dtype=np.float64)
+    m = S.shape[0]
+    radius = len(weights) - 1
+    acc = np.zeros_like(S)
+    norm = np.zeros((m, 1))
+    for k in range(-radius, radius + 1):
+        w = weights[abs(k)]
+        lo, hi = max(0, -k), min(m, m - k)  # lines l with l + k inside [0, m)
+        acc[lo:hi] += w * S[lo + k:hi + k]
+        norm[lo:hi] += w
+    return acc / norm
+
+
+def _midrank_numpy(S, ref, order):
+    """Mean of `ref` over each tie group of the sorted lines `S`, scattered to pixel order."""
+    m, n = S.shape
+    new_group = np.ones((m, n), dtype=bool)
+    new_group[:, 1:] = S[:, 1:] != S[:, :-1]
+    group = np.cumsum(new_group, axis=1) - 1                   # group id per rank
+    offs = (np.arange(m) * n)[:, None]
+    gid = (group + offs).ravel()
+    sums = np.bincount(gid, weights=ref.ravel(), minlength=m * n)
+    cnts = np.bincount(gid, minlength=m * n)
+    vals = (sums[gid] / cnts[gid]).reshape(m, n)
+    E = np.empty((m, n), dtype=np.float32)
+    np.put_along_axis(E, order.astype(np.intp), vals.astype(np.float32), axis=1)
+    return E
+
+
+def equalise_lines_numpy(S, order, weights) -> np.ndarray:
+    """numpy twin of :func:`equalise_lines` (float64 arithmetic)."""
+    ref = _smooth_sorted_numpy(S, np.asarray(weights, dtype=np.float64))
+    return _midrank_numpy(np.asarray(S), ref, order)
+
+
+@numba.njit(cache=True, parallel=True)
+def _midway_numba(S, order, ref, E):
+    m = S.shape[0]
+    for l in numba.prange(m):
+        _midrank_scatter(S[l], ref, order[l], E[l])
+
+
+def midway_lines(S, order, out=None) -> np.ndarray:
+    """Single-reference (midway) equalisation: every line is mapped onto the mean sorted line.
+
+    Same conventions as :func:`equalise_lines`.
+    """
+    ref = S.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if out is None:
+        out = np.empty(S.shape, dtype=np.float32)
+    _midway_numba(S, order, ref, out)
+    return out
+
+
+def midway_lines_numpy(S, order) -> np.ndarray:
+    """numpy twin of :func:`midway_lines`."""
+    S = np.asarray(S)
+    ref = np.broadcast_to(S.mean(axis=0, dtype=np.float64), S.shape)
+    return _midrank_numpy(S, ref, order)
+
+
+# ----------------------------------------------------------------------------------------------
+# total variation across lines
+# ----------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True, parallel=True)
+def _tv_numba(E):
+    m, n = E.shape
+    total = 0.0
+    for l in numba.prange(1, m):
+        a = E[l]
+        b = E[l - 1]
+        s = np.float32(0.0)
+        for k in range(n):
+            s += abs(a[k] - b[k])
+        total += s
+    return total
+
+
+def total_variation(E: np.ndarray) -> float:
+    """``sum_l sum_k |E[l, k] - E[l-1, k]|`` (numba, parallel): variation across lines."""
+    return float(_tv_numba(np.ascontiguousarray(E, dtype=np.float32)))
+
+
+def total_variation_numpy(E) -> float:
+    """numpy twin of :func:`total_variation` (float64)."""
+    E = np.asarray(E, dtype=np.float64)
+    return float(np.abs(np.diff(E, axis=0)).sum())

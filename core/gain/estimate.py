@@ -1,0 +1,722 @@
+"""Blind (and residual) gain estimation by smooth midway equalisation (Sorzano et al., 2018).
+
+Model: every frame ``i`` of a movie is ``recorded_i = ideal_i x G`` (Eq. 1 of the paper), with one
+gain image ``G`` for all frames, normalised here to mean 1.  Per frame, the *smooth midway
+equalisation* (SME) of column histograms maps every pixel to the Gaussian-weighted average, over
+neighbouring columns, of the sorted column values at its rank (missing neighbours at the edges are
+skipped and the weights renormalised); the width ``sigma`` is chosen per frame by minimal total
+variation across columns over a grid that includes 0 (no equalisation).  The same is done with rows,
+the two results are averaged (Eq. 6) and the gain is
+
+    G(n+1) = sum_i recorded_i / sum_i SME(recorded_i / G(n))          (Eq. 7)
+
+accumulated over frames one at a time (memory independent of the number of frames), iterated until
+the gain changes by less than a tolerance.
+
+Differences from Xmipp's ``xmipp_movie_estimate_gain`` (measured by the project, NOTES section 3):
+the sigma chosen by total variation is really used (Xmipp has used sigma 0 since 2019, so its
+non-single-reference output is flat); the output is the gain in the orientation
+``recorded = ideal x G`` (Xmipp writes the inverse); residual mode corrects *every* frame by the
+reference in every iteration (Xmipp mixes corrected and raw frames); tied values get the mean of
+the smoothed values over their tied ranks (mid-rank; Xmipp takes the highest rank, which breaks
+counting data).
+
+A note on what the method can see: equalising line histograms recovers gain structure that differs
+between neighbouring columns or rows (readout channels, stripes, sensor tiles, defect lines) and
+isolated outlier pixels (hot or dead); a gain that varies pixel by pixel *within* a line without
+changing its histogram is invisible to it, and a gain that varies slowly is seen only by the
+single-reference variant (which in turn takes large-scale specimen structure for gain).
+
+References
+----------
+Sorzano, C.O.S. et al. (2018). Blind estimation of DED camera gain in Electron Microscopy.
+J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
+Tendero, Y., Landeau, S. & Gilles, J. (2012). Non-uniformity correction of infrared images by
+midway equalization. Image Processing On Line 2, 134-146. doi:10.5201/ipol.2012.glmt-mire
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import CamcorrError, check_finite, check_ndim, describe
+from . import _kernels as K
+from .report import gain_report
+
+__all__ = [
+    "DEFAULT_SIGMAS",
+    "GainAccumulator",
+    "GainResult",
+    "estimate_gain",
+    "sme_frame",
+    "prepare_gain_ref",
+]
+
+#: Default sigma grid (in lines): 0 to 3 in steps of 0.5; 0 means "leave the frame as it is".
+DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+REFERENCES = ("smooth", "single")
+BACKENDS = ("numba", "numpy")
+ORIENTATIONS = ("divide", "multiply")
+
+
+# ----------------------------------------------------------------------------------------------
+# one frame
+# ----------------------------------------------------------------------------------------------
+
+def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, backend: str,
+                   keys=None, scale=None, ties=None):
+    """SME of `lines` (n_lines, n) across lines; returns (equalised lines, chosen sigma index).
+
+    With `keys`, ranks come from the keys (tie groups: runs of equal `ties`, default equal keys;
+    mid-rank) and the sorted profiles from the values `lines` averaged over each tie group.  With `scale` too, the members of a tie
+    group share the group's equalised value in proportion to their `scale` value
+    (``E_p = E_group x scale_p / mean(scale over the group)``).
+    """
+    numba_backend = backend == "numba"
+    sort = K.sort_lines if numba_backend else K.sort_lines_numpy
+    equalise = K.equalise_lines if numba_backend else K.equalise_lines_numpy
+    S, order = sort(lines if keys is None else keys, None if keys is None else lines, ties)
+    factor = None
+    if keys is not None and scale is not None:
+        S_scale, order_scale = sort(keys, scale, ties)
+        group_mean = equalise(S_scale, order_scale, np.ones(1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(group_mean > 0, scale / np.where(group_mean > 0, group_mean, 1),
+                              1).astype(np.float32)
+    if reference == "single":
+        E = K.midway_lines(S, order) if numba_backend else K.midway_lines_numpy(S, order)
+        return (E if factor is None else E * factor), -1
+    best, best_tv, best_i = None, math.inf, -1
+    spare = None
+    for i, s in enumerate(sigmas):
+        if s == 0 and keys is None:
+            E = lines  # sigma 0: every line is its own reference
+        elif numba_backend:
+            if spare is None:
+                spare = np.empty(lines.shape, dtype=np.float32)
+            E = K.equalise_lines(S, order, K.gaussian_weights(s), out=spare)
+            if factor is not None:
+                E *= factor
+        else:
+            E = K.equalise_lines_numpy(S, order, K.gaussian_weights(s))
+            if factor is not None:
+                E = E * factor
+        tv = K.total_variation(E) if numba_backend else K.total_variation_numpy(E)
+        if tv < best_tv:
+            spare = best if (best is not None and best is not lines and numba_backend) else None
+            best, best_tv, best_i = E, tv, i
+    return best, best_i
+
+
+def sme_frame(frame, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, reference: str = "smooth",
+              backend: str = "numba", keys=None, scale=None, ties=None):
+    """Smooth midway equalisation of one frame: mean of the column and row operators (Eq. 6).
+
+    Parameters
+    ----------
+    frame : ndarray, shape (Y, X)
+        One frame (any real dtype; computed in float32).
+    sigmas : sequence of float
+        Candidate widths (in columns/rows) of the Gaussian over neighbouring lines; the one giving
+        the least total variation is chosen per direction.  0 = no equalisation.
+    reference : {'smooth', 'single'}
+        'smooth': Gaussian-weighted neighbouring lines (sigma search); 'single': every line is
+        mapped onto the mean sorted line of the frame (midway equalisation, no sigma).
+    backend : {'numba', 'numpy'}
+        Parallel numba kernels, or the plain numpy reference implementation.
+    keys : ndarray, shape (Y, X), optional
+        Rank keys (default: the frame).  Pixels are ranked by the keys, equal keys are one tie
+        group (mid-rank) whose sorted values are averaged.  :class:`GainAccumulator` passes the
+        recorded integer frame when `frame` is that frame divided by the current gain estimate, so
+        the estimate's own noise cannot re-order pixels recorded as equal (which feeds back and
+        diverges on counting data).
+    ties : ndarray, shape (Y, X), optional
+        With `keys`: tie groups are the runs of equal `ties` in key order (default: equal keys).
+    scale : ndarray, shape (Y, X), optional
+        With `keys`: members of a tie group share its equalised value in proportion to `scale`
+        (the recording corrected by an external gain reference), so the reference's per-pixel
+        information is kept while the group stays tied.
+
+    Returns
+    -------
+    equalised : ndarray, float32, shape (Y, X)
+    sigma_col, sigma_row : float
+        Chosen sigma for the column and the row operator (NaN for 'single').
+    """
+    f = np.asarray(frame, dtype=np.float32)
+    t = None if keys is None else np.asarray(keys, dtype=np.float32)
+    if t is not None and t.shape != f.shape:
+        raise CamcorrError("rank keys differ in shape from the frame", argument="keys",
+                           expected=f"shape {f.shape}", received=f"shape {t.shape}")
+    cols = np.ascontiguousarray(f.T)
+    sc = None if scale is None else np.asarray(scale, dtype=np.float32)
+    if sc is not None and (t is None or sc.shape != f.shape):
+        raise CamcorrError("scale needs rank keys of the frame's shape", argument="scale",
+                           expected=f"keys and scale of shape {f.shape}",
+                           received=f"scale of shape {sc.shape}, keys {None if t is None else t.shape}")
+    ti = None if ties is None else np.asarray(ties, dtype=np.float32)
+    if ti is not None and (t is None or ti.shape != f.shape):
+        raise CamcorrError("ties need rank keys of the frame's shape", argument="ties",
+                           expected=f"keys and ties of shape {f.shape}",
+                           received=f"ties of shape {ti.shape}")
+
+    def tr(a):
+        return None if a is None else np.ascontiguousarray(a.T)
+
+    e_col, i_col = _sme_direction(cols, sigmas, reference, backend, tr(t), tr(sc), tr(ti))
+    e_row, i_row = _sme_direction(np.ascontiguousarray(f), sigmas, reference, backend, t, sc, ti)
+    out = e_row.astype(np.float32, copy=True) if e_row is f else np.array(e_row, dtype=np.float32)
+    out += e_col.T
+    out *= 0.5
+    s_col = float(sigmas[i_col]) if i_col >= 0 else math.nan
+    s_row = float(sigmas[i_row]) if i_row >= 0 else math.nan
+    return out, s_col, s_row
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks
+# ----------------------------------------------------------------------------------------------
+
+def prepare_gain_ref(gain_ref, shape=None, *, orientation: str = "divide",
+                     argument: str = "gain_ref") -> np.ndarray:
+    """Check a measured gain reference and return it as the divisor ``G_ref`` (float64).
+
+    Parameters
+    ----------
+    gain_ref : ndarray, shape (Y, X)
+        Measured gain reference, all pixels finite and > 0.
+    shape : tuple, optional
+        Frame shape it must match.
+    orientation : {'divide', 'multiply'}
+        'divide': recorded = ideal x ref, corrected = recorded / ref (camcorr's convention, the
+        orientation of :func:`estimate_gain`'s output).  'multiply': corrected = recorded x ref
+        (the convention of gain references written for RELION, MotionCor2 and SerialEM).
+
+    Raises
+    ------
+    CamcorrError
+        Wrong dimensions or shape, NaN/inf, zero or negative pixels, unknown orientation.
+    """
+    if orientation not in ORIENTATIONS:
+        raise CamcorrError("unknown gain reference orientation", argument="ref_orientation",
+                           expected="'divide' or 'multiply'", received=repr(orientation))
+    ref = np.asarray(gain_ref)
+    check_ndim(ref, (2,), argument)
+    if ref.dtype.kind not in "uif":
+        raise CamcorrError("not a numeric image", argument=argument,
+                           expected="a real-valued gain image", received=describe(ref))
+    ref = ref.astype(np.float64)
+    check_finite(ref, argument, fix="Use a complete gain reference (no NaN/inf pixels)")
+    if shape is not None and tuple(ref.shape) != tuple(shape):
+        raise CamcorrError("gain reference shape differs from the frames", argument=argument,
+                           expected=f"shape {tuple(shape)} like the frames",
+                           received=f"shape {ref.shape}",
+                           fix="Use the reference of this camera mode (binning, super-resolution, "
+                               "rotation/flip) or crop it to the frames")
+    bad = ref <= 0
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise CamcorrError("gain reference has zero or negative pixels", argument=argument,
+                           expected="every pixel > 0",
+                           received=f"{int(bad.sum())} pixel(s) <= 0, the first at (y, x) = {first}",
+                           fix="Replace dead pixels in the reference (e.g. by 1 or their neighbours' "
+                               "median) before using it")
+    return ref if orientation == "divide" else 1.0 / ref
+
+
+def _frames_of(block, argument: str, start_index: int) -> np.ndarray:
+    """Return `block` as (n, Y, X) after the per-frame checks."""
+    arr = np.asarray(block)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise CamcorrError("wrong number of dimensions", argument=argument,
+                           expected="frames of shape (Y, X) or blocks of frames (N, Y, X)",
+                           received=f"{arr.ndim}D data of shape {arr.shape}")
+    if arr.dtype.kind not in "uif":
+        raise CamcorrError("not a numeric image", argument=argument,
+                           expected="real-valued frames", received=describe(arr))
+    if arr.shape[-1] < 2 or arr.shape[-2] < 2:
+        raise CamcorrError("frames too small", argument=argument,
+                           expected="frames of at least 2 x 2 pixels", received=f"shape {arr.shape}")
+    return arr
+
+
+# ----------------------------------------------------------------------------------------------
+# streaming accumulator
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class GainResult:
+    """Result of a gain estimation.
+
+    Attributes
+    ----------
+    gain : ndarray, float32, shape (Y, X)
+        Estimated gain, orientation recorded = ideal x gain, mean 1.  In residual mode: the gain
+        left after dividing the frames by the reference (flat for a perfect reference).
+    report : dict
+        :func:`~camcorr.gain.gain_report` of `gain` (flags, percentiles, noise floors).
+    n_frames : int
+        Frames used (per iteration).
+    iterations : int
+        Iterations run.
+    converged : bool
+        The last change was below the tolerance.
+    changes : list of float
+        RMS change of the (mean-1) gain at every iteration.
+    sigma_grid : tuple of float
+        The sigma candidates.
+    sigma_counts_col, sigma_counts_row : ndarray of int
+        How often each candidate was chosen (last iteration), per direction.
+    noise_floor_halfset : float
+        Measured noise of the estimate: std of (gain from even frames - gain from odd frames) / 2.
+    total_gain : ndarray or None
+        Residual mode: reference x residual gain (mean 1), the gain the reference should have been.
+    mode : str
+        'blind' or 'residual'.
+    """
+
+    gain: np.ndarray
+    report: dict
+    n_frames: int
+    iterations: int
+    converged: bool
+    changes: List[float]
+    sigma_grid: Tuple[float, ...]
+    sigma_counts_col: np.ndarray
+    sigma_counts_row: np.ndarray
+    noise_floor_halfset: Optional[float]
+    total_gain: Optional[np.ndarray] = None
+    mode: str = "blind"
+
+
+class GainAccumulator:
+    """One pass of the gain estimation over frames given one at a time (Eq. 7, one iteration).
+
+    Its state is a few numpy arrays (see :meth:`state` / :meth:`from_state`), so a host such as
+    a CellProfiler module can keep it between image sets; memory does not grow with the number of
+    frames.
+
+    Parameters
+    ----------
+    shape : (int, int), optional
+        Frame shape; taken from the first frame if not given.
+    prior_gain : ndarray, shape (Y, X) or (2, Y, X), optional
+        Current estimate ``G(n)`` (recorded = ideal x G); frames are divided by it before the
+        equalisation.  Default: flat (first iteration).  With shape (2, Y, X), even frames are
+        divided by ``prior_gain[0]`` and odd frames by ``prior_gain[1]``: :func:`estimate_gain`
+        iterates the two half-sets independently (their union is the estimate), so the half-set
+        noise floor stays an honest measure of the estimate's noise after several iterations.
+    gain_ref : ndarray, optional
+        Measured gain reference for residual mode; every frame is corrected by it first.
+    ref_orientation : {'divide', 'multiply'}
+        How `gain_ref` is applied (see :func:`prepare_gain_ref`).
+    offset : float
+        Value subtracted from every frame first (ADU; the model is multiplicative).
+    sigmas : sequence of float
+        Sigma grid (lines), must contain only values >= 0.
+    reference : {'smooth', 'single'}
+        Smooth (Gaussian over neighbouring lines) or single-reference midway equalisation.
+    backend : {'numba', 'numpy'}
+        Kernels to use.
+    electrons_per_adu : float
+        Conversion factor for the counting noise floor (1 for counting data).
+    read_noise_e : float
+        Read noise per frame in electrons, for the counting noise floor.
+
+    Examples
+    --------
+    >>> acc = GainAccumulator()
+    >>> for frame in frames:            # doctest: +SKIP
+    ...     acc.add(frame)
+    >>> result = acc.result()           # doctest: +SKIP
+    """
+
+    def __init__(self, shape=None, *, prior_gain=None, gain_ref=None, ref_orientation="divide",
+                 offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
+                 reference: str = "smooth", backend: str = "numba",
+                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0):
+        self.sigmas = _check_sigmas(sigmas)
+        if reference not in REFERENCES:
+            raise CamcorrError("unknown reference mode", argument="reference",
+                               expected="'smooth' or 'single'", received=repr(reference))
+        if backend not in BACKENDS:
+            raise CamcorrError("unknown backend", argument="backend",
+                               expected="'numba' or 'numpy'", received=repr(backend))
+        _check_number(offset, "offset", low=None)
+        _check_number(electrons_per_adu, "electrons_per_adu", low=0.0, inclusive=False)
+        _check_number(read_noise_e, "read_noise_e", low=0.0)
+        self.reference = reference
+        self.backend = backend
+        self.offset = float(offset)
+        self.electrons_per_adu = float(electrons_per_adu)
+        self.read_noise_e = float(read_noise_e)
+        self.ref_orientation = ref_orientation
+        self._raw_ref = None if gain_ref is None else np.asarray(gain_ref)
+        self.ref = None
+        self.prior = None
+        self._raw_prior = None if prior_gain is None else np.asarray(prior_gain)
+        self.shape = None
+        self.n_frames = 0
+        self.num = None      # (2, Y, X) float64: sum of corrected frames, even / odd frames
+        self.den = None      # (2, Y, X) float64: sum of their SME
+        self.sigma_counts = np.zeros((2, len(self.sigmas)), dtype=np.int64)
+        if shape is not None:
+            self._init(tuple(int(s) for s in shape))
+
+    # -- state ------------------------------------------------------------------------------
+    def _init(self, shape):
+        self.shape = shape
+        if self._raw_ref is not None:
+            self.ref = prepare_gain_ref(self._raw_ref, shape, orientation=self.ref_orientation)
+        else:
+            prepare_gain_ref(np.ones((1, 1)), orientation=self.ref_orientation)  # check the name
+        if self._raw_prior is not None:
+            p = np.asarray(self._raw_prior, dtype=np.float64)
+            check_ndim(p, (2, 3), "prior_gain")
+            check_finite(p, "prior_gain")
+            if p.ndim == 2:
+                p = np.stack([p, p])
+            if p.shape != (2,) + shape:
+                raise CamcorrError("prior gain shape differs from the frames", argument="prior_gain",
+                                   expected=f"shape {shape} (or (2,) + shape: even/odd frames)",
+                                   received=f"shape {p.shape}")
+            if np.any(p < 0) or not np.all(p.mean(axis=(1, 2)) > 0):
+                raise CamcorrError("prior gain must be >= 0 with a positive mean",
+                                   argument="prior_gain", expected="a gain image >= 0",
+                                   received=f"min {p.min():g}")
+            self.prior = p / p.mean(axis=(1, 2), keepdims=True)
+        self.num = np.zeros((2,) + shape, dtype=np.float64)
+        self.den = np.zeros((2,) + shape, dtype=np.float64)
+
+    def state(self) -> dict:
+        """The accumulated state as a dict of numpy arrays (mergeable with :meth:`merge`)."""
+        return {"num": self.num, "den": self.den, "n_frames": np.array(self.n_frames),
+                "sigma_counts": self.sigma_counts}
+
+    def load_state(self, state: dict) -> "GainAccumulator":
+        """Restore a state produced by :meth:`state` (same settings); returns self."""
+        num = np.asarray(state["num"], dtype=np.float64)
+        if self.shape is None:
+            self._init(tuple(num.shape[1:]))
+        self.num = num.copy()
+        self.den = np.asarray(state["den"], dtype=np.float64).copy()
+        self.n_frames = int(state["n_frames"])
+        self.sigma_counts = np.asarray(state["sigma_counts"], dtype=np.int64).copy()
+        return self
+
+    def merge(self, other: "GainAccumulator") -> "GainAccumulator":
+        """Add the frames accumulated by `other` (same settings and prior); returns self."""
+        if other.n_frames == 0:
+            return self
+        if self.shape is None:
+            self._init(other.shape)
+        if other.shape != self.shape:
+            raise CamcorrError("accumulators of different frame shapes", argument="other",
+                               expected=f"shape {self.shape}", received=f"shape {other.shape}")
+        self.num += other.num
+        self.den += other.den
+        self.n_frames += other.n_frames
+        self.sigma_counts += other.sigma_counts
+        return self
+
+    # -- frames -----------------------------------------------------------------------------
+    def add(self, frames, *, argument: str = "frames") -> "GainAccumulator":
+        """Add one frame (Y, X) or a block of frames (N, Y, X); returns self.
+
+        Raises
+        ------
+        CamcorrError
+            Wrong dimensions or shape, NaN/inf or negative values, a constant frame.
+        """
+        block = _frames_of(frames, argument, self.n_frames)
+        if self.shape is None:
+            self._init(tuple(block.shape[1:]))
+        if tuple(block.shape[1:]) != self.shape:
+            raise CamcorrError("frame shape differs from the previous frames", argument=argument,
+                               expected=f"frames of shape {self.shape}",
+                               received=f"frame {self.n_frames} of shape {tuple(block.shape[1:])}")
+        for frame in block:
+            self._add_one(frame, argument)
+        return self
+
+    def _add_one(self, frame, argument):
+        index = self.n_frames
+        f = np.asarray(frame, dtype=np.float32)
+        if f.dtype.kind == "f" or frame.dtype.kind == "f":
+            check_finite(frame, f"{argument} (frame {index})")
+        fmin, fmax = float(f.min()), float(f.max())
+        if fmin < 0:
+            raise CamcorrError("negative values", argument=f"{argument} (frame {index})",
+                               expected="intensities >= 0 (recorded = ideal x gain)",
+                               received=f"minimum {fmin:g}",
+                               fix="Give raw data and its camera offset (offset=...), or clip "
+                                   "negative values of offset-subtracted data to 0")
+        if fmax == fmin:
+            raise CamcorrError("constant frame: no histogram to equalise",
+                               argument=f"{argument} (frame {index})",
+                               expected="frames with varying pixel values",
+                               received=f"every pixel = {fmin:g}",
+                               fix="Remove blank or saturated frames from the movie")
+        if self.offset:
+            f = f - np.float32(self.offset)
+        rec = f if self.ref is None else (f / self.ref).astype(np.float32)
+        half = index % 2
+        ideal = rec
+        if self.prior is not None:
+            prior = self.prior[half]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ideal = np.where(prior > 0, rec / prior, 0.0).astype(np.float32)
+        keys = scale = None
+        if (ideal is not f) and _is_integer_valued(frame):
+            # Quantised data (integer ADU or counts): pixels recorded equal in a line stay tied
+            # (mid-rank).  Dividing by the gain estimated from these same frames must not order
+            # them (that estimate's noise feeds back and diverges on counting data); dividing by
+            # an external reference is independent information, kept in proportion within the
+            # tie group (otherwise the residual of an exact reference would follow the reference).
+            # Ranks follow the recording corrected by the reference; tie groups are runs of equal
+            # recorded values in that order.
+            keys = rec
+            ties = f if self.ref is not None else None
+            scale = rec if self.ref is not None else None
+        else:
+            ties = None
+        eq, s_col, s_row = sme_frame(ideal, sigmas=self.sigmas, reference=self.reference,
+                                     backend=self.backend, keys=keys, scale=scale, ties=ties)
+        self.num[half] += rec
+        self.den[half] += eq
+        if self.reference == "smooth":
+            self.sigma_counts[0, self.sigmas.index(s_col)] += 1
+            self.sigma_counts[1, self.sigmas.index(s_row)] += 1
+        self.n_frames += 1
+
+    # -- result -----------------------------------------------------------------------------
+    def gain(self) -> np.ndarray:
+        """``sum(recorded) / sum(SME)`` over all frames so far, mean 1 (float64)."""
+        self._check_enough()
+        return _ratio(self.num.sum(axis=0), self.den.sum(axis=0))
+
+    def half_gains(self) -> np.ndarray:
+        """Gains from the even and the odd frames, shape (2, Y, X), each mean 1."""
+        self._check_enough()
+        return np.stack([_ratio(self.num[0], self.den[0]), _ratio(self.num[1], self.den[1])])
+
+    def noise_floor_halfset(self) -> Optional[float]:
+        """std((G_even - G_odd) / 2): the measured noise of :meth:`gain`."""
+        if self.n_frames < 2:
+            return None
+        ge = _ratio(self.num[0], self.den[0])
+        go = _ratio(self.num[1], self.den[1])
+        return float(np.std(ge - go) / 2.0)
+
+    def dose_e_per_px(self) -> np.ndarray:
+        """Total signal per pixel over the frames, in electrons (before any reference)."""
+        total = self.num.sum(axis=0)
+        if self.ref is not None:
+            total = total * self.ref
+        return np.clip(total, 0, None) * self.electrons_per_adu
+
+    def _check_enough(self):
+        if self.n_frames < 2:
+            raise CamcorrError("too few frames", argument="frames",
+                               expected="at least 2 frames (a movie)",
+                               received=f"{self.n_frames} frame(s)",
+                               fix="Give the whole movie, or several movies of the same camera")
+
+    def result(self, *, iterations: int = 1, converged: bool = False,
+               changes: Optional[List[float]] = None) -> GainResult:
+        """The gain, its report and diagnostics.
+
+        Raises
+        ------
+        CamcorrError
+            If fewer than 2 frames were added.
+        """
+        g = self.gain()
+        floor = self.noise_floor_halfset()
+        rep = gain_report(g, dose_e_per_px=self.dose_e_per_px(), read_noise_e=self.read_noise_e,
+                          n_frames=self.n_frames, noise_floor_halfset=floor)
+        total = None
+        if self.ref is not None:
+            total = g * self.ref
+            total = (total / total.mean()).astype(np.float32)
+        rep.update({"n_frames": int(self.n_frames), "mode": "residual" if self.ref is not None else "blind",
+                    "reference": self.reference, "iterations": int(iterations),
+                    "converged": bool(converged),
+                    "sigma_grid": [float(s) for s in self.sigmas],
+                    "sigma_counts_col": [int(c) for c in self.sigma_counts[0]],
+                    "sigma_counts_row": [int(c) for c in self.sigma_counts[1]]})
+        return GainResult(gain=g.astype(np.float32), report=rep, n_frames=self.n_frames,
+                          iterations=iterations, converged=converged, changes=list(changes or []),
+                          sigma_grid=self.sigmas, sigma_counts_col=self.sigma_counts[0].copy(),
+                          sigma_counts_row=self.sigma_counts[1].copy(),
+                          noise_floor_halfset=floor, total_gain=total,
+                          mode="residual" if self.ref is not None else "blind")
+
+
+def _is_integer_valued(frame) -> bool:
+    a = np.asarray(frame)
+    if a.dtype.kind in "ui":
+        return True
+    return bool(np.all(a == np.round(a)))
+
+
+def _ratio(num, den) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    g = np.where(np.isfinite(g), g, 1.0)
+    m = g.mean()
+    return g / m if m > 0 else g
+
+
+def _check_number(value, argument, *, low=None, inclusive=True):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    ok = math.isfinite(v) and (low is None or (v >= low if inclusive else v > low))
+    if not ok:
+        cond = "" if low is None else (f" >= {low:g}" if inclusive else f" > {low:g}")
+        raise CamcorrError("invalid value", argument=argument, expected=f"a finite number{cond}",
+                           received=repr(value))
+
+
+def _check_sigmas(sigmas) -> Tuple[float, ...]:
+    try:
+        vals = tuple(float(s) for s in sigmas)
+    except (TypeError, ValueError):
+        raise CamcorrError("not a list of numbers", argument="sigmas",
+                           expected="sigma values like 0 0.5 1 1.5 2 2.5 3",
+                           received=describe(sigmas)) from None
+    if not vals or any(not math.isfinite(s) or s < 0 or s > 64 for s in vals):
+        raise CamcorrError("invalid sigma grid", argument="sigmas",
+                           expected="one or more numbers in [0, 64] (lines)", received=repr(sigmas))
+    return tuple(sorted(set(vals)))
+
+
+# ----------------------------------------------------------------------------------------------
+# functional interface with iterations
+# ----------------------------------------------------------------------------------------------
+
+FramesLike = Union[np.ndarray, Iterable, Callable[[], Iterable]]
+
+
+def _frame_source(frames) -> Tuple[Callable[[], Iterable], bool]:
+    """(factory returning a fresh iterable of frames/blocks, re-iterable?)."""
+    if callable(frames):
+        return frames, True
+    if isinstance(frames, np.ndarray) or hasattr(frames, "__array__") and hasattr(frames, "shape"):
+        arr = frames
+        if np.ndim(arr) == 2:
+            return (lambda: [arr]), True
+        return (lambda: [arr]), True
+    if isinstance(frames, (list, tuple)):
+        return (lambda: frames), True
+    if isinstance(frames, Iterator) or hasattr(frames, "__next__"):
+        return (lambda: frames), False
+    if isinstance(frames, Iterable):
+        return (lambda: frames), True
+    raise CamcorrError("not frames", argument="frames",
+                       expected="an array (N, Y, X), a list of frames, an iterable of frames or "
+                                "blocks, or a function returning one",
+                       received=describe(frames))
+
+
+def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "divide",
+                  offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
+                  reference: str = "smooth", iterations: int = 3, tolerance: float = 1e-3,
+                  backend: str = "numba", electrons_per_adu: float = 1.0,
+                  read_noise_e: float = 0.0, progress: Optional[Callable[[int, int], None]] = None
+                  ) -> GainResult:
+    """Estimate the camera gain (or the residual gain left by a reference) from movie frames.
+
+    Parameters
+    ----------
+    frames : ndarray (N, Y, X), sequence or iterable of frames (Y, X) / blocks (n, Y, X), or callable
+        The movie(s), in ADU.  Frames are streamed: only one frame (block) is in memory at a time.
+        More than one iteration re-reads the frames, so a one-shot iterator (a generator) allows
+        only ``iterations=1``; pass a function returning a fresh iterable instead.
+    gain_ref : ndarray (Y, X), optional
+        Measured gain reference: *residual mode*.  Every frame is corrected by it in every
+        iteration and the gain left over is estimated (flat if the reference is right).
+    ref_orientation : {'divide', 'multiply'}
+        'divide' (default): corrected = frame / gain_ref (camcorr's and Sorzano's orientation,
+        recorded = ideal x gain).  'multiply': corrected = frame x gain_ref (RELION, MotionCor2,
+        SerialEM gain references).
+    offset : float
+        Camera offset in ADU, subtracted first (integrating cameras).
+    sigmas : sequence of float
+        Sigma grid for the choice by minimal total variation (default 0 to 3 step 0.5; 0 is a real
+        candidate).
+    reference : {'smooth', 'single'}
+        Smooth midway equalisation over neighbouring lines (default) or the single-reference
+        (midway) variant, which also sees slow column/row trends but takes large specimen
+        features for gain.
+    iterations : int
+        Maximum number of iterations (Eq. 7); each one is a pass over the frames.
+    tolerance : float
+        Stop when the RMS change of the mean-1 gain is below this.
+    backend : {'numba', 'numpy'}
+        Parallel numba kernels (default) or the plain numpy reference.
+    electrons_per_adu : float
+        Electrons per ADU (1 for counting data), for the counting noise floor of the report.
+    read_noise_e : float
+        Read noise per frame in electrons (integrating cameras), for the noise floor.
+    progress : callable(iteration, frames_done), optional
+        Called after every frame.
+
+    Returns
+    -------
+    GainResult
+        ``gain`` (recorded = ideal x gain, mean 1), ``report`` and diagnostics.
+
+    Raises
+    ------
+    CamcorrError
+        Fewer than 2 frames, a constant frame, NaN/inf or negative values, frames of different
+        shapes, a gain reference of another shape or with pixels <= 0, invalid settings.
+    """
+    try:
+        iterations = int(iterations)
+    except (TypeError, ValueError):
+        iterations = -1
+    if iterations < 1:
+        raise CamcorrError("invalid number of iterations", argument="iterations",
+                           expected="an integer >= 1", received=repr(iterations))
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise CamcorrError("invalid tolerance", argument="tolerance",
+                           expected="a number >= 0", received=repr(tolerance))
+    factory, reiterable = _frame_source(frames)
+    if not reiterable and iterations > 1:
+        raise CamcorrError("frames can be read only once", argument="frames",
+                           expected="an array, a list or a function returning a fresh iterable "
+                                    f"of frames for {iterations} iterations",
+                           received="a one-shot iterator (e.g. a generator)",
+                           fix="Pass iterations=1, or a function (lambda: iter_planes(paths))")
+    settings = dict(gain_ref=gain_ref, ref_orientation=ref_orientation, offset=offset,
+                    sigmas=sigmas, reference=reference, backend=backend,
+                    electrons_per_adu=electrons_per_adu, read_noise_e=read_noise_e)
+    prior = previous = None
+    changes: List[float] = []
+    acc = None
+    converged = False
+    for it in range(iterations):
+        acc = GainAccumulator(prior_gain=prior, **settings)
+        for block in factory():
+            acc.add(block)
+            if progress is not None:
+                progress(it, acc.n_frames)
+        g = acc.gain()
+        # G(n+1) = sum rec / sum SME(rec / G(n)), iterated per half-set; compare with G(n)
+        change = float(np.sqrt(np.mean((g - (1.0 if previous is None else previous)) ** 2)))
+        changes.append(change)
+        previous = g
+        prior = acc.half_gains()
+        if change < tolerance:
+            converged = True
+            break
+    return acc.result(iterations=len(changes), converged=converged, changes=changes)

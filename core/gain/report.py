@@ -1,0 +1,181 @@
+"""Quality report of an estimated (residual) gain image, with the noise floor that judges it.
+
+Sorzano et al. (2018) flag a camera calibration as suspect when the residual gain (mean 1) has
+
+* standard deviation > 0.04, or
+* 97.5th / 2.5th percentile > 1.15, or
+* maximum / 97.5th percentile > 4.5.
+
+Shot noise alone exceeds these at low dose, so the report gives, beside the flags, the *noise
+floor*: the standard deviation a perfectly flat gain would show, from counting statistics at the
+data's dose.  Derivation: a pixel that received ``D`` electrons in total over ``N`` frames, each read
+with Gaussian read noise ``r`` electrons, has a summed signal of variance ``D + N r**2``; a gain
+estimated from it relative to the mean has relative variance ``(D + N r**2) / D**2``.  Over pixels
+with different doses (specimen texture, gain) the spread of a flat gain's estimate is therefore
+
+    floor = sqrt(mean_p((D_p + N r**2) / D_p**2)),
+
+which for a uniform dose ``D`` without read noise is ``1 / sqrt(D)`` (8 e/px gives 0.35; 1000 e/px
+0.032).  This is the floor of any per-pixel estimator (it is exactly the spread of the
+flat-illumination oracle ``mean counts / global mean``; tests/test_gain.py checks it by simulation).
+The blind estimator pools histograms over lines and is usually *below* it; its own measured floor is
+the half-set floor (:attr:`GainResult.noise_floor_halfset`): the spread of the difference of the
+gains estimated from even and odd frames, halved.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import CamcorrError, check_finite, check_ndim
+
+__all__ = ["gain_report", "counting_noise_floor", "THRESHOLDS"]
+
+#: Sorzano et al. (2018) thresholds for a suspect calibration.
+THRESHOLDS = {"std": 0.04, "percentile_ratio": 1.15, "max_ratio": 4.5}
+
+
+def counting_noise_floor(dose_e_per_px: Union[float, np.ndarray], *, read_noise_e: float = 0.0,
+                         n_frames: int = 1) -> float:
+    """Standard deviation of a flat gain estimated at this dose (counting statistics).
+
+    Parameters
+    ----------
+    dose_e_per_px : float or ndarray
+        Total electrons (or photons) per pixel over all frames; an array gives the per-pixel dose.
+    read_noise_e : float
+        Read noise per frame, in electrons (0 for counting detectors).
+    n_frames : int
+        Number of frames summed (only matters with read noise).
+
+    Returns
+    -------
+    float
+        ``sqrt(mean((D + N r**2) / D**2))``; ``inf`` if some pixel received no signal.
+
+    Raises
+    ------
+    CamcorrError
+        If the dose is negative or not finite, or the read noise is negative.
+    """
+    dose = np.asarray(dose_e_per_px, dtype=np.float64)
+    check_finite(dose, "dose_e_per_px")
+    if np.any(dose < 0):
+        raise CamcorrError("negative dose", argument="dose_e_per_px",
+                           expected="electrons per pixel >= 0", received=f"min {dose.min():g}")
+    if read_noise_e < 0 or not math.isfinite(read_noise_e):
+        raise CamcorrError("invalid read noise", argument="read_noise_e",
+                           expected="a number >= 0 (electrons)", received=repr(read_noise_e))
+    if np.any(dose == 0):
+        return math.inf
+    var = (dose + n_frames * read_noise_e ** 2) / dose ** 2
+    return float(math.sqrt(float(np.mean(var))))
+
+
+def _gaussian_percentile_ratio(std: float) -> float:
+    """p97.5 / p2.5 of a normal distribution with mean 1 and this std (inf if p2.5 <= 0)."""
+    lo, hi = 1.0 - 1.959964 * std, 1.0 + 1.959964 * std
+    return hi / lo if lo > 0 else math.inf
+
+
+def gain_report(gain, *, dose_e_per_px=None, read_noise_e: float = 0.0, n_frames: int = 1,
+                noise_floor_halfset: Optional[float] = None, mask=None) -> dict:
+    """Statistics, Sorzano flags and noise floor of a (residual) gain image.
+
+    Parameters
+    ----------
+    gain : ndarray, shape (Y, X)
+        Gain image (orientation recorded = ideal x gain); it is normalised to mean 1 here.
+    dose_e_per_px : float or ndarray, optional
+        Total electrons per pixel over all frames (scalar or per-pixel); gives the counting floor.
+    read_noise_e : float
+        Read noise per frame in electrons (integrating cameras); 0 for counting.
+    n_frames : int
+        Number of frames behind the estimate.
+    noise_floor_halfset : float, optional
+        Measured floor of the estimator (from :class:`~camcorr.gain.GainResult`).
+    mask : ndarray of bool, optional
+        Pixels to include (default all).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``mean``, ``std``, ``min``, ``p2_5``, ``p97_5``, ``max``,
+        ``percentile_ratio`` (p97.5/p2.5), ``max_ratio`` (max/p97.5), ``flag_std``,
+        ``flag_percentile_ratio``, ``flag_max_ratio``, ``flagged`` (any flag), ``thresholds``,
+        ``dose_e_per_px`` (mean), ``noise_floor_counting``, ``noise_floor_halfset``,
+        ``noise_floor`` (the one used to judge: half-set if given, else counting),
+        ``std_above_noise`` (sqrt(std**2 - floor**2), 0 if below), ``noise_percentile_ratio``
+        (p97.5/p2.5 a flat gain would show at that floor), ``flags_within_noise`` (every raised
+        flag is explained by noise: std <= 1.5 x floor), ``n_pixels``.
+
+    Raises
+    ------
+    CamcorrError
+        If `gain` is not a finite 2D image with a positive mean.
+    """
+    g = np.asarray(gain, dtype=np.float64)
+    check_ndim(g, (2,), "gain")
+    check_finite(g, "gain")
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != g.shape:
+            raise CamcorrError("mask shape differs from the gain", argument="mask",
+                               expected=f"shape {g.shape}", received=f"shape {m.shape}")
+        values = g[m]
+    else:
+        values = g.ravel()
+    mean = float(values.mean()) if values.size else 0.0
+    if not mean > 0:
+        raise CamcorrError("gain image has no positive mean", argument="gain",
+                           expected="a gain image with mean > 0", received=f"mean {mean:g}")
+    v = values / mean
+    std = float(v.std())
+    p2_5, p97_5 = (float(x) for x in np.percentile(v, [2.5, 97.5]))
+    vmax, vmin = float(v.max()), float(v.min())
+    pr = p97_5 / p2_5 if p2_5 > 0 else math.inf
+    mr = vmax / p97_5 if p97_5 > 0 else math.inf
+    floor_c = None
+    dose_mean = None
+    if dose_e_per_px is not None:
+        floor_c = counting_noise_floor(dose_e_per_px, read_noise_e=read_noise_e, n_frames=n_frames)
+        dose_mean = float(np.mean(dose_e_per_px))
+    floor = noise_floor_halfset if noise_floor_halfset is not None else floor_c
+    flags = {"flag_std": std > THRESHOLDS["std"],
+             "flag_percentile_ratio": pr > THRESHOLDS["percentile_ratio"],
+             "flag_max_ratio": mr > THRESHOLDS["max_ratio"]}
+    flagged = any(flags.values())
+    rep = {
+        "n_pixels": int(v.size),
+        "mean": 1.0,
+        "std": std,
+        "min": vmin,
+        "p2_5": p2_5,
+        "p97_5": p97_5,
+        "max": vmax,
+        "percentile_ratio": _finite_or_none(pr),
+        "max_ratio": _finite_or_none(mr),
+        **flags,
+        "flagged": flagged,
+        "thresholds": dict(THRESHOLDS),
+        "dose_e_per_px": dose_mean,
+        "noise_floor_counting": _finite_or_none(floor_c),
+        "noise_floor_halfset": _finite_or_none(noise_floor_halfset),
+        "noise_floor": _finite_or_none(floor),
+        "std_above_noise": (None if floor is None or not math.isfinite(floor)
+                            else float(math.sqrt(max(std * std - floor * floor, 0.0)))),
+        "noise_percentile_ratio": (None if floor is None
+                                   else _finite_or_none(_gaussian_percentile_ratio(floor))),
+        "flags_within_noise": (None if floor is None
+                               else bool(flagged and std <= 1.5 * floor)),
+    }
+    return rep
+
+
+def _finite_or_none(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,215 @@
+"""Numba kernels of the selective median filter and their numpy references.
+
+Every kernel here has a numpy twin with the same signature and result (``*_numpy``); the tests
+check that they agree.  Axes are (Z, Y, X).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "mean_std_numba",
+    "mean_std_numpy",
+    "neighbour_medians_numba",
+    "neighbour_medians_numpy",
+]
+
+# 8-neighbourhood and the 16-pixel ring around it (used when all 8 neighbours are flagged).
+_RING1 = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)],
+                  dtype=np.int64)
+_RING2 = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if max(abs(dy), abs(dx)) == 2], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- projections
+@numba.njit(parallel=True, cache=True)
+def _mean_std_kernel(stack):
+    nz, ny, nx = stack.shape
+    mean = np.empty((ny, nx), np.float64)
+    std = np.empty((ny, nx), np.float64)
+    for y in numba.prange(ny):
+        shift = np.empty(nx, np.float64)
+        s1 = np.zeros(nx, np.float64)
+        s2 = np.zeros(nx, np.float64)
+        for x in range(nx):
+            shift[x] = stack[0, y, x]
+        for z in range(nz):
+            for x in range(nx):
+                d = stack[z, y, x] - shift[x]
+                s1[x] += d
+                s2[x] += d * d
+        for x in range(nx):
+            m = s1[x] / nz
+            mean[y, x] = shift[x] + m
+            v = (s2[x] - nz * m * m) / (nz - 1)
+            std[y, x] = np.sqrt(v) if v > 0.0 else 0.0
+    return mean, std
+
+
+def mean_std_numba(stack: np.ndarray):
+    """Per-pixel mean and standard deviation (ddof=1) over axis 0, float64, one pass.
+
+    Values are shifted by the first plane before accumulation (shifted-data algorithm), which
+    keeps the single pass accurate for camera data.
+
+    Parameters
+    ----------
+    stack : ndarray, shape (Z, Y, X), Z >= 2
+        Any real dtype; C-contiguous is fastest.
+
+    Returns
+    -------
+    mean, std : ndarray, float64, shape (Y, X)
+    """
+    return _mean_std_kernel(np.ascontiguousarray(stack))
+
+
+def mean_std_numpy(stack: np.ndarray):
+    """numpy reference of :func:`mean_std_numba`."""
+    data = np.asarray(stack, dtype=np.float64)
+    return data.mean(axis=0), data.std(axis=0, ddof=1)
+
+
+# --------------------------------------------------------------------------- replacement
+@numba.njit(cache=True)
+def _median_inplace(buf, n):
+    # insertion sort of buf[:n]; n <= 24
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+    h = n // 2
+    if n % 2 == 1:
+        return buf[h]
+    return 0.5 * (buf[h - 1] + buf[h])
+
+
+@numba.njit(cache=True)
+def _gather(ys, xs, mask, ring1, ring2):
+    """Neighbour coordinates used for each bad pixel: (nbad, 16, 2) and counts (nbad,)."""
+    ny, nx = mask.shape
+    nbad = ys.size
+    coords = np.zeros((nbad, 16, 2), np.int64)
+    counts = np.zeros(nbad, np.int64)
+    level = np.zeros(nbad, np.int64)
+    for i in range(nbad):
+        y = ys[i]
+        x = xs[i]
+        n = 0
+        for k in range(ring1.shape[0]):
+            yy = y + ring1[k, 0]
+            xx = x + ring1[k, 1]
+            if 0 <= yy < ny and 0 <= xx < nx and not mask[yy, xx]:
+                coords[i, n, 0] = yy
+                coords[i, n, 1] = xx
+                n += 1
+        if n == 0:  # every neighbour flagged: use the unflagged pixels of the 5x5 ring
+            level[i] = 1
+            for k in range(ring2.shape[0]):
+                yy = y + ring2[k, 0]
+                xx = x + ring2[k, 1]
+                if 0 <= yy < ny and 0 <= xx < nx and not mask[yy, xx]:
+                    coords[i, n, 0] = yy
+                    coords[i, n, 1] = xx
+                    n += 1
+        if n == 0:  # still none: the 8 neighbours, flagged or not
+            level[i] = 2
+            for k in range(ring1.shape[0]):
+                yy = y + ring1[k, 0]
+                xx = x + ring1[k, 1]
+                if 0 <= yy < ny and 0 <= xx < nx:
+                    coords[i, n, 0] = yy
+                    coords[i, n, 1] = xx
+                    n += 1
+        counts[i] = n
+    return coords, counts, level
+
+
+@numba.njit(parallel=True, cache=True)
+def _medians_kernel(stack, coords, counts):
+    nz = stack.shape[0]
+    nbad = counts.size
+    out = np.empty((nz, nbad), np.float64)
+    for z in numba.prange(nz):
+        buf = np.empty(16, np.float64)
+        for i in range(nbad):
+            n = counts[i]
+            for k in range(n):
+                buf[k] = stack[z, coords[i, k, 0], coords[i, k, 1]]
+            out[z, i] = _median_inplace(buf, n) if n > 0 else np.nan
+    return out
+
+
+def neighbour_medians_numba(stack: np.ndarray, mask: np.ndarray):
+    """Median of the unflagged 8-neighbours of every flagged pixel, in every plane.
+
+    Parameters
+    ----------
+    stack : ndarray, shape (Z, Y, X)
+    mask : ndarray of bool, shape (Y, X)
+        Flagged (bad) pixels.
+
+    Returns
+    -------
+    ys, xs : ndarray of int64, shape (n_bad,)
+        Coordinates of the flagged pixels (row-major order).
+    values : ndarray, float64, shape (Z, n_bad)
+        Replacement values: the median of the in-image, unflagged 8-neighbours (pixel itself
+        excluded; the mean of the two middle values for an even count).  If all of them are
+        flagged, the unflagged pixels of the surrounding 5x5 ring are used; if those are flagged
+        too, all in-image 8-neighbours.
+    level : ndarray of int64, shape (n_bad,)
+        0: 8-neighbours, 1: 5x5 ring, 2: flagged 8-neighbours were used.
+    """
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    ys, xs = np.nonzero(mask)
+    ys = ys.astype(np.int64)
+    xs = xs.astype(np.int64)
+    coords, counts, level = _gather(ys, xs, mask, _RING1, _RING2)
+    if ys.size == 0:
+        return ys, xs, np.empty((stack.shape[0], 0)), level
+    values = _medians_kernel(np.ascontiguousarray(stack), coords, counts)
+    return ys, xs, values, level
+
+
+def neighbour_medians_numpy(stack: np.ndarray, mask: np.ndarray):
+    """numpy reference of :func:`neighbour_medians_numba` (same outputs)."""
+    mask = np.asarray(mask, dtype=bool)
+    ny, nx = mask.shape
+    ys, xs = np.nonzero(mask)
+    ys = ys.astype(np.int64)
+    xs = xs.astype(np.int64)
+    nbad = ys.size
+    level = np.zeros(nbad, np.int64)
+    if nbad == 0:
+        return ys, xs, np.empty((stack.shape[0], 0)), level
+
+    def candidates(offsets):
+        yy = ys[:, None] + offsets[None, :, 0]
+        xx = xs[:, None] + offsets[None, :, 1]
+        inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+        yc, xc = np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)
+        return yc, xc, inside
+
+    y1, x1, in1 = candidates(_RING1)
+    ok1 = in1 & ~mask[y1, x1]
+    y2, x2, in2 = candidates(_RING2)
+    ok2 = in2 & ~mask[y2, x2]
+    use1 = ok1.any(axis=1)
+    use2 = ~use1 & ok2.any(axis=1)
+    use3 = ~use1 & ~use2
+    level[use2] = 1
+    level[use3] = 2
+    data = np.asarray(stack, dtype=np.float64)
+    values = np.empty((data.shape[0], nbad))
+    for sel, yc, xc, ok in ((use1, y1, x1, ok1), (use2, y2, x2, ok2), (use3, y1, x1, in1)):
+        if not sel.any():
+            continue
+        v = data[:, yc[sel], xc[sel]]  # (Z, n, k)
+        v = np.where(ok[sel][None], v, np.nan)
+        values[:, sel] = np.nanmedian(v, axis=2)
+    return ys, xs, values, level

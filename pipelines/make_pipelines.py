@@ -1,0 +1,110 @@
+"""Write the example CellProfiler pipelines of camcorr (``python pipelines/make_pipelines.py``).
+
+The ``.cppipe`` files in this folder are generated here from module objects of the installed
+CellProfiler and the camcorr plugins, then saved with ``Pipeline.dump``: they carry exactly the
+setting texts and revision numbers of the CellProfiler version the tests run.  Re-run this script
+after changing a plugin's settings (the tests check the files load and run).
+
+Input naming each pipeline expects is described in ``pipelines/README.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "cellprofiler_plugins"))
+
+import _builders as b  # noqa: E402
+
+INPUT_NOTE = ("Input: see pipelines/README.md. Run headless: python -m cellprofiler -c -r -p "
+              "PIPELINE -i IN -o OUT --plugins-directory cellprofiler_plugins")
+
+
+def median_pipeline():
+    """Selective median on 3D stacks: every TIFF of the input folder is one (Z, Y, X) stack."""
+    mods = b.input_modules(regex=r"^(?P<Stack>[^.]+)", single_name="raw", volume=True)
+    sm = b.module("SelectiveMedian")
+    sm.image_name.value = "raw"
+    sm.output_name.value = "MedianCorrected"
+    sm.mode.value = "Each 3D image on its own"
+    sm.params.by_name["save_mask"][0].value = True
+    sm.mask_name.value = "BadPixels"
+    mods += [sm,
+             b.save_images("MedianCorrected", suffix="_median", from_image="raw"),
+             b.save_images("BadPixels", suffix="_badpixels", bit_depth="8-bit integer",
+                           from_image="raw"),
+             b.export_measurements()]
+    notes = {
+        2: ["Every TIFF is one raw stack (Z, Y, X) in camera counts: 'Process as 3D' is on and "
+            "intensities are scaled by the file's bit depth, so the plugin recovers exact ADU."],
+        4: ["SelectiveMedian on each volume: the noise (std over Z) of every pixel is compared "
+            "with its 8 neighbours; only outliers are replaced in every plane.",
+            "Rule 'mad' (default) flags almost nothing on clean data; the mask is output as "
+            "BadPixels. Measurements (Flagged, PercentFlagged, ...) go to Image.csv."],
+        5: ["16-bit TIFF, same bit depth as the raw data: values stay in ADU."],
+    }
+    return mods, notes
+
+
+def flash_pipeline():
+    """Flash4.0 carryover on LLS acquisitions: ``*_ch0_stack0000_*.tif`` + ``*_ch1_...``."""
+    mods = b.input_modules(
+        regex=r"^(?P<Cell>.+)_ch(?P<Ch>\d+)_stack(?P<Stack>\d{4})",
+        assignments=[("ch0", 'file does contain "_ch0_"'), ("ch1", 'file does contain "_ch1_"')],
+        match_keys=("Cell", "Stack"), volume=True)
+    fc = b.module("FlashCarryoverCorrect")
+    fc.params.by_name["time_series"][0].value = False
+    _set_file(fc, "params", "FlashParam_sn100740_roi1001-1011-1048-1050_date20240517.tif")
+    _set_file(fc, "settings", "cell1_Settings.txt")
+    fc.channels[0].input_name.value = "ch0"
+    fc.channels[0].output_name.value = "ch0_flash"
+    fc.add_channel()
+    fc.channels[1].input_name.value = "ch1"
+    fc.channels[1].output_name.value = "ch1_flash"
+    mods += [fc,
+             b.save_images("ch0_flash", suffix="_flash", from_image="ch0"),
+             b.save_images("ch1_flash", suffix="_flash", from_image="ch1"),
+             b.export_measurements()]
+    notes = {
+        2: ["Channels of one timepoint matched by Cell and Stack metadata; each file is a "
+            "volume ('Process as 3D')."],
+        4: ["Channels listed in acquisition order (ch0 then ch1). The parameter file and the "
+            "acquisition's Settings.txt are read from the Default Input Folder: put them beside "
+            "the data (the Images module skips files starting with FlashParam or Settings).",
+            "The maps are cut to the ROI in Settings.txt; 'Cycle lasers' there sets the frame "
+            "order. Output is offset-subtracted."],
+    }
+    return mods, notes
+
+
+def _set_file(mod, name, filename, folder="Default Input Folder|"):
+    location, fname = mod.params.by_name[name]
+    location.value = folder
+    fname.value = filename
+
+
+PIPELINES = {
+    "selective_median.cppipe": median_pipeline,
+    "flash_carryover.cppipe": flash_pipeline,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="pipelines to write (default: all)")
+    parser.add_argument("--out", default=str(HERE), help="folder (default: pipelines/)")
+    args = parser.parse_args(argv)
+    b.init_cellprofiler()
+    for name, fn in PIPELINES.items():
+        if args.names and name not in args.names:
+            continue
+        mods, notes = fn()
+        path = b.build(mods, Path(args.out) / name, notes)
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
