@@ -240,13 +240,18 @@ def bench_calibration(tmp: Path, py, quick: bool):
 
 
 MEM_CHILD = r"""
-import json, resource, sys, tracemalloc
+import json, re, sys, tracemalloc
 from camcorr.flash import calibrate_folder
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def hwm():  # peak RSS of this process image in MiB (VmHWM restarts at exec, unlike ru_maxrss)
+    txt = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\s+(\d+)", txt).group(1)) / 1024
+
+base = hwm()
 tracemalloc.start()
 calibrate_folder(sys.argv[1])
 peak = tracemalloc.get_traced_memory()[1] / 2**20
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"peak_rss_mb": hwm(),
                   "rss_after_imports_mb": base, "peak_traced_mb": peak}))
 """
 

@@ -52,7 +52,7 @@ _NUMBER_KINDS = ("float", "int")
 #: error stream merged into the output (ImageJ's exec() only returns the output) and a status line.
 _BOOT = ("import sys\n"
          "try:\n"
-         "    from camcorr.cli import main\n"
+         "    from {module} import main\n"
          "except Exception as e:\n"
          "    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); "
          "print('CAMCORR-STATUS 127'); sys.exit(0)\n"
@@ -307,7 +307,8 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
     return out
 
 
-def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON) -> str:
+def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON,
+               cli_module: str = "camcorr.cli") -> str:
     """The ImageJ macro of `op`.
 
     Parameters
@@ -319,6 +320,8 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         ``Dialog`` with the same macro keys (plain ImageJ 1.x ``plugins/`` folder).
     python : str
         Python executable whose ``camcorr`` runs the operation (baked into the macro).
+    cli_module : str
+        Module whose ``main(argv)`` is the command line (tests use a stand-in).
     """
     if flavour not in ("fiji", "ij1"):
         raise ValueError(f"unknown flavour {flavour!r}")
@@ -342,7 +345,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     if flavour == "ij1":
         L.extend(_ij1_dialog(op, dialog))
     L.append(f"cc_python = {_macro_str(python)};")
-    L.append(f"cc_boot = {_macro_str(_BOOT)};")
+    L.append(f"cc_boot = {_macro_str(_BOOT.replace('{module}', cli_module))};")
     L.append('cc_opts = "" + call("ij.Macro.getOptions");')
     L.append('cc_headless = call("java.awt.GraphicsEnvironment.isHeadless") == "true";')
     L.append('cc_interactive = !cc_headless && !is("batch mode") '
@@ -493,7 +496,7 @@ def render_python(op: Operation) -> str:
 # file sets and golden copies
 # --------------------------------------------------------------------------------------------
 def script_files(operations: Optional[Dict[str, Operation]] = None, *, target: str = "fiji",
-                 python: str = GOLDEN_PYTHON) -> List[ScriptFile]:
+                 python: str = GOLDEN_PYTHON, cli_module: str = "camcorr.cli") -> List[ScriptFile]:
     """Every script to write, relative to the Fiji (``target='fiji'``) or plain ImageJ 1.x
     (``target='ij1'``) folder."""
     files = []
@@ -501,12 +504,12 @@ def script_files(operations: Optional[Dict[str, Operation]] = None, *, target: s
         stem = file_stem(op.title)
         if target == "fiji":
             base = f"scripts/Plugins/{MENU}"
-            files.append(ScriptFile(f"{base}/{stem}.ijm", render_ijm(op, "fiji", python),
+            files.append(ScriptFile(f"{base}/{stem}.ijm", render_ijm(op, "fiji", python, cli_module),
                                     op.name, "fiji"))
             files.append(ScriptFile(f"{base}/{PYTHON_SUBMENU}/{stem}_(Python).py",
                                     render_python(op), op.name, "python"))
         elif target == "ij1":
-            files.append(ScriptFile(f"plugins/{MENU}/{stem}.ijm", render_ijm(op, "ij1", python),
+            files.append(ScriptFile(f"plugins/{MENU}/{stem}.ijm", render_ijm(op, "ij1", python, cli_module),
                                     op.name, "ij1"))
         else:
             raise ValueError(f"unknown target {target!r}")

@@ -118,7 +118,7 @@ def _menu_dirs(root: Path, target: str) -> List[Path]:
 
 
 def install(fiji_dir, python: Optional[str] = None, *, operations=None,
-            check: bool = True) -> InstallResult:
+            check: bool = True, cli_module: str = "camcorr.cli") -> InstallResult:
     """Write the Camera Corrections commands into a Fiji or ImageJ 1.x folder.
 
     Parameters
@@ -131,6 +131,8 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
         Operations to install (default: every operation exposed in Fiji).
     check : bool
         Check that `python` imports camcorr.
+    cli_module : str
+        Module providing the command line ``main(argv)`` (tests use a stand-in).
 
     Returns
     -------
@@ -145,7 +147,7 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
     target = detect_installation(root)
     python = python or sys.executable
     python = check_python(python) if check else str(python)
-    files = script_files(operations, target=target, python=python)
+    files = script_files(operations, target=target, python=python, cli_module=cli_module)
     result = InstallResult(target=target, root=root, python=python)
     wanted = set()
     for f in files:

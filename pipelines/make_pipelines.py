@@ -80,6 +80,44 @@ def flash_pipeline():
     return mods, notes
 
 
+WSI_EMPTY = "1,7,8,10,27,37,44,47,48,53,54,55,56,58,59,60,61,62,63"
+
+
+def flatfield_pipeline():
+    """Flat-field from empty tiles of a 2D mosaic: files ``...<number>.tif``, number = tile."""
+    mods = b.input_modules(regex=r"(?P<Tile>[0-9]+)\.tiff?$", single_name="tile")
+    fm = b.module("FlatfieldFromEmptyTiles")
+    fm.image_name.value = "tile"
+    fm.output_name.value = "FlatfieldCorrected"
+    fm.flatfield_name.value = "Flatfield"
+    fm.tile_source.value = "Metadata"
+    fm.tile_key.value = "Tile"
+    est = fm.estimate.by_name
+    est["method"][0].value = "empty-tiles"
+    est["grid"][0].value = "7, 9"
+    est["order"][0].value = "serpentine"
+    est["empty_tiles"][0].value = WSI_EMPTY
+    mods += [fm,
+             b.save_images("FlatfieldCorrected", suffix="_flatfield", from_image="tile"),
+             b.save_images("Flatfield", suffix="", single_name="flatfield",
+                           bit_depth="32-bit floating point", when="Last cycle"),
+             b.export_measurements()]
+    notes = {
+        1: ["The tile number is the number at the end of the file name (BrainSection0007.tif -> "
+            "tile 7), counted from 1 in acquisition order."],
+        3: ["No grouping: all tiles of the input folder form one mosaic. For several channels or "
+            "mosaics, group by their metadata so each group is one mosaic of one channel."],
+        4: ["Set up for the BaSiC WSI_brain mosaic (7 rows x 9 columns, serpentine, 19 empty "
+            "tiles): edit 'Empty tiles' (and the grid) for your acquisition, or choose 'z-range' "
+            "for 3D tiles with empty planes, or a models folder for a measured flat-field.",
+            "Before the first tile the module reads every tile of the group, estimates the "
+            "flat-field, then corrects every tile; quality numbers (CVBefore/CVAfter, "
+            "corner/centre) go to Image.csv. Offset 0: set the camera offset for raw data."],
+        6: ["The flat-field is saved once, at the last cycle, as 32-bit float (mean 1)."],
+    }
+    return mods, notes
+
+
 def _set_file(mod, name, filename, folder="Default Input Folder|"):
     location, fname = mod.params.by_name[name]
     location.value = folder
@@ -89,6 +127,7 @@ def _set_file(mod, name, filename, folder="Default Input Folder|"):
 PIPELINES = {
     "selective_median.cppipe": median_pipeline,
     "flash_carryover.cppipe": flash_pipeline,
+    "flatfield_empty_tiles.cppipe": flatfield_pipeline,
 }
 
 

@@ -46,7 +46,7 @@ def _dump_load(module):
 
 def _hot_stack(rng, shape=(24, 40, 48), base=600.0, noise=4.0):
     stack = rng.normal(base, noise, shape)
-    hot = [(5, 7), (20, 30), (0, 0), (39, 47)]  # incl. corners: mirrored borders must find them
+    hot = [(5, 7), (20, 30), (0, 0), (shape[1] - 1, shape[2] - 1)]  # corners: mirrored borders
     for y, x in hot:
         stack[:, y, x] += rng.normal(0, 25 * noise, shape[0])
     return np.clip(np.rint(stack), 0, 4095).astype(np.uint16), hot

@@ -91,6 +91,7 @@ def test_basicpy_own_model_folder_is_a_models_folder(sim, tmp_path):
     imgs = np.stack(sim.tiles[:12]).astype(np.float32) - 100
     b = basicpy.BaSiC(smoothness_flatfield=1.0, smoothness_darkfield=0.1)
     b.fit(imgs)
+    (tmp_path / "m").mkdir()
     b.save_model(tmp_path / "m" / "DAPI")
     prof = load_profiles(tmp_path / "m", "DAPI")
     np.testing.assert_allclose(prof.flatfield, b.flatfield, rtol=1e-6)

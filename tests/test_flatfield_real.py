@@ -58,4 +58,7 @@ def test_cellprofiler_example_corner_centre_ratio(shared_data):
                                           clip=False) for im in imgs])
     after = corner_centre_ratio(corrected.mean(axis=0))
     assert 0.97 <= after <= 1.03, after
-    assert abs(prof.quality["corner_centre_after"] - 1) < 0.03
+    # held-out quality (flat of one half of the images on the other half's mean): the cells
+    # differ between halves, so it is noisier than the figure above, but the shading is gone
+    q = prof.quality
+    assert abs(q["corner_centre_after"] - 1) < 0.3 * abs(q["corner_centre_before"] - 1)

@@ -199,6 +199,39 @@ def test_numba_and_numpy_kernels_agree(rng, dtype):
     assert np.array_equal(r1.corrected, r2.corrected)
 
 
+def test_sorting_network_sorts(rng):
+    for _ in range(300):
+        v = rng.integers(0, 5, 8).astype(float)  # many ties
+        np.testing.assert_array_equal(_kernels.sort8_numba(v), np.sort(v))
+    np.testing.assert_array_equal(_kernels.sort8_numba(np.arange(8.0)[::-1]), np.arange(8.0))
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 7), (41, 38)])
+def test_local_stats_numba_matches_scipy(rng, shape):
+    img = rng.integers(0, 6, shape).astype(float)  # ties everywhere
+    a = _kernels.local_stats_numba(img)
+    b = _kernels.local_stats_numpy(img)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    img = rng.standard_normal(shape)
+    a = _kernels.local_stats_numba(img)
+    b = _kernels.local_stats_numpy(img)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_fused_replacement_matches_numpy_reference(rng):
+    stack = rng.integers(0, 65535, (5, 30, 33)).astype(np.uint16)
+    mask = rng.random((30, 33)) < 0.2
+    mask[:3, :3] = True
+    out, level = _kernels.replace_numba(stack, mask)
+    ys, xs, values, level2 = _kernels.neighbour_medians_numpy(stack, mask)
+    ref = stack.copy()
+    ref[:, ys, xs] = np.clip(np.rint(values), 0, 65535).astype(np.uint16)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(level, level2)
+
+
 def test_knee_threshold_of_a_known_curve():
     values = np.concatenate([np.linspace(0, 1, 90), np.linspace(10, 100, 10)])
     assert knee_threshold(values) == pytest.approx(1.0)
@@ -267,3 +300,16 @@ def test_projections_of_4d_data(rng):
     mean, std, n = projections(data)
     assert n == 6
     np.testing.assert_allclose(std, data.reshape(6, 8, 8).std(axis=0, ddof=1))
+
+
+@pytest.mark.parametrize("dtype", [">u2", np.float16, np.int16, np.uint8])
+def test_other_dtypes_and_byte_orders(rng, dtype):
+    var = np.full((24, 24), 1.0)
+    var[4, 4] = 400.0
+    data = noise.noisy_stack(var, 12, offset=50, dtype=np.float64, rng=rng).stack
+    stack = np.clip(np.rint(data), 0, 255).astype(dtype)
+    res = selective_median(stack)
+    assert res.mask[4, 4]
+    assert res.corrected.shape == stack.shape
+    assert np.dtype(res.corrected.dtype).kind == np.dtype(dtype).kind
+    assert res.corrected.dtype.itemsize == np.dtype(dtype).itemsize

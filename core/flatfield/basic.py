@@ -130,6 +130,15 @@ def _torch_threads(n: Optional[int]):
         torch.set_num_threads(old)
 
 
+def _blocks(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean over f x f blocks of the last two axes (cropping the remainder)."""
+    if f <= 1:
+        return a
+    ny, nx = (a.shape[-2] // f) * f, (a.shape[-1] // f) * f
+    a = a[..., :ny, :nx]
+    return a.reshape(a.shape[:-2] + (ny // f, f, nx // f, f)).mean(axis=(-3, -1))
+
+
 def _import_basic():
     try:
         from basicpy import BaSiC
@@ -245,9 +254,11 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
     flat_n = flat / mean
     total_dark = dark + fitted_dark
     # Quality reference: the per-pixel 10th percentile over the images, i.e. the background
-    # wherever at least ~10 % of the images are empty there (sparse specimens, mosaics).
-    reference = np.percentile(images, 10, axis=0) + dark
-    quality = flatfield_quality(reference, flat_n, total_dark)
+    # wherever at least ~10 % of the images are empty there (sparse specimens, mosaics),
+    # computed on <= 128-pixel block means (shading is smooth; keeps it cheap next to the fit).
+    f = max(1, min(ts.shape) // 128)
+    quality = flatfield_quality(np.percentile(_blocks(images, f), 10, axis=0),
+                                _blocks(flat_n, f), _blocks(fitted_dark, f))
     settings = {k: v for k, v in basic.model_dump().items()
                 if isinstance(v, (int, float, str, bool, list, dict, type(None)))}
     meta = {"n_planes_used": len(picks), "seed": int(seed), "autosegment": bool(autosegment),

@@ -41,6 +41,7 @@ __all__ = [
     "sort_lines_numpy",
     "equalise_lines",
     "equalise_lines_numpy",
+    "equalise_tv",
     "total_variation",
     "total_variation_numpy",
     "midway_lines",
@@ -244,23 +245,84 @@ def _midrank_scatter(s_line, ref, order_line, out_line):
         k = e
 
 
-@numba.njit(cache=True, parallel=True)
-def _equalise_numba(S, order, w, E):
+@numba.njit(cache=True)
+def _equalise_line(S, order, w, l, ref, out_line):
     m, n = S.shape
     radius = w.shape[0] - 1
-    for l in numba.prange(m):
-        ref = np.zeros(n, dtype=np.float32)
-        lo = max(0, l - radius)
-        hi = min(m - 1, l + radius)
-        norm = 0.0
-        for j in range(lo, hi + 1):
-            norm += w[abs(j - l)]
-        for j in range(lo, hi + 1):
-            wj = np.float32(w[abs(j - l)] / norm)
-            row = S[j]
-            for k in range(n):
-                ref[k] += wj * row[k]
-        _midrank_scatter(S[l], ref, order[l], E[l])
+    lo = max(0, l - radius)
+    hi = min(m - 1, l + radius)
+    norm = 0.0
+    for j in range(lo, hi + 1):
+        norm += w[abs(j - l)]
+    for k in range(n):
+        ref[k] = 0.0
+    for j in range(lo, hi + 1):
+        wj = np.float32(w[abs(j - l)] / norm)
+        row = S[j]
+        for k in range(n):
+            ref[k] += wj * row[k]
+    _midrank_scatter(S[l], ref, order[l], out_line)
+
+
+@numba.njit(cache=True)
+def _line_tv(a, b):
+    s = np.float32(0.0)
+    for k in range(a.shape[0]):
+        s += abs(a[k] - b[k])
+    return s
+
+
+@numba.njit(cache=True, parallel=True)
+def _equalise_numba(S, order, w, E, factor, use_factor, n_chunks):
+    """Equalise every line into E (times `factor` if used) and return the TV across lines.
+
+    Lines are processed in contiguous chunks (one per task); the TV between consecutive lines of
+    a chunk is summed while they are hot in cache, the chunk boundaries afterwards.
+    """
+    m, n = S.shape
+    step = (m + n_chunks - 1) // n_chunks
+    tvs = np.zeros(n_chunks, dtype=np.float64)
+    for c in numba.prange(n_chunks):
+        start = c * step
+        stop = min(m, start + step)
+        ref = np.empty(n, dtype=np.float32)
+        acc = 0.0
+        for l in range(start, stop):
+            _equalise_line(S, order, w, l, ref, E[l])
+            if use_factor:
+                fl = factor[l]
+                el = E[l]
+                for k in range(n):
+                    el[k] *= fl[k]
+            if l > start:
+                acc += _line_tv(E[l], E[l - 1])
+        tvs[c] = acc
+    total = 0.0
+    for c in range(n_chunks):
+        total += tvs[c]
+        start = c * step
+        if 0 < start < m:
+            total += _line_tv(E[start], E[start - 1])
+    return total
+
+
+def equalise_tv(S, order, weights, out=None, factor=None):
+    """:func:`equalise_lines` fused with :func:`total_variation` (numba, parallel).
+
+    Returns
+    -------
+    E : ndarray, float32, shape (n_lines, n)
+        Equalised lines (multiplied by `factor` if given).
+    tv : float
+        Total variation of E across lines.
+    """
+    if out is None:
+        out = np.empty(S.shape, dtype=np.float32)
+    use = factor is not None
+    fac = factor if use else out
+    n_chunks = max(1, min(S.shape[0], 4 * numba.get_num_threads()))
+    tv = _equalise_numba(S, order, np.asarray(weights, dtype=np.float64), out, fac, use, n_chunks)
+    return out, float(tv)
 
 
 def equalise_lines(S: np.ndarray, order: np.ndarray, weights: np.ndarray, out=None) -> np.ndarray:
@@ -281,10 +343,7 @@ def equalise_lines(S: np.ndarray, order: np.ndarray, weights: np.ndarray, out=No
     E : ndarray, float32, shape (n_lines, n)
         Equalised lines, in pixel order (mid-rank for ties).
     """
-    if out is None:
-        out = np.empty(S.shape, dtype=np.float32)
-    _equalise_numba(S, order, np.asarray(weights, dtype=np.float64), out)
-    return out
+    return equalise_tv(S, order, weights, out=out)[0]
 
 
 def _smooth_sorted_numpy(S, weights):

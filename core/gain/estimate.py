@@ -94,17 +94,16 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
     for i, s in enumerate(sigmas):
         if s == 0 and keys is None:
             E = lines  # sigma 0: every line is its own reference
+            tv = K.total_variation(E) if numba_backend else K.total_variation_numpy(E)
         elif numba_backend:
             if spare is None:
                 spare = np.empty(lines.shape, dtype=np.float32)
-            E = K.equalise_lines(S, order, K.gaussian_weights(s), out=spare)
-            if factor is not None:
-                E *= factor
+            E, tv = K.equalise_tv(S, order, K.gaussian_weights(s), out=spare, factor=factor)
         else:
             E = K.equalise_lines_numpy(S, order, K.gaussian_weights(s))
             if factor is not None:
                 E = E * factor
-        tv = K.total_variation(E) if numba_backend else K.total_variation_numpy(E)
+            tv = K.total_variation_numpy(E)
         if tv < best_tv:
             spare = best if (best is not None and best is not lines and numba_backend) else None
             best, best_tv, best_i = E, tv, i

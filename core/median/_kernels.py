@@ -9,6 +9,10 @@ import numba
 import numpy as np
 
 __all__ = [
+    "local_stats_numba",
+    "local_stats_numpy",
+    "replace_numba",
+    "sort8_numba",
     "mean_std_numba",
     "mean_std_numpy",
     "neighbour_medians_numba",
@@ -71,10 +75,46 @@ def mean_std_numpy(stack: np.ndarray):
     return data.mean(axis=0), data.std(axis=0, ddof=1)
 
 
-# --------------------------------------------------------------------------- replacement
+# --------------------------------------------------------------------------- small sorts
+@numba.njit(cache=True, inline="always")
+def _sort8(a0, a1, a2, a3, a4, a5, a6, a7):
+    """Sort 8 values with Batcher's odd-even merge network (19 branchless min/max pairs)."""
+    a0, a2 = min(a0, a2), max(a0, a2)
+    a1, a3 = min(a1, a3), max(a1, a3)
+    a4, a6 = min(a4, a6), max(a4, a6)
+    a5, a7 = min(a5, a7), max(a5, a7)
+    a0, a4 = min(a0, a4), max(a0, a4)
+    a1, a5 = min(a1, a5), max(a1, a5)
+    a2, a6 = min(a2, a6), max(a2, a6)
+    a3, a7 = min(a3, a7), max(a3, a7)
+    a0, a1 = min(a0, a1), max(a0, a1)
+    a2, a3 = min(a2, a3), max(a2, a3)
+    a4, a5 = min(a4, a5), max(a4, a5)
+    a6, a7 = min(a6, a7), max(a6, a7)
+    a2, a4 = min(a2, a4), max(a2, a4)
+    a3, a5 = min(a3, a5), max(a3, a5)
+    a1, a4 = min(a1, a4), max(a1, a4)
+    a3, a6 = min(a3, a6), max(a3, a6)
+    a1, a2 = min(a1, a2), max(a1, a2)
+    a3, a4 = min(a3, a4), max(a3, a4)
+    a5, a6 = min(a5, a6), max(a5, a6)
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@numba.njit(cache=True)
+def sort8_numba(values):
+    """Sorted copy of 8 values through :func:`_sort8` (exposed for the tests)."""
+    r = _sort8(values[0], values[1], values[2], values[3], values[4], values[5], values[6],
+               values[7])
+    out = np.empty(8, np.float64)
+    for i in range(8):
+        out[i] = r[i]
+    return out
+
+
 @numba.njit(cache=True)
 def _median_inplace(buf, n):
-    # insertion sort of buf[:n]; n <= 24
+    # insertion sort of buf[:n]; n <= 16 (borders and flagged neighbours only)
     for i in range(1, n):
         v = buf[i]
         j = i - 1
@@ -88,12 +128,59 @@ def _median_inplace(buf, n):
     return 0.5 * (buf[h - 1] + buf[h])
 
 
+# --------------------------------------------------------------------------- 3x3 statistics
+@numba.njit(parallel=True, cache=True)
+def _local_stats_kernel(img):
+    ny, nx = img.shape
+    med9 = np.empty((ny, nx), np.float64)
+    third = np.empty((ny, nx), np.float64)
+    for y in numba.prange(ny):
+        ym = y - 1 if y > 0 else 1          # mirrored borders: -1 -> 1, n -> n - 2
+        yp = y + 1 if y < ny - 1 else ny - 2
+        for x in range(nx):
+            xm = x - 1 if x > 0 else 1
+            xp = x + 1 if x < nx - 1 else nx - 2
+            s = _sort8(img[ym, xm], img[ym, x], img[ym, xp], img[y, xm], img[y, xp],
+                       img[yp, xm], img[yp, x], img[yp, xp])
+            c = img[y, x]
+            # 5th smallest of the 9 values = the centre clamped to [4th, 5th] of the 8 others
+            med9[y, x] = min(max(c, s[3]), s[4])
+            third[y, x] = s[5]
+    return med9, third
+
+
+def local_stats_numba(image: np.ndarray):
+    """3x3 median (centre included) and third-largest of the 8 neighbours, mirrored borders.
+
+    Parameters
+    ----------
+    image : ndarray, shape (Y, X), Y, X >= 2
+
+    Returns
+    -------
+    median9, third_largest : ndarray, float64, shape (Y, X)
+    """
+    return _local_stats_kernel(np.ascontiguousarray(image, dtype=np.float64))
+
+
+def local_stats_numpy(image: np.ndarray):
+    """scipy reference of :func:`local_stats_numba`."""
+    from scipy import ndimage as ndi
+
+    img = np.asarray(image, dtype=np.float64)
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    return (ndi.median_filter(img, size=3, mode="mirror"),
+            ndi.rank_filter(img, 5, footprint=ring, mode="mirror"))
+
+
+# --------------------------------------------------------------------------- replacement
 @numba.njit(cache=True)
 def _gather(ys, xs, mask, ring1, ring2):
-    """Neighbour coordinates used for each bad pixel: (nbad, 16, 2) and counts (nbad,)."""
+    """Flat indices of the neighbours used for each bad pixel: (nbad, 16), counts, level."""
     ny, nx = mask.shape
     nbad = ys.size
-    coords = np.zeros((nbad, 16, 2), np.int64)
+    flat = np.zeros((nbad, 16), np.int64)
     counts = np.zeros(nbad, np.int64)
     level = np.zeros(nbad, np.int64)
     for i in range(nbad):
@@ -104,8 +191,7 @@ def _gather(ys, xs, mask, ring1, ring2):
             yy = y + ring1[k, 0]
             xx = x + ring1[k, 1]
             if 0 <= yy < ny and 0 <= xx < nx and not mask[yy, xx]:
-                coords[i, n, 0] = yy
-                coords[i, n, 1] = xx
+                flat[i, n] = yy * nx + xx
                 n += 1
         if n == 0:  # every neighbour flagged: use the unflagged pixels of the 5x5 ring
             level[i] = 1
@@ -113,8 +199,7 @@ def _gather(ys, xs, mask, ring1, ring2):
                 yy = y + ring2[k, 0]
                 xx = x + ring2[k, 1]
                 if 0 <= yy < ny and 0 <= xx < nx and not mask[yy, xx]:
-                    coords[i, n, 0] = yy
-                    coords[i, n, 1] = xx
+                    flat[i, n] = yy * nx + xx
                     n += 1
         if n == 0:  # still none: the 8 neighbours, flagged or not
             level[i] = 2
@@ -122,26 +207,76 @@ def _gather(ys, xs, mask, ring1, ring2):
                 yy = y + ring1[k, 0]
                 xx = x + ring1[k, 1]
                 if 0 <= yy < ny and 0 <= xx < nx:
-                    coords[i, n, 0] = yy
-                    coords[i, n, 1] = xx
+                    flat[i, n] = yy * nx + xx
                     n += 1
         counts[i] = n
-    return coords, counts, level
+    return flat, counts, level
+
+
+@numba.njit(cache=True, inline="always")
+def _neighbour_median(plane, flat, counts, i, buf):
+    n = counts[i]
+    if n == 8:
+        f = flat[i]
+        s = _sort8(np.float64(plane[f[0]]), np.float64(plane[f[1]]), np.float64(plane[f[2]]),
+                   np.float64(plane[f[3]]), np.float64(plane[f[4]]), np.float64(plane[f[5]]),
+                   np.float64(plane[f[6]]), np.float64(plane[f[7]]))
+        return 0.5 * (s[3] + s[4])
+    for k in range(n):
+        buf[k] = plane[flat[i, k]]
+    return _median_inplace(buf, n)
 
 
 @numba.njit(parallel=True, cache=True)
-def _medians_kernel(stack, coords, counts):
+def _medians_kernel(stack, flat, counts):
     nz = stack.shape[0]
     nbad = counts.size
     out = np.empty((nz, nbad), np.float64)
     for z in numba.prange(nz):
         buf = np.empty(16, np.float64)
+        plane = stack[z].ravel()
         for i in range(nbad):
-            n = counts[i]
-            for k in range(n):
-                buf[k] = stack[z, coords[i, k, 0], coords[i, k, 1]]
-            out[z, i] = _median_inplace(buf, n) if n > 0 else np.nan
+            out[z, i] = _neighbour_median(plane, flat, counts, i, buf)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _replace_kernel(stack, flat, counts, ys, xs, out, lo, hi, to_int):
+    nz = stack.shape[0]
+    nbad = counts.size
+    for z in numba.prange(nz):
+        buf = np.empty(16, np.float64)
+        plane = stack[z].ravel()
+        oplane = out[z]
+        for i in range(nbad):
+            v = _neighbour_median(plane, flat, counts, i, buf)
+            if to_int:  # round half to even, clip to the dtype's range
+                v = min(max(np.rint(v), lo), hi)
+            oplane[ys[i], xs[i]] = v
+    return out
+
+
+def replace_numba(planes: np.ndarray, mask: np.ndarray):
+    """Copy of `planes` (N, Y, X) with the flagged pixels replaced; dtype kept.
+
+    Same values as :func:`neighbour_medians_numba` written into a copy, integer dtypes rounded
+    half to even and clipped.  Returns ``(out, level)``.
+    """
+    planes = np.ascontiguousarray(planes)
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    out = planes.copy()
+    ys, xs = np.nonzero(mask)
+    ys = ys.astype(np.int64)
+    xs = xs.astype(np.int64)
+    flat, counts, level = _gather(ys, xs, mask, _RING1, _RING2)
+    if ys.size:
+        if planes.dtype.kind in "ui":
+            info = np.iinfo(planes.dtype)
+            lo, hi, to_int = float(info.min), float(info.max), True
+        else:
+            lo, hi, to_int = -np.inf, np.inf, False
+        _replace_kernel(planes, flat, counts, ys, xs, out, lo, hi, to_int)
+    return out, level
 
 
 def neighbour_medians_numba(stack: np.ndarray, mask: np.ndarray):
@@ -169,10 +304,10 @@ def neighbour_medians_numba(stack: np.ndarray, mask: np.ndarray):
     ys, xs = np.nonzero(mask)
     ys = ys.astype(np.int64)
     xs = xs.astype(np.int64)
-    coords, counts, level = _gather(ys, xs, mask, _RING1, _RING2)
+    flat, counts, level = _gather(ys, xs, mask, _RING1, _RING2)
     if ys.size == 0:
         return ys, xs, np.empty((stack.shape[0], 0)), level
-    values = _medians_kernel(np.ascontiguousarray(stack), coords, counts)
+    values = _medians_kernel(np.ascontiguousarray(stack), flat, counts)
     return ys, xs, values, level
 
 

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
 from ..io import cast_to_dtype
@@ -166,6 +165,7 @@ def _as_stack(data, argument: str) -> np.ndarray:
         raise CamcorrError("image too small", argument=argument,
                            expected="planes of at least 3 x 3 pixels",
                            received=f"shape {arr.shape}")
+    arr = _native(arr)
     stack = arr.reshape((-1,) + arr.shape[-2:])
     if stack.shape[0] < 2:
         raise CamcorrError("only one frame", argument=argument,
@@ -174,6 +174,15 @@ def _as_stack(data, argument: str) -> np.ndarray:
                            received=f"shape {arr.shape}", fix="Pass the whole stack")
     check_finite(stack, argument)
     return stack
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    """Native byte order (big-endian TIFF data) and float16 -> float32, for the kernels."""
+    if arr.dtype == np.float16:
+        return arr.astype(np.float32)
+    if not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
 
 
 def projections(data, *, backend: str = "numba", argument: str = "stack"
@@ -239,18 +248,15 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
     return acc.mean, acc.std(ddof=1), int(acc.count)
 
 
-def median3x3(image: np.ndarray) -> np.ndarray:
+def median3x3(image: np.ndarray, *, backend: str = "numba") -> np.ndarray:
     """3x3 median filter with mirrored borders (``d c b | a b c d``), float64."""
-    return ndi.median_filter(np.asarray(image, dtype=np.float64), size=3, mode="mirror")
+    return _local_stats(image, backend)[0]
 
 
-_RING8 = np.ones((3, 3), bool)
-_RING8[1, 1] = False
-
-
-def _third_largest_neighbour(image: np.ndarray) -> np.ndarray:
-    """Third largest of the 8 neighbours of every pixel (mirrored borders)."""
-    return ndi.rank_filter(np.asarray(image, dtype=np.float64), 5, footprint=_RING8, mode="mirror")
+def _local_stats(image, backend):
+    if backend == "numba":
+        return _kernels.local_stats_numba(image)
+    return _kernels.local_stats_numpy(image)
 
 
 def knee_threshold(values: np.ndarray) -> float:
@@ -335,7 +341,7 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
                            received=f"{n} identical planes",
                            fix="Pass the raw stack, not a projection or a repeated image")
     thresholds: Dict[str, Optional[float]] = {"std": None, "std_ratio": None, "mean": None}
-    med = median3x3(std)
+    med, third = _local_stats(std, backend)
     if rule == "mad":
         positive = std[std > 0]
         eps = 0.1 * float(np.median(positive))
@@ -349,10 +355,10 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
         thresholds["std"] = t
     std_mask = stat > t
     if rule == "mad":
-        std_mask &= std > _third_largest_neighbour(std)
+        std_mask &= std > third
     mean_mask = None
     if mean_pass:
-        dev = mean - median3x3(mean)
+        dev = mean - median3x3(mean, backend=backend)
         if rule == "mad":
             centre, scale, _ = mad_threshold(dev, mean_k)
             dev = dev - centre
@@ -412,18 +418,19 @@ def replace_bad_pixels(stack, mask, *, backend: str = "numba", return_fallback: 
                            received=f"stack of shape {arr.shape}",
                            fix="Use the mask found on data from the same camera region (ROI)")
     m = m.astype(bool)
-    planes = arr.reshape((-1,) + arr.shape[-2:])
+    out_dtype = arr.dtype
+    planes = _native(arr).reshape((-1,) + arr.shape[-2:])
     check_finite(planes, "stack")
-    out = planes.copy()
-    fallback = 0
-    if m.any():
-        if backend == "numba":
-            ys, xs, values, level = _kernels.neighbour_medians_numba(planes, m)
-        else:
-            ys, xs, values, level = _kernels.neighbour_medians_numpy(planes, m)
+    if backend == "numba":
+        out, level = _kernels.replace_numba(planes, m)
+    else:
+        out = planes.copy()
+        ys, xs, values, level = _kernels.neighbour_medians_numpy(planes, m)
         out[:, ys, xs] = cast_to_dtype(values, arr.dtype)
-        fallback = int(np.count_nonzero(level))
+    fallback = int(np.count_nonzero(level))
     out = out.reshape(arr.shape)
+    if out.dtype != out_dtype:  # float16 input: back to float16 (values are medians of it)
+        out = out.astype(out_dtype)
     return (out, fallback) if return_fallback else out
 
 

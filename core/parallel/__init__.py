@@ -12,7 +12,9 @@ moments, dark_moments, offset_noise   per-pixel mean / variance of frames (dark 
 stream_reduce                         any mergeable accumulator (a posteriori statistics,
                                       flash calibration sums, ...) over aligned stacks
 normalization_stats                   a posteriori mean/sigma (camcorr.aposteriori), streamed
-sampled_median                        flat-field plane statistic (median of sampled planes)
+sampled_median, flatfield_planes      flat-field plane statistic (median of sampled planes)
+calibrate_folder                      Flash4.0 calibration with dark moments and per-level
+                                      sums on dask (calibration_level_stats)
 as_frames, tiff_frames                numpy / dask / TIFF files -> chunked dask array
 
 dask is imported only when one of these runs (install the ``dask`` extra).
@@ -20,6 +22,8 @@ dask is imported only when one of these runs (install the ``dask`` extra).
 from .stream import (as_frames, dark_moments, moments, offset_noise, sampled_median,
                      stream_reduce, tiff_frames, tree_merge)
 from .stats import normalization_stats, flatfield_planes
+from .calibration import calibrate_folder, calibration_level_stats
 
 __all__ = ["as_frames", "tiff_frames", "stream_reduce", "tree_merge", "moments", "dark_moments",
-           "offset_noise", "sampled_median", "normalization_stats", "flatfield_planes"]
+           "offset_noise", "sampled_median", "normalization_stats", "flatfield_planes",
+           "calibrate_folder", "calibration_level_stats"]

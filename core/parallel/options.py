@@ -41,7 +41,7 @@ CHUNK_PARAM = Param(
 
 
 @contextlib.contextmanager
-def connect(address: Optional[str]) -> Iterator[Optional[object]]:
+def connect(address: Optional[str], *, timeout: str = "20s") -> Iterator[Optional[object]]:
     """Context manager yielding a ``distributed.Client`` for `address`, or ``None`` (local threads).
 
     Parameters
@@ -49,6 +49,8 @@ def connect(address: Optional[str]) -> Iterator[Optional[object]]:
     address : str or None
         ``tcp://host:port`` (or ``host:port``), or the path of a scheduler file; ``None`` or an
         empty string: no cluster (dask's local threaded scheduler).
+    timeout : str
+        How long to try to reach the scheduler.
 
     Raises
     ------
@@ -68,9 +70,9 @@ def connect(address: Optional[str]) -> Iterator[Optional[object]]:
 
     try:
         if os.path.isfile(address):
-            client = Client(scheduler_file=address, timeout="20s")
+            client = Client(scheduler_file=address, timeout=timeout)
         else:
-            client = Client(address, timeout="20s")
+            client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise CamcorrError("cannot reach the dask scheduler", argument="--scheduler",
                            expected="the address of a running scheduler (tcp://host:8786)",

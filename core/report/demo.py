@@ -306,22 +306,37 @@ def _params_for(params_file: Path, data_roi):
     return flash.crop_params(params, data_roi)
 
 
-def run_engine_chain(sim: Dict[str, Any], params_file: Path, out: Path, cfg: Dict[str, Any],
-                     quiet: bool = False) -> Dict[str, Any]:
-    """flash -> selective median -> flat-field (empty z-ranges) with the engine directly."""
-    from .. import flash, flatfield, median
+def flash_stage(sim: Dict[str, Any], params_file: Path, out: Path,
+                cfg: Dict[str, Any]) -> List[List[np.ndarray]]:
+    """Flash carryover correction alone, with the engine (``OUT/stages/flash``).
+
+    Its output is compared with the simulator's carryover-free frames, whichever runner does
+    the chain.  Returns ``[t][c]`` float32 stacks.
+    """
+    from .. import flash
 
     params = _params_for(params_file, cfg["roi"])
-    corrected_dir = out / "corrected"
     flash_dir = out / "stages" / "flash"
-    masks = {}
+    result = []
+    for row in sim["files"]:
+        fl = flash.correct_interleaved([tifffile.imread(f) for f in row], params)
+        for c in range(len(row)):
+            write_tiff(flash_dir / row[c].name, fl[c], inputs=row)
+        result.append([np.asarray(a, np.float32) for a in fl])
+    return result
+
+
+def run_engine_chain(sim: Dict[str, Any], flashed: List[List[np.ndarray]], out: Path,
+                     cfg: Dict[str, Any], quiet: bool = False) -> Dict[str, Any]:
+    """Selective median -> flat-field (empty z-ranges) with the engine, after the flash stage."""
+    from .. import flatfield, median
+
+    corrected_dir = out / "corrected"
+    masks: Dict[int, np.ndarray] = {}
     median_out: Dict[int, List[np.ndarray]] = {0: [], 1: []}
     for t, row in enumerate(sim["files"]):
-        stacks = [tifffile.imread(f) for f in row]
-        fl = flash.correct_interleaved(stacks, params)
         for c in range(2):
-            write_tiff(flash_dir / row[c].name, fl[c], inputs=row)
-            res = median.selective_median(fl[c])
+            res = median.selective_median(flashed[t][c])
             masks.setdefault(c, np.zeros(res.mask.shape, bool))
             masks[c] |= np.asarray(res.mask, bool)
             median_out[c].append(np.asarray(res.corrected, np.float32))
@@ -332,7 +347,9 @@ def run_engine_chain(sim: Dict[str, Any], params_file: Path, out: Path, cfg: Dic
         for t, row in enumerate(sim["files"]):
             corr = flatfield.apply_flatfield(median_out[c][t], prof, baseline="none")
             write_tiff(corrected_dir / row[c].name, np.asarray(corr, np.float32), inputs=row)
-    return {"masks": masks, "profiles": profiles, "median_out": median_out}
+    return {"masks": masks, "flat": {c: np.asarray(p.flatfield, np.float32)
+                                     for c, p in profiles.items()},
+            "profiles": profiles}
 
 
 def run_cellprofiler_chain(sim: Dict[str, Any], params_file: Path, out: Path,
@@ -395,11 +412,15 @@ def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain:
     write_tiff(out / "median" / "bad_pixel_mask.tif", mask.astype(np.uint8))
     from .. import flatfield
 
-    flatfield.save_profiles(chain["profiles"][1], out / "flatfield" / "profiles_ch1.npz")
+    if chain.get("profiles"):
+        flatfield.save_profiles(chain["profiles"][1], out / "flatfield" / "profiles_ch1.npz")
+    else:
+        np.savez(out / "flatfield" / "profiles_ch1.npz", flatfield=chain["flat"][1])
     lo, hi = cfg["z_levels"]
-    # mean of the empty planes of channel 1, before (after flash + median) and after flat-field
+    # mean of the empty planes of channel 1, before (after flash) and after the whole chain
     before = np.mean([np.concatenate([s[:lo], s[hi + 1:]]).mean(axis=0)
-                      for s in chain["median_out"][1]], axis=0)
+                      for s in (tifffile.imread(out / "stages" / "flash" / r[1].name)
+                                for r in files)], axis=0)
     after = np.mean([np.concatenate([a[:lo], a[hi + 1:]]).mean(axis=0)
                      for a in (tifffile.imread(out / "corrected" / r[1].name) for r in files)],
                     axis=0)
@@ -481,10 +502,12 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
     timings["calibrate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _say(f"[3/5] correcting: flash -> selective median -> flat-field ({runner}) ...", quiet)
+    flashed = flash_stage(sim, params_file, out, cfg)
     if runner == "cellprofiler":
         chain = run_cellprofiler_chain(sim, params_file, out, cfg, quiet)
     else:
-        chain = run_engine_chain(sim, params_file, out, cfg, quiet)
+        chain = run_engine_chain(sim, flashed, out, cfg, quiet)
+    del flashed
     timings["correct"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _say("[4/5] estimating the residual gain and the Fourier ring correlation ...", quiet)
