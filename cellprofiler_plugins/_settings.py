@@ -31,7 +31,7 @@ import os
 import re
 from typing import Callable, Dict, List, Optional, Sequence
 
-from cellprofiler_core.preferences import DEFAULT_INPUT_FOLDER_NAME
+from cellprofiler_core.preferences import DEFAULT_INPUT_FOLDER_NAME, NO_FOLDER_NAME
 from cellprofiler_core.setting import Binary, ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.text import Directory, Filename, Float, Integer, Text
@@ -76,9 +76,15 @@ def _default_text(p: Param) -> str:
     return str(d)
 
 
+def setting_text(p: Param) -> str:
+    """The setting label of a parameter.  ``.cppipe`` files store ``label:value`` lines split at
+    the first colon, so a colon in a label (``'BaSiCPy: epsilon'``) becomes ``' -'``."""
+    return p.text().replace(":", " -")
+
+
 def make_settings(p: Param) -> List:
     """The CellProfiler setting(s) for one parameter, each with ``.key`` and ``.param``."""
-    text, doc = p.text(), _doc(p)
+    text, doc = setting_text(p), _doc(p)
     kind = p.kind
     made: List = []
     if kind == "float" and p.default is not None:
@@ -92,10 +98,15 @@ def make_settings(p: Param) -> List:
     elif kind == "choice":
         made.append(Choice(text, list(p.choices), value=p.default or p.choices[0], doc=doc))
     elif kind == "folder":
-        made.append(Directory(text, allow_metadata=False, doc=doc))
-        made[0].value = made[0].join_string(DEFAULT_INPUT_FOLDER_NAME, "")
+        if p.default is None and not p.required:  # optional: "None" = not given
+            made.append(Directory(text, allow_metadata=False, doc=doc,
+                                  dir_choices=[NO_FOLDER_NAME] + list(Directory.DIR_ALL)))
+            made[0].value = made[0].join_string(NO_FOLDER_NAME, "")
+        else:
+            made.append(Directory(text, allow_metadata=False, doc=doc))
+            made[0].value = made[0].join_string(DEFAULT_INPUT_FOLDER_NAME, "")
     elif kind == "file":
-        location = Directory(f"{p.label or p.name} - folder", allow_metadata=False,
+        location = Directory(f"{text} - folder", allow_metadata=False,
                              doc=f"Folder that holds the file below. {doc}")
         location.value = location.join_string(DEFAULT_INPUT_FOLDER_NAME, "")
 
@@ -160,7 +171,8 @@ class ParamSettings:
             folder = settings[0].get_absolute_path(measurements, image_set_number)
             return os.path.join(folder, fname)
         if p.kind == "folder":
-            return settings[0].get_absolute_path(measurements, image_set_number)
+            path = settings[0].get_absolute_path(measurements, image_set_number)
+            return path or None
         value = settings[0].value
         if isinstance(settings[0], Text) and not isinstance(settings[0], (Float, Integer)):
             value = value.strip()
@@ -175,12 +187,12 @@ class ParamSettings:
         for name, value in raw.items():
             p = self.by_name[name][0].param
             try:
-                out[name] = p.validate(value, argument=p.text())
+                out[name] = p.validate(value, argument=setting_text(p))
             except CamcorrError as exc:
                 raise ValidationError(str(exc), self.main_setting(name)) from None
             if p.kind == "file" and out[name] is not None and not os.path.isfile(out[name]):
                 raise ValidationError(
-                    str(CamcorrError("file not found", argument=p.text(),
+                    str(CamcorrError("file not found", argument=setting_text(p),
                                      expected="an existing file", received=out[name],
                                      fix="Check the folder and file name settings")),
                     self.main_setting(name))

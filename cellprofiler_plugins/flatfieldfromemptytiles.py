@@ -23,7 +23,7 @@ from camcorr.flatfield.operations import estimate_kwargs
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, upgrade_by_keys
+from _settings import ParamSettings, keyed, setting_text, upgrade_by_keys
 from _units import from_adu, image_scale, to_adu
 
 ESTIMATE = get_operation("flatfield-estimate")
@@ -82,8 +82,10 @@ empty ones, are corrected in the same run.
    all tiles of a sparse specimen), *z-range* (planes below/above the specimen of 3D tiles),
    *basicpy* (needs the basicpy extra). *auto* picks one from what is filled in.
 
-Outputs: the corrected tile, and the flat-field (mean 1; save it as 32-bit floating point).
-The flat-field is the same for every cycle of the group.""",
+Outputs: the corrected tile (clipped to the input's range, e.g. 0..65535 ADU for 16-bit data,
+as the command line's default output type), and the flat-field (mean 1; save it with SaveImages
+bit depth "No conversion": "32-bit floating point" refuses values above 1). The flat-field is
+the same for every cycle of the group.""",
         measurements=[
             ("TileNumber", "tile number of the image (1-based)."),
             ("TilesInGroup", "tiles in the group."),
@@ -278,6 +280,10 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
                 argument=f"FlatfieldFromEmptyTiles image '{name}' (tile {tile})")
         except CamcorrError as exc:
             self.fail(exc)
+        # CellProfiler images live in [0, 1] x scale (SaveImages refuses more): bright pixels
+        # divided by a flat-field below 1 are clipped at the input's maximum, as the command
+        # line's default output type does.
+        corrected = np.minimum(corrected, scale)
         workspace.image_set.add(self.output_name.value, Image(
             from_adu(corrected, scale), parent_image=image, scale=scale,
             dimensions=image.dimensions, convert=False))
@@ -317,7 +323,7 @@ def _with_setting(exc: CamcorrError, module) -> CamcorrError:
     for p in list(ESTIMATE.params) + list(APPLY.params):
         if arg and arg.lower() in (p.name.replace("_", " "), p.name, p.label.lower(),
                                    (p.cli or "").lower()):
-            arg = f"FlatfieldFromEmptyTiles (setting '{p.text()}')"
+            arg = f"FlatfieldFromEmptyTiles (setting '{setting_text(p)}')"
             break
     else:
         if not arg.startswith("FlatfieldFromEmptyTiles"):

@@ -347,9 +347,9 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append(f"cc_python = {_macro_str(python)};")
     L.append(f"cc_boot = {_macro_str(_BOOT.replace('{module}', cli_module))};")
     L.append('cc_opts = "" + call("ij.Macro.getOptions");')
-    L.append('cc_headless = call("java.awt.GraphicsEnvironment.isHeadless") == "true";')
-    L.append('cc_interactive = !cc_headless && !is("batch mode") '
-             '&& (cc_opts == "null" || cc_opts == "");')
+    L.append('cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");')
+    L.append('if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == ""))'
+             ' cc_interactive = true;')
     if current is not None:
         L.append('if (nImages == 0) cc_fail("no image is open. Open the image to correct first '
                  '(File > Open), then run " + cc_title + " again.");')

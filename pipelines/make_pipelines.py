@@ -80,6 +80,40 @@ def flash_pipeline():
     return mods, notes
 
 
+def gain_pipeline():
+    """Residual gain of movies: every TIFF of the input folder is one movie (frames = planes)."""
+    mods = b.input_modules(regex=r"^(?P<Movie>[^.]+)", single_name="frame",
+                           group_keys=("Movie",))
+    mods[0].want_split.value = True  # Images: extract the planes (frames) of each movie file
+    eg = b.module("EstimateResidualGain")
+    eg.image_name.value = "frame"
+    eg.gain_name.value = "Gain"
+    eg.params.by_name["offset"][0].value = 100.0
+    eg.params.by_name["output_normalized"][0].value = True
+    eg.normalized_name.value = "GainNormalized"
+    mods += [eg,
+             b.save_images("Gain", suffix="", single_name=r"\g<Movie>_gain",
+                           bit_depth="No conversion", when="Last cycle"),
+             b.save_images("GainNormalized", suffix="",
+                           single_name=r"\g<Movie>_frame\g<Frame>_gainnorm"),
+             b.export_measurements()]
+    notes = {
+        0: ["'Extract image planes' is on: each frame of a multi-frame TIFF movie becomes one "
+            "image set (cycle)."],
+        3: ["Grouped by Movie (the file name): one group = one movie = the frames the gain is "
+            "estimated from."],
+        4: ["Before the first frame of a movie, all its frames are read (streamed, 3 passes for "
+            "3 iterations) and the gain is estimated; each cycle then outputs the gain and the "
+            "frame divided by it. Camera offset 100 ADU (a Flash4.0): set yours, 0 for counting "
+            "detectors. Report numbers and flags go to Image.csv (ResidualGain_*)."],
+        5: ["The gain (mean 1, float32) is saved once per movie, at its last frame, unconverted "
+            "(32-bit floating point refuses values above 1), as MOVIE_gain.tiff."],
+        6: ["Normalised frames are saved one file per frame, MOVIE_frameN_gainnorm.tiff (N = "
+            "the plane index from 'Extract image planes')."],
+    }
+    return mods, notes
+
+
 WSI_EMPTY = "1,7,8,10,27,37,44,47,48,53,54,55,56,58,59,60,61,62,63"
 
 
@@ -100,7 +134,7 @@ def flatfield_pipeline():
     mods += [fm,
              b.save_images("FlatfieldCorrected", suffix="_flatfield", from_image="tile"),
              b.save_images("Flatfield", suffix="", single_name="flatfield",
-                           bit_depth="32-bit floating point", when="Last cycle"),
+                           bit_depth="No conversion", when="Last cycle"),
              b.export_measurements()]
     notes = {
         1: ["The tile number is the number at the end of the file name (BrainSection0007.tif -> "
@@ -113,7 +147,8 @@ def flatfield_pipeline():
             "Before the first tile the module reads every tile of the group, estimates the "
             "flat-field, then corrects every tile; quality numbers (CVBefore/CVAfter, "
             "corner/centre) go to Image.csv. Offset 0: set the camera offset for raw data."],
-        6: ["The flat-field is saved once, at the last cycle, as 32-bit float (mean 1)."],
+        6: ["The flat-field is saved once, at the last cycle, unconverted (float32, mean 1; "
+            "32-bit floating point would refuse values above 1)."],
     }
     return mods, notes
 
@@ -128,6 +163,7 @@ PIPELINES = {
     "selective_median.cppipe": median_pipeline,
     "flash_carryover.cppipe": flash_pipeline,
     "flatfield_empty_tiles.cppipe": flatfield_pipeline,
+    "residual_gain.cppipe": gain_pipeline,
 }
 
 

@@ -355,6 +355,8 @@ def _smooth_sorted_numpy(S, weights):
     for k in range(-radius, radius + 1):
         w = weights[abs(k)]
         lo, hi = max(0, -k), min(m, m - k)  # lines l with l + k inside [0, m)
+        if hi <= lo:
+            continue
         acc[lo:hi] += w * S[lo + k:hi + k]
         norm[lo:hi] += w
     return acc / norm

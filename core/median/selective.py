@@ -50,7 +50,7 @@ Rousseeuw, P. J. & Croux, C. (1993). Alternatives to the median absolute deviati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 

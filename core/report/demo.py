@@ -289,11 +289,22 @@ def simulate(out: Path, size: str, seed: int, quiet: bool = False) -> Dict[str, 
 
 
 # --------------------------------------------------------------------------- steps
-def calibrate(calib_dir: Path, quiet: bool = False) -> Path:
-    """Fit the carryover of the simulated camera; returns the parameter file."""
+def calibrate(calib_dir: Path, quiet: bool = False, scheduler: Optional[str] = None) -> Path:
+    """Fit the carryover of the simulated camera; returns the parameter file.
+
+    With `scheduler` (a dask scheduler address) the streamed statistics of the calibration run
+    on that cluster (:func:`camcorr.parallel.calibrate_folder`).
+    """
     from .. import flash
 
-    cal = flash.calibrate_folder(calib_dir)
+    if scheduler:
+        from ..parallel import calibrate_folder as dask_calibrate
+        from ..parallel.options import connect
+
+        with connect(scheduler) as client:
+            cal = dask_calibrate(calib_dir, client=client)
+    else:
+        cal = flash.calibrate_folder(calib_dir)
     name = flash.param_filename(getattr(cal, "serial", SERIAL), tuple(cal.roi))
     path = flash.write_params(cal, calib_dir / name)
     return Path(path)
@@ -498,7 +509,7 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
     timings["simulate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _say("[2/5] calibrating the camera's carryover from the calibration folder ...", quiet)
-    params_file = calibrate(out / "calibration", quiet)
+    params_file = calibrate(out / "calibration", quiet, scheduler)
     timings["calibrate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _say(f"[3/5] correcting: flash -> selective median -> flat-field ({runner}) ...", quiet)

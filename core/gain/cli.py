@@ -1,0 +1,148 @@
+"""Command-line runner of ``camcorr gain estimate`` and movie readers (TIFF, MRC)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import CamcorrError
+from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
+from .estimate import estimate_gain, prepare_gain_ref
+
+__all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref"]
+
+MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".map")
+
+
+def parse_sigmas(text, argument: str = "--sigmas") -> Tuple[float, ...]:
+    """Parse ``'0,0.5,1'`` / ``'0 0.5 1'`` (or a sequence of numbers) into a tuple of floats."""
+    if isinstance(text, str):
+        tokens = [t for t in text.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
+    else:
+        tokens = list(text)
+    try:
+        values = tuple(float(t) for t in tokens)
+    except (TypeError, ValueError):
+        raise CamcorrError("not a list of numbers", argument=argument,
+                           expected="numbers like 0,0.5,1,1.5,2,2.5,3", received=repr(text)) from None
+    if not values or any(not (0 <= v <= 64) for v in values):
+        raise CamcorrError("invalid sigma grid", argument=argument,
+                           expected="one or more numbers in [0, 64]", received=repr(text))
+    return values
+
+
+def _is_mrc(path) -> bool:
+    return str(path).lower().endswith(MRC_SUFFIXES)
+
+
+def _iter_mrc(path, chunk: int) -> Iterator[np.ndarray]:
+    try:
+        import mrcfile
+    except ImportError:
+        raise CamcorrError("MRC support is not installed", argument="MOVIE", received=str(path),
+                           expected="a TIFF movie, or mrcfile installed",
+                           fix="pip install 'camcorr[mrc]' (or pip install mrcfile)") from None
+    p = Path(path)
+    if not p.is_file():
+        raise CamcorrError("file not found", argument="MOVIE", expected="an existing movie file",
+                           received=str(p))
+    try:
+        mrc = mrcfile.mmap(str(p), mode="r", permissive=True)
+    except Exception as exc:
+        raise CamcorrError("cannot read as MRC", argument="MOVIE", expected="an MRC movie",
+                           received=f"{p} ({type(exc).__name__}: {exc})") from None
+    with mrc:
+        data = mrc.data
+        if data is None:
+            raise CamcorrError("MRC file has no data", argument="MOVIE", received=str(p))
+        planes = data.reshape((-1,) + data.shape[-2:]) if data.ndim > 2 else data[None]
+        for i in range(0, planes.shape[0], chunk):
+            yield np.array(planes[i:i + chunk])
+
+
+def iter_movie_frames(paths: Sequence, *, chunk: int = 4) -> Iterator[np.ndarray]:
+    """Yield blocks of frames (n, Y, X) from TIFF and MRC movies, one block in memory at a time."""
+    for path in paths:
+        if _is_mrc(path):
+            yield from _iter_mrc(path, chunk)
+        else:
+            yield from iter_planes(path, chunk=chunk, argument="MOVIE")
+
+
+def read_gain_ref(path) -> np.ndarray:
+    """Read a gain reference (TIFF or MRC, one 2D image)."""
+    if _is_mrc(path):
+        blocks = list(_iter_mrc(path, 2))
+        data = np.concatenate(blocks) if blocks else np.zeros((0, 0, 0))
+    else:
+        data = read_image(path, argument="--gain-ref")
+    data = np.asarray(data)
+    while data.ndim > 2 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 2:
+        raise CamcorrError("gain reference is not one 2D image", argument="--gain-ref",
+                           expected="a single (Y, X) image", received=f"shape {data.shape}")
+    return data
+
+
+def run_estimate(values: dict) -> int:
+    """Runner of ``camcorr gain estimate`` (values already validated by the Operation)."""
+    movies = [str(m) for m in values["movies"]]
+    output = values["output"]
+    report_path = values.get("report")
+    inputs = list(movies)
+    ref = None
+    if values.get("gain_ref"):
+        inputs.append(values["gain_ref"])
+        ref = read_gain_ref(values["gain_ref"])
+        prepare_gain_ref(ref, orientation=values.get("ref_orientation") or "divide",
+                         argument="--gain-ref")
+    ensure_not_input(output, inputs, argument="--output")
+    if report_path:
+        ensure_not_input(report_path, inputs, argument="--report")
+    sigmas = parse_sigmas(values.get("sigmas") or "0,0.5,1,1.5,2,2.5,3")
+    verbose = sys.stderr.isatty()
+
+    def progress(it, n):
+        if verbose:
+            print(f"\riteration {it + 1}: {n} frames", end="", file=sys.stderr, flush=True)
+
+    result = estimate_gain(
+        lambda: iter_movie_frames(movies), gain_ref=ref,
+        ref_orientation=values.get("ref_orientation") or "divide",
+        offset=values.get("offset") or 0.0, sigmas=sigmas,
+        reference=values.get("reference") or "smooth",
+        iterations=values.get("iterations") or 3,
+        tolerance=values["tolerance"] if values.get("tolerance") is not None else 1e-3,
+        electrons_per_adu=values.get("electrons_per_adu") or 1.0,
+        read_noise_e=values.get("read_noise_e") or 0.0, progress=progress)
+    if verbose:
+        print(file=sys.stderr)
+    write_tiff(output, result.gain.astype(np.float32), inputs=inputs,
+               extra_metadata={"camcorr": "gain-estimate", "mode": result.mode,
+                               "orientation": "recorded = ideal x gain"})
+    rep = dict(result.report)
+    rep.update({"inputs": movies, "gain_ref": values.get("gain_ref"),
+                "ref_orientation": values.get("ref_orientation"), "output": str(output),
+                "changes": [float(c) for c in result.changes],
+                "orientation": "recorded = ideal x gain (divide frames by the gain to correct)"})
+    if report_path:
+        text = json.dumps(rep, indent=2)
+
+        def _write(tmp):
+            Path(tmp).write_text(text + "\n")
+
+        atomic_write(report_path, _write, suffix=".json")
+    flags = [k[5:] for k in ("flag_std", "flag_percentile_ratio", "flag_max_ratio") if rep[k]]
+    floor = rep.get("noise_floor")
+    print(f"{result.mode} gain from {result.n_frames} frames, {result.iterations} iteration(s): "
+          f"std {rep['std']:.4f}, p2.5 {rep['p2_5']:.4f}, p97.5 {rep['p97_5']:.4f}, "
+          f"max {rep['max']:.4f}; noise floor {floor if floor is None else round(floor, 4)}; "
+          f"flags: {', '.join(flags) if flags else 'none'}"
+          + (" (within noise)" if flags and rep.get("flags_within_noise") else ""))
+    print(f"wrote {output}" + (f" and {report_path}" if report_path else ""))
+    return 0

@@ -1,0 +1,120 @@
+"""Operation definition of :mod:`camcorr.gain`: ``gain-estimate`` (``camcorr gain estimate``).
+
+The same definition feeds the command line, the CellProfiler module EstimateResidualGain (which
+aggregates the frames of a group with :class:`~camcorr.gain.GainAccumulator` and outputs the gain
+image, optionally the normalised frames, and the report numbers and flags as measurements) and
+the Fiji command "Estimate Residual Gain".
+"""
+from __future__ import annotations
+
+from ..operations import Operation, Param
+
+__all__ = ["OPERATIONS", "GAIN_ESTIMATE", "SIGMAS_DEFAULT_TEXT"]
+
+_CLI = ("cli",)
+_GUI = ("cellprofiler", "fiji")
+SIGMAS_DEFAULT_TEXT = "0,0.5,1,1.5,2,2.5,3"
+
+GAIN_ESTIMATE = Operation(
+    name="gain-estimate",
+    title="Estimate Residual Gain",
+    command=("gain", "estimate"),
+    summary="Estimate a camera's gain, or the gain left after a gain reference, from the movies "
+            "themselves.",
+    description="""
+        Blind gain estimation of Sorzano et al. (2018): every frame is equalised so that
+        neighbouring columns, and neighbouring rows, have the same histogram (smooth midway
+        equalisation, width chosen per frame by minimal total variation); the gain is the sum of
+        the recorded frames over the sum of the equalised frames, iterated.  The output is the
+        gain in the orientation recorded = ideal x gain, normalised to mean 1: divide the frames
+        by it to correct them.
+
+        With a gain reference (residual mode) every frame is corrected by the reference first and
+        the gain *left over* is estimated: flat for a good reference.  The report gives the
+        standard deviation, 2.5/97.5 percentiles and maximum of that gain, the three flags of a
+        suspect calibration (std > 0.04, p97.5/p2.5 > 1.15, max/p97.5 > 4.5) and the noise
+        floor the data's dose allows, so a flag raised by shot noise alone can be told from a
+        real calibration problem.
+
+        The method sees gain that differs between neighbouring columns or rows (readout
+        channels, stripes, tiles) and isolated hot or dead pixels.  It assumes all columns (rows)
+        of a frame have similar histograms: frames dominated by a few large objects (phase-plate
+        images, a foil hole across the field) break that assumption.  Use many frames (tens or
+        more); frames of several movies of the same camera can be pooled.
+        """,
+    params=(
+        Param("movies", "images", label="Movie frames", required=True, metavar="MOVIE",
+              help="Movie(s) of the camera, raw (not gain-corrected) frames in ADU or counts: "
+                   "TIFF stacks, or MRC movies (.mrc/.mrcs) if mrcfile is installed. All frames of "
+                   "all movies are pooled; they are streamed, so any number fits in memory. In "
+                   "CellProfiler: the image of each cycle; the frames of a group are pooled."),
+        Param("output", "output_file", label="Gain image file", cli="--output", short="-o",
+              required=True, metavar="GAIN.tif",
+              help="Where to write the estimated gain (float32 TIFF, mean 1; in residual mode "
+                   "the residual gain). Never one of the inputs.", frontends=_CLI),
+        Param("gain_ref", "image", label="Gain reference (optional)", cli="--gain-ref",
+              metavar="REF.tif",
+              help="Measured gain reference of the camera: switches to residual mode (the frames "
+                   "are corrected by it and the gain left over is estimated; flat if the "
+                   "reference is right). Must have the frames' shape and no pixel <= 0. Leave "
+                   "empty for blind estimation."),
+        Param("ref_orientation", "choice", default="divide", choices=("divide", "multiply"),
+              cli="--ref-orientation", label="The reference is applied by",
+              help="'divide': corrected = frame / reference (recorded = ideal x gain, the "
+                   "orientation camcorr writes). 'multiply': corrected = frame x reference (gain "
+                   "references written for RELION, MotionCor2 and SerialEM)."),
+        Param("report", "output_file", label="Report file", cli="--report", metavar="REPORT.json",
+              help="Also write the report (statistics, flags, noise floors, settings) as JSON.",
+              frontends=_CLI),
+        Param("sigmas", "str", default=SIGMAS_DEFAULT_TEXT, cli="--sigmas", label="Sigma grid",
+              metavar="S,S,...",
+              help="Candidate widths (in columns/rows) of the Gaussian weighting of neighbouring "
+                   "columns/rows; per frame and direction the one giving the least total "
+                   "variation is used. 0 (no equalisation) is a real candidate. Comma- or "
+                   "space-separated numbers in [0, 64]."),
+        Param("reference", "choice", default="smooth", choices=("smooth", "single"),
+              cli="--reference", label="Equalisation reference",
+              help="'smooth': each column (row) is equalised to its Gaussian-weighted neighbours "
+                   "(robust to specimen structure, misses slow trends). 'single': every column "
+                   "(row) is equalised to the mean of all (midway equalisation; also sees slow "
+                   "column/row trends, but takes large specimen features for gain)."),
+        Param("iterations", "int", default=3, minval=1, maxval=50, cli="--iterations",
+              label="Maximum iterations",
+              help="Each iteration re-estimates the gain on the frames divided by the current "
+                   "estimate (one pass over the frames). One iteration recovers part of the "
+                   "gain; 3 get most of it."),
+        Param("tolerance", "float", default=1e-3, minval=0.0, maxval=1.0, cli="--tolerance",
+              label="Tolerance",
+              help="Stop iterating when the RMS change of the (mean 1) gain is below this."),
+        Param("offset", "float", default=0.0, minval=0.0, maxval=65535.0, cli="--offset",
+              unit="ADU", label="Camera offset",
+              help="Dark level subtracted from every frame first (integrating cameras; 0 for "
+                   "counting detectors and offset-free data)."),
+        Param("electrons_per_adu", "float", default=1.0, minval=1e-6, maxval=1e6,
+              cli="--electrons-per-adu", unit="e/ADU", label="Electrons per ADU",
+              help="Conversion factor of the camera, for the noise floor of the report only "
+                   "(1 for counting data)."),
+        Param("read_noise_e", "float", default=0.0, minval=0.0, maxval=1e4, cli="--read-noise",
+              unit="e", label="Read noise",
+              help="Read noise per frame in electrons, for the noise floor of the report only "
+                   "(0 for counting detectors)."),
+        Param("output_normalized", "bool", default=False,
+              label="Also output the gain-normalised images",
+              help="Also output every frame divided by the estimated (total) gain.",
+              frontends=_GUI),
+    ),
+    references=(
+        "Sorzano, C.O.S. et al. (2018) Blind estimation of DED camera gain in Electron "
+        "Microscopy. J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007",
+        "Tendero, Y., Landeau, S. & Gilles, J. (2012) Non-uniformity correction of infrared "
+        "images by midway equalization. Image Process. Line 2, 134-146. "
+        "doi:10.5201/ipol.2012.glmt-mire",
+    ),
+    runner="camcorr.gain.cli:run_estimate",
+    cellprofiler_module="EstimateResidualGain",
+    epilog="Examples:\n"
+           "  camcorr gain estimate movie_*.tif -o gain.tif --report gain_report.json\n"
+           "  camcorr gain estimate movie.mrc --gain-ref ref.tif -o residual.tif --report r.json",
+)
+
+OPERATIONS = [GAIN_ESTIMATE]

@@ -1,0 +1,108 @@
+"""camcorr demo on a reduced size: its report's numbers against the simulator's truth."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from camcorr import CamcorrError
+from camcorr.report import demo as demo_mod
+
+from conftest import ROOT, require
+
+NEEDS = demo_mod.stage_availability()
+
+
+def _require_engine():
+    missing = [k for k, v in NEEDS.items() if not v]
+    require(not missing, "engine stages " + ", ".join(missing))
+
+
+def check_truth(qc, runner):
+    """The numbers the tiny demo must reach (tolerances of the engine issues)."""
+    t = qc["flash"]["truth"]
+    assert t["A_median_rel_error"] < 0.05
+    assert t["B_median_rel_error"] < 0.10
+    assert t["offset_median_abs_error_adu"] < 0.2
+    assert t["noise_median_rel_error"] < 0.06  # 180 dark frames: ~5 % per pixel
+    co = qc["carryover_removal"][0]
+    assert co["n_samples"] > 1000 and co["true_carryover_mean_adu"] > 10
+    assert 95 <= co["removed_mean_percent"] <= 105
+    m = qc["median"]["truth"]
+    assert m["true_bad"] >= 3 and m["recall_percent"] >= 99
+    assert m["false_alarm_percent_of_good"] < 0.5
+    ff = qc["flatfield"]
+    assert ff["truth"]["rms_error_percent"] < 3.0
+    assert ff["corner_centre_before"] < 0.75  # the simulated vignetting
+    assert 0.95 <= ff["corner_centre_after"] <= 1.05
+    g = qc["gain"]
+    assert g["truth"]["r2"] > 0.7  # blind estimate from 100 frames of 36 x 32 pixels
+    assert g["truth"]["true_std"] > 0.04
+    fr = qc["frc"]
+    assert fr["fraction_above_threshold_before"] > 0.3  # fixed pattern shared by the halves
+    assert fr["fraction_above_threshold_after"] < 0.1
+    # the projections: the corrected MIP of the dim channel lost the carryover
+    p = qc["projections"][0]
+    assert p["mip_after_mean_adu"] < p["mip_before_mean_adu"]
+    assert qc["run"]["runner"] == runner
+
+
+def test_tiny_demo_with_the_engine_runner(tmp_path):
+    _require_engine()
+    res = demo_mod.run_demo(tmp_path / "demo", size="tiny", runner="engine", quiet=True)
+    assert res.report.is_file()
+    qc = json.loads((tmp_path / "demo" / "report" / "qc.json").read_text())
+    check_truth(qc, "engine")
+    for png in ("carryover_pixel.png", "projection_1.png", "projection_2.png", "hot_pixels.png",
+                "gain.png", "frc.png", "flatfield.png"):
+        assert (tmp_path / "demo" / "report" / png).stat().st_size > 10_000
+    # outputs: float32 corrected stacks with the raw names; inputs untouched
+    raw = sorted((tmp_path / "demo" / "raw").glob("*.tif"))
+    cor = sorted((tmp_path / "demo" / "corrected").glob("*.tif"))
+    assert [p.name for p in raw] == [p.name for p in cor]
+    assert tifffile.imread(raw[0]).dtype == np.uint16
+    # 'camcorr report' on the same run folder gives the same numbers
+    from camcorr.report import build_report
+
+    again = build_report(tmp_path / "demo", tmp_path / "rep2")
+    assert again.qc["flash"] == qc["flash"] and again.qc["median"] == qc["median"]
+
+
+def test_tiny_demo_with_cellprofiler(tmp_path):
+    _require_engine()
+    pipes = demo_mod.find_pipelines_dir()
+    require(pipes is not None and (pipes / "chain_flash_median_flatfield.cppipe").is_file(),
+            "pipelines/chain_flash_median_flatfield.cppipe")
+    require(importlib.util.find_spec("cellprofiler") is not None
+            and importlib.util.find_spec("cellprofiler_core") is not None, "CellProfiler")
+    res = demo_mod.run_demo(tmp_path / "demo", size="tiny", runner="cellprofiler", quiet=True)
+    qc = json.loads((tmp_path / "demo" / "report" / "qc.json").read_text())
+    check_truth(qc, "cellprofiler")
+    assert (tmp_path / "demo" / "cellprofiler" / "cellprofiler.log").is_file()
+
+
+def test_demo_cli_tells_where_to_look(tmp_path):
+    _require_engine()
+    out = tmp_path / "d"
+    proc = subprocess.run([sys.executable, "-m", "camcorr", "demo", "--out", str(out), "--size",
+                           "tiny", "--runner", "engine"], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert str((out / "report" / "index.html").resolve()) in proc.stdout
+    assert "Checks against the simulator's truth" in proc.stdout
+
+
+def test_demo_bad_inputs(tmp_path, monkeypatch):
+    with pytest.raises(CamcorrError, match="unknown demo size"):
+        demo_mod.run_demo(tmp_path, size="huge")
+    with pytest.raises(CamcorrError, match="unknown runner"):
+        demo_mod.run_demo(tmp_path, runner="fiji")
+    monkeypatch.setenv("CAMCORR_PIPELINES", str(tmp_path / "nowhere"))
+    with pytest.raises(CamcorrError, match="pipeline"):
+        demo_mod.check_cellprofiler()
