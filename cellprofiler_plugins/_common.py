@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
-from cellprofiler_core.constants.measurement import COLTYPE_FLOAT, COLTYPE_INTEGER
+from cellprofiler_core.constants.measurement import COLTYPE_INTEGER
 from cellprofiler_core.module import Module
 from cellprofiler_core.setting import ValidationError
 

@@ -19,8 +19,6 @@ LOGGER = logging.getLogger("camcorr.cellprofiler")
 def _tifffile_rejects_tuples() -> bool:
     try:
         import tifffile
-        from tifffile import TIFF  # noqa: F401
-        tifffile.COMPRESSION  # noqa: B018
     except Exception:  # pragma: no cover
         return False
     try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cellprofiler_core.preferences import DEFAULT_INPUT_FOLDER_NAME, NO_FOLDER_NAME
 from cellprofiler_core.setting import Binary, ValidationError

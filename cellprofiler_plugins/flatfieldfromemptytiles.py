@@ -116,8 +116,9 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
                 f"*{TILE_ORDER}*: the position of the image within its group."), "tile_source")
         self.tile_key = keyed(Text(
             "Metadata key of the tile number", "Tile",
-            doc="Name of the metadata key (without 'Metadata_') extracted by the Metadata "
-                "module, e.g. Tile from a file name like BrainSection0007.tif."), "tile_key")
+            doc="Name of the metadata key (without the ``Metadata_`` prefix) extracted by the "
+                "Metadata module, e.g. Tile from a file name like BrainSection0007.tif."),
+            "tile_key")
         self.grid_source = keyed(Choice(
             "Grid from", [GRID_SETTING, GRID_METADATA], GRID_SETTING,
             doc="Where the mosaic rows and columns come from."), "grid_source")

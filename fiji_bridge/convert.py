@@ -118,6 +118,7 @@ def numpy_to_imageplus(array, title: str = "image", *, axes: Optional[str] = Non
         raise CamcorrError("axes do not match the array", argument="axes",
                            expected="'YX' for 2D, 'ZYX', 'TYX' or 'CYX' for 3D",
                            received=f"{axes!r} for shape {arr.shape}")
+    import jpype.imports  # noqa: F401  (Java packages importable; pyimagej sessions too)
     from ij import ImagePlus, ImageStack
     from ij.process import ByteProcessor, FloatProcessor, ShortProcessor
 

@@ -94,18 +94,38 @@ def file_stem(title: str) -> str:
 # parameter roles
 # --------------------------------------------------------------------------------------------
 def _roles(op: Operation):
-    """Split the parameters: (current image param or None, dialog params, hidden params)."""
-    current = None
+    """Split the parameters: (current image param or None, dialog params, hidden params).
+
+    The current image is the first image parameter shown in Fiji or, when every image parameter
+    is hidden from Fiji, the first required one (e.g. the stacks of ``flash-correct``).
+    """
+    images = [p for p in op.params if p.kind in _IMAGE_KINDS]
+    current = next((p for p in images if "fiji" in p.frontends), None)
+    if current is None:
+        current = next((p for p in images if p.required), None)
     dialog: List[Param] = []
     hidden: List[Param] = []
     for p in op.params:
-        if "fiji" not in p.frontends:
-            hidden.append(p)
-        elif p.kind in _IMAGE_KINDS and current is None:
-            current = p
-        else:
-            dialog.append(p)
+        if p is current:
+            continue
+        (dialog if "fiji" in p.frontends else hidden).append(p)
     return current, dialog, hidden
+
+
+def _macro_dialog(dialog: Sequence[Param]) -> List[Param]:
+    """Dialog parameters of the macro commands: only those the command line understands (the
+    others, e.g. CellProfiler/Fiji-only switches, are in the Python-mode command)."""
+    return [p for p in dialog if "cli" in p.frontends]
+
+
+def _temp_outputs(hidden: Sequence[Param]):
+    """``[(param, temporary name)]``: outputs the Fiji user does not choose, written to the
+    temporary folder and opened afterwards: the first hidden output, and any required one."""
+    out = []
+    for p in hidden:
+        if p.kind in _OUTPUT_KINDS and (not out or p.required):
+            out.append((p, _hidden_output(p)))
+    return out
 
 
 def _hidden_output(p: Param) -> Optional[str]:
@@ -119,9 +139,8 @@ def _hidden_output(p: Param) -> Optional[str]:
 
 
 def _check_supported(op: Operation):
-    for p in op.params:
-        if "fiji" in p.frontends:
-            continue
+    current, _, hidden = _roles(op)
+    for p in hidden:
         if p.required and p.kind not in _OUTPUT_KINDS and p.default is None:
             raise ValueError(f"{op.name}: parameter {p.name!r} is required but hidden from Fiji")
 
@@ -264,17 +283,18 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
                hidden: Sequence[Param]) -> List[str]:
     """Macro statements that append the command-line arguments to ``cc_args``."""
     out = []
-    positional = [p for p in op.params if p.cli is None]
-    flagged = [p for p in op.params if p.cli is not None]
+    cli = [p for p in op.params if "cli" in p.frontends]
+    positional = [p for p in cli if p.cli is None]
+    flagged = [p for p in cli if p.cli is not None]
+    temp = dict((p.name, name) for p, name in _temp_outputs(hidden))
 
     def value_expr(p: Param) -> Optional[str]:
         if p is current:
             return 'cc_tmp + "input.tif"'
         if p in hidden:
-            tmpname = _hidden_output(p)
-            if tmpname is None:
-                return None  # hidden, with a default: the command line uses it
-            return f'cc_tmp + "{tmpname}"'
+            if p.name not in temp:
+                return None  # hidden: the command line uses its default
+            return f'cc_tmp + "{temp[p.name]}"'
         if p.kind in _NUMBER_KINDS and p.default is not None:
             return f"cc_num({p.name}, {0 if p.kind == 'int' else 9})"
         return f'"" + {p.name}'
@@ -327,7 +347,8 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         raise ValueError(f"unknown flavour {flavour!r}")
     _check_supported(op)
     current, dialog, hidden = _roles(op)
-    outputs = [(p, _hidden_output(p)) for p in hidden if _hidden_output(p)]
+    dialog = _macro_dialog(dialog)
+    outputs = _temp_outputs(hidden)
     user_outputs = [p for p in dialog if p.kind in _OUTPUT_KINDS]
     L: List[str] = []
     L.append(f"// {op.title}: {op.summary}")
@@ -363,8 +384,8 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append('if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + '
              'cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON '
              '(with the Python that has camcorr installed) and restart Fiji.");')
-    L.append('cc_tmp = getDirectory("temp") + "camcorr-" + getTime() + "-" + '
-             'floor(random * 1000000) + File.separator;')
+    L.append('cc_tmp = getDirectory("temp") + "camcorr-" + d2s(getTime(), 0) + "-" + '
+             'd2s(floor(random * 1000000), 0) + File.separator;')
     L.append("File.makeDirectory(cc_tmp);")
     L.append('if (!File.isDirectory(cc_tmp)) cc_fail("cannot create the temporary folder " + '
              'cc_tmp);')
@@ -472,16 +493,15 @@ def render_python(op: Operation) -> str:
     """The CPython script (Fiji's Python mode; first line ``#!Python``) of `op`."""
     _check_supported(op)
     current, dialog, hidden = _roles(op)
-    L = ["#!Python"]
+    L = ["#!Python", f"# {MARKER} from the operation {op.name!r}; do not edit."]
     if current is not None:
         L.append(f"#@ ImagePlus (label={_q(current.text() or 'Image')}) imp")
     for p in dialog:
         L.append(fiji_param_line(p))
-    has_image_output = any(_hidden_output(p) for p in hidden)
+    has_image_output = bool(_temp_outputs(hidden))
     if has_image_output:
         L.append("#@output ImagePlus result")
     L.append(f"# {op.title}: {op.summary}")
-    L.append(f"# {MARKER} from the operation {op.name!r}; do not edit.")
     L.append("# Runs camcorr in this Python (Fiji's Python mode), converting images in memory.")
     L.append("from fiji_bridge.script_runtime import run_script")
     L.append("")

@@ -105,7 +105,7 @@ def check_python(python: str, timeout: float = 120.0) -> str:
 def _is_ours(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return MARKER in fh.read(2000)
+            return MARKER in fh.read(200_000)
     except OSError:
         return False
 

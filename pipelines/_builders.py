@@ -7,7 +7,6 @@ CellProfiler version the tests run (5.0 nightly: ``DateRevision:500``).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -81,10 +81,9 @@ def flash_pipeline():
 
 
 def gain_pipeline():
-    """Residual gain of movies: every TIFF of the input folder is one movie (frames = planes)."""
-    mods = b.input_modules(regex=r"^(?P<Movie>[^.]+)", single_name="frame",
+    """Residual gain of movies: 2D frame files ``MOVIE_t0000.tif``, grouped by MOVIE."""
+    mods = b.input_modules(regex=r"^(?P<Movie>.+)_t(?P<Timepoint>[0-9]+)", single_name="frame",
                            group_keys=("Movie",))
-    mods[0].want_split.value = True  # Images: extract the planes (frames) of each movie file
     eg = b.module("EstimateResidualGain")
     eg.image_name.value = "frame"
     eg.gain_name.value = "Gain"
@@ -94,22 +93,20 @@ def gain_pipeline():
     mods += [eg,
              b.save_images("Gain", suffix="", single_name=r"\g<Movie>_gain",
                            bit_depth="No conversion", when="Last cycle"),
-             b.save_images("GainNormalized", suffix="",
-                           single_name=r"\g<Movie>_frame\g<Frame>_gainnorm"),
+             b.save_images("GainNormalized", suffix="_gainnorm", from_image="frame"),
              b.export_measurements()]
     notes = {
-        0: ["'Extract image planes' is on: each frame of a multi-frame TIFF movie becomes one "
-            "image set (cycle)."],
-        3: ["Grouped by Movie (the file name): one group = one movie = the frames the gain is "
-            "estimated from."],
+        1: ["One 2D TIFF per frame, named MOVIE_tNNNN.tif (zero-padded NNNN: image sets follow "
+            "file-name order). 'Extract image planes' is left off: CellProfiler 5's ImageIO "
+            "reader splits multi-frame TIFFs wrongly, and Bio-Formats needs Java and network."],
+        3: ["Grouped by Movie: one group = one movie = the frames the gain is estimated from."],
         4: ["Before the first frame of a movie, all its frames are read (streamed, 3 passes for "
             "3 iterations) and the gain is estimated; each cycle then outputs the gain and the "
             "frame divided by it. Camera offset 100 ADU (a Flash4.0): set yours, 0 for counting "
             "detectors. Report numbers and flags go to Image.csv (ResidualGain_*)."],
         5: ["The gain (mean 1, float32) is saved once per movie, at its last frame, unconverted "
             "(32-bit floating point refuses values above 1), as MOVIE_gain.tiff."],
-        6: ["Normalised frames are saved one file per frame, MOVIE_frameN_gainnorm.tiff (N = "
-            "the plane index from 'Extract image planes')."],
+        6: ["Normalised frames: 16-bit, same names plus _gainnorm."],
     }
     return mods, notes
 
@@ -153,6 +150,49 @@ def flatfield_pipeline():
     return mods, notes
 
 
+def chain_pipeline():
+    """Flash carryover -> selective median -> flat-field -> SaveImages on LLS acquisitions."""
+    mods, _ = flash_pipeline()
+    mods = mods[:5]  # Images, Metadata, NamesAndTypes, Groups, FlashCarryoverCorrect
+    for ch in ("ch0", "ch1"):
+        sm = b.module("SelectiveMedian")
+        sm.image_name.value = f"{ch}_flash"
+        sm.output_name.value = f"{ch}_median"
+        sm.mode.value = "Each 3D image on its own"
+        mods.append(sm)
+    for ch in ("ch0", "ch1"):
+        fm = b.module("FlatfieldFromEmptyTiles")
+        fm.image_name.value = f"{ch}_median"
+        fm.output_name.value = f"{ch}_corrected"
+        fm.flatfield_name.value = f"{ch}_flatfield"
+        fm.tile_source.value = "Order within the group"
+        fm.estimate.by_name["method"][0].value = "empty-tiles"
+        fm.estimate.by_name["offset"][0].value = 0.0
+        mods.append(fm)
+    for ch in ("ch0", "ch1"):
+        mods.append(b.save_images(f"{ch}_corrected", suffix="_corrected", from_image=ch))
+    for ch in ("ch0", "ch1"):
+        mods.append(b.save_images(f"{ch}_flatfield", suffix="", single_name=f"{ch}_flatfield",
+                                  bit_depth="No conversion", when="Last cycle"))
+    mods.append(b.export_measurements())
+    notes = {
+        2: ["LLS acquisition: *_ch0_stackNNNN_*.tif and *_ch1_stackNNNN_*.tif volumes (one per "
+            "channel and timepoint), matched by Cell and Stack metadata, 'Process as 3D'."],
+        3: ["No grouping: all timepoints form one group, which is what the flat-field modules "
+            "aggregate over (each stack is one 'tile')."],
+        4: ["1. Carryover: channels in acquisition order; FlashParam_*.tif and the acquisition's "
+            "Settings.txt beside the data (Default Input Folder). Output offset-subtracted."],
+        5: ["2. Selective median on each carryover-corrected volume (hot/noisy pixels)."],
+        7: ["3. Flat-field per channel from all stacks of the group ('empty-tiles' with no list: "
+            "the per-pixel median of sampled planes, for sparse specimens such as beads). "
+            "Offset 0: the carryover step already removed it. Computed before the first cycle "
+            "(reading every stack through steps 1-2), then applied to every stack."],
+        9: ["4. Corrected volumes as 16-bit TIFF (ADU, offset removed): *_corrected.tiff."],
+        11: ["Flat-fields saved once (float32, mean 1) as ch0_flatfield.tiff / ch1_flatfield.tiff."],
+    }
+    return mods, notes
+
+
 def _set_file(mod, name, filename, folder="Default Input Folder|"):
     location, fname = mod.params.by_name[name]
     location.value = folder
@@ -164,6 +204,7 @@ PIPELINES = {
     "flash_carryover.cppipe": flash_pipeline,
     "flatfield_empty_tiles.cppipe": flatfield_pipeline,
     "residual_gain.cppipe": gain_pipeline,
+    "chain_flash_median_flatfield.cppipe": chain_pipeline,
 }
 
 

@@ -27,8 +27,13 @@ from cellprofiler_core.utilities.core.modules import instantiate_module  # noqa:
 
 from camcorr.errors import CamcorrError  # noqa: E402
 
+import estimateresidualgain as gain_mod  # noqa: E402
 import flashcarryovercorrect as fcc_mod  # noqa: E402
+import flatfieldfromemptytiles as ff_mod  # noqa: E402
 import selectivemedian as sm_mod  # noqa: E402
+
+PLUGINS = {sm_mod: "SelectiveMedian", fcc_mod: "FlashCarryoverCorrect",
+           gain_mod: "EstimateResidualGain", ff_mod: "FlatfieldFromEmptyTiles"}
 
 DATA = Path(__file__).parent / "data" / "cellprofiler"
 
@@ -53,17 +58,24 @@ def _hot_stack(rng, shape=(24, 40, 48), base=600.0, noise=4.0):
 
 
 # ----------------------------------------------------------------------------- settings
-@pytest.mark.parametrize("plugin", [sm_mod, fcc_mod], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("plugin", list(PLUGINS), ids=lambda m: m.__name__)
 def test_setting_keys_are_pinned_to_the_revision(plugin):
     """A change of the operation's parameters must come with a new revision + upgrade path."""
-    cls = getattr(plugin, plugin.__name__.replace("selectivemedian", "SelectiveMedian")
-                  .replace("flashcarryovercorrect", "FlashCarryoverCorrect"))
+    cls = getattr(plugin, PLUGINS[plugin])
     assert cls.setting_keys() == plugin.SETTING_HISTORY[cls.variable_revision_number]
     assert max(plugin.SETTING_HISTORY) == cls.variable_revision_number
+    # settings generated from the operation: label, default and help of a parameter
+    mod = cls()
+    params = getattr(mod, "params", None) or getattr(mod, "estimate")
+    for name, settings in params.by_name.items():
+        p = settings[0].param
+        assert settings[-1].text == p.text().replace(":", " -")
+        assert p.help.split(".")[0].replace("*", "").strip()[:20] in \
+            settings[-1].doc.replace("\\", "")
 
 
 def test_help_has_table_and_doi():
-    for name in ("SelectiveMedian", "FlashCarryoverCorrect"):
+    for name in PLUGINS.values():
         mod = instantiate_module(name)
         assert mod.category == "Image Processing"
         doc = mod.__doc__
@@ -293,3 +305,191 @@ def test_flash_wrong_dimensionality(flash_setup):
     f = _flash_module(pfile, acq.settings)
     with pytest.raises(CamcorrError, match="wrong image dimensionality"):
         h.GroupRunner(f, {"ch0": [acq.raw[0, 0, 0]], "ch1": [acq.raw[0, 1, 0]]}).run()
+
+
+# ----------------------------------------------------------------------------- EstimateResidualGain
+@pytest.fixture(scope="module")
+def gain_movie():
+    from camcorr.simulate import camera
+
+    rng = np.random.default_rng(11)
+    gm = camera.gain_map((40, 36), column_std=0.06, row_std=0.04, rng=rng)
+    return gm, camera.integrating_movie(gm.gain, 10, rng=rng)
+
+
+def test_gain_group_matches_engine_and_truth(gain_movie):
+    import camcorr.gain as gain
+    from camcorr.simulate import camera
+
+    gm, mv = gain_movie
+    m = instantiate_module("EstimateResidualGain")
+    m.image_name.value = "frame"
+    m.params.by_name["offset"][0].value = 100.0
+    m.params.by_name["output_normalized"][0].value = True
+    res = h.GroupRunner(m, {"frame": list(mv.frames)}).run(keep=["Gain", "GainNormalized"])
+    ref = gain.estimate_gain(mv.frames, offset=100.0)
+    for r in res:  # the same gain image and report in every cycle of the group
+        np.testing.assert_allclose(r["Gain"].pixel_data, ref.gain, atol=1e-6)
+        assert r["measurements"]["ResidualGain_Std_Gain"] == pytest.approx(ref.report["std"])
+        assert r["measurements"]["ResidualGain_NFrames_Gain"] == 10
+        assert r["measurements"]["ResidualGain_Flagged_Gain"] == int(ref.report["flagged"])
+    norm = res[4]["GainNormalized"].pixel_data * 65535.0
+    expected = (mv.frames[4].astype(np.float64) - 100.0) / ref.gain + 100.0
+    np.testing.assert_allclose(norm, np.clip(expected, 0, 65535), atol=0.01)
+    # truth (accuracy is the engine suite's business; 10 small frames): the gain is there
+    assert camera.r_squared(res[0]["Gain"].pixel_data, gm.gain) > 0.4
+
+
+def test_gain_residual_mode_with_the_true_reference_is_flat(gain_movie):
+    gm, mv = gain_movie
+    m = instantiate_module("EstimateResidualGain")
+    m.image_name.value = "frame"
+    m.use_gain_ref.value = True
+    m.gain_ref_name.value = "ref"
+    m.params.by_name["offset"][0].value = 100.0
+    ref_frames = [gm.gain.astype(np.float32) * 65535.0 / 4] * len(mv.frames)  # scale-free ref
+    res = h.GroupRunner(m, {"frame": list(mv.frames), "ref": ref_frames}).run(keep=["Gain"])
+    blind = h.GroupRunner(_gain_module(), {"frame": list(mv.frames)}).run(keep=["Gain"])
+    assert res[0]["Gain"].pixel_data.std() < 0.5 * blind[0]["Gain"].pixel_data.std()
+
+
+def _gain_module():
+    m = instantiate_module("EstimateResidualGain")
+    m.image_name.value = "frame"
+    m.params.by_name["offset"][0].value = 100.0
+    return m
+
+
+def test_gain_errors(gain_movie):
+    gm, mv = gain_movie
+    m = _gain_module()
+    with pytest.raises(CamcorrError, match="wrong image dimensionality"):
+        h.GroupRunner(m, {"frame": [mv.frames[:3], mv.frames[3:6]]}).run()
+    m = _gain_module()
+    m.params.by_name["sigmas"][0].value = "0, one, 2"
+    with pytest.raises(ValidationError, match="not a list of numbers") as info:
+        m.validate_module(None)
+    assert info.value.get_setting() is m.params.main_setting("sigmas")
+    m = _gain_module()
+    with pytest.raises(CamcorrError, match="group of 1 frame"):
+        h.GroupRunner(m, {"frame": [mv.frames[0]]}).run()
+
+
+# ----------------------------------------------------------------------------- Flatfield
+@pytest.fixture(scope="module")
+def mosaic():
+    from camcorr.simulate import tiles
+
+    return tiles.simulate_tiles(5, 5, (40, 44), offset=100.0, seed=3)  # corners are empty
+
+
+def _ff_module(**estimate):
+    m = instantiate_module("FlatfieldFromEmptyTiles")
+    m.image_name.value = "tile"
+    m.tile_source.value = ff_mod.TILE_ORDER
+    for k, v in estimate.items():
+        m.estimate.by_name[k][0].value = v
+    return m
+
+
+def test_flatfield_empty_tiles_matches_engine_and_truth(mosaic):
+    import camcorr.flatfield as ff
+    from camcorr.flatfield.operations import estimate_kwargs
+
+    assert mosaic.empty_tiles
+    empty = ",".join(str(t) for t in mosaic.empty_tiles)
+    m = _ff_module(method="empty-tiles", empty_tiles=empty, offset=100.0, grid="5, 5")
+    res = h.GroupRunner(m, {"tile": list(mosaic.tiles)}).run(keep=["FlatfieldCorrected",
+                                                                    "Flatfield"])
+    values = m.estimate.values()
+    profiles = ff.estimate_flatfield([t.astype(np.float32) for t in mosaic.tiles],
+                                     **estimate_kwargs(values))
+    for i, r in enumerate(res):
+        np.testing.assert_allclose(r["Flatfield"].pixel_data, profiles.flatfield, atol=1e-6)
+        ref = ff.apply_flatfield(mosaic.tiles[i].astype(np.float32), profiles, dtype=np.float32)
+        np.testing.assert_allclose(r["FlatfieldCorrected"].pixel_data * 65535.0,
+                                   np.minimum(ref, 65535), atol=0.01)
+        meas = r["measurements"]
+        assert meas["Flatfield_TileNumber_FlatfieldCorrected"] == i + 1
+        assert meas["Flatfield_CVAfter_FlatfieldCorrected"] == \
+            pytest.approx(profiles.quality["cv_after"])
+    # truth: the known flat-field is recovered to a few percent
+    err = np.abs(res[0]["Flatfield"].pixel_data / mosaic.flatfield - 1)
+    assert np.percentile(err, 99) < 0.08  # 4 empty tiles of 40x44 pixels, read + shot noise
+    assert res[0]["measurements"]["Flatfield_CVAfter_FlatfieldCorrected"] < \
+        res[0]["measurements"]["Flatfield_CVBefore_FlatfieldCorrected"]
+
+
+def test_flatfield_z_range_on_3d_tiles():
+    import camcorr.flatfield as ff
+    from camcorr.flatfield.operations import estimate_kwargs
+    from camcorr.simulate import tiles
+
+    sim = tiles.simulate_tiles(2, 2, (32, 40), n_z=12, z_levels=(3, 8), offset=100.0, seed=5)
+    m = _ff_module(method="z-range", z_levels="3, 8", grid="2, 2", offset=100.0)
+    res = h.GroupRunner(m, {"tile": list(sim.tiles)}).run(keep=["FlatfieldCorrected",
+                                                                 "Flatfield"])
+    profiles = ff.estimate_flatfield([t.astype(np.float32) for t in sim.tiles],
+                                     **estimate_kwargs(m.estimate.values()))
+    assert res[0]["FlatfieldCorrected"].volumetric
+    ref = ff.apply_flatfield(sim.tiles[1].astype(np.float32), profiles, dtype=np.float32)
+    np.testing.assert_allclose(res[1]["FlatfieldCorrected"].pixel_data * 65535.0,
+                               np.minimum(ref, 65535), atol=0.01)
+    # truth (the engine's accuracy is tested in its own suite): the shape is recovered
+    assert np.corrcoef(profiles.flatfield.ravel(), sim.flatfield.ravel())[0, 1] > 0.95
+
+
+def test_flatfield_measured_models_folder(tmp_path, mosaic):
+    import camcorr.flatfield as ff
+
+    folder = tmp_path / "models"
+    ff.save_profiles(ff.Profiles(flatfield=mosaic.flatfield, darkfield=mosaic.darkfield),
+                     folder / "GFP" / "profiles.npz")
+    m = _ff_module(method="auto", channel="GFP")
+    loc = m.estimate.by_name["models_folder"][0]
+    loc.value = loc.join_string("Elsewhere...", str(folder))
+    res = h.GroupRunner(m, {"tile": list(mosaic.tiles[:3])}).run(keep=["FlatfieldCorrected"])
+    exact = (mosaic.tiles[2].astype(np.float64) - mosaic.darkfield) / mosaic.flatfield
+    got = res[2]["FlatfieldCorrected"].pixel_data * 65535.0
+    np.testing.assert_allclose(got, np.clip(exact, 0, 65535), atol=0.05)
+
+
+def test_flatfield_tile_number_beyond_the_group(mosaic):
+    m = _ff_module(method="empty-tiles", empty_tiles="1,40", offset=100.0)
+    with pytest.raises(CamcorrError, match="FlatfieldFromEmptyTiles.*Empty tiles") as info:
+        h.GroupRunner(m, {"tile": list(mosaic.tiles)}).run()
+    assert "40" in str(info.value) and "25" in str(info.value)
+
+
+def test_flatfield_tile_numbers_from_metadata_must_cover_the_group(mosaic):
+    m = _ff_module(method="empty-tiles", empty_tiles="1")
+    m.tile_source.value = ff_mod.TILE_METADATA
+    with pytest.raises(CamcorrError, match="no metadata 'Tile'"):
+        h.GroupRunner(m, {"tile": list(mosaic.tiles[:4])}).run()
+
+
+# ----------------------------------------------------------------------------- headless prefs
+def test_headless_preferences_disable_bioformats():
+    """Loading the plugins headless switched TIFF reading to ImageIO (no Java, no network)."""
+    import cellprofiler_core.preferences as cpprefs
+    from cellprofiler_core.constants.reader import AVAILABLE_READERS
+
+    import _headless
+
+    assert cpprefs.get_headless()
+    assert _headless.apply_headless_preferences() == str(_headless.DEFAULT_FILE)
+    assert cpprefs.config_read_typed("Reader.Bio-Formats.enabled", bool) is False
+    assert cpprefs.config_read_typed("Reader.ImageIO.read_tif", bool) is True
+    assert "Bio-Formats" not in AVAILABLE_READERS
+
+
+def test_saveimages_compression_patch_is_lossless(tmp_path):
+    import skimage.io
+    import tifffile
+
+    import _compat
+
+    assert _compat.patch_saveimages_compression() in (True, False)
+    vol = np.arange(3 * 8 * 9, dtype=np.uint16).reshape(3, 8, 9) * 300
+    skimage.io.imsave(tmp_path / "v.tif", vol, compression=(8, 6))  # what SaveImages passes
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "v.tif"), vol)

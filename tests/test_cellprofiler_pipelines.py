@@ -168,3 +168,184 @@ def test_flash_pipeline_roi_mismatch(tmp_path):
     assert "FlashCarryoverCorrect" in text and "outside the calibration ROI" in text, \
         h.explain(proc)
     assert not list(out_dir.glob("*_flash.tif*"))
+
+
+# ------------------------------------------------------------------------- EstimateResidualGain
+def test_residual_gain_pipeline_two_movies(tmp_path):
+    import camcorr.gain as gain
+    from camcorr.simulate import camera
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    rng = np.random.default_rng(21)
+    gm = camera.gain_map((40, 36), column_std=0.06, row_std=0.04, rng=rng)
+    movies = {}
+    for name in ("movA", "movB"):
+        mv = camera.integrating_movie(gm.gain, 8, rng=rng)
+        movies[name] = mv.frames
+        for t, frame in enumerate(mv.frames):
+            tifffile.imwrite(in_dir / f"{name}_t{t:04d}.tif", frame)
+    _ok(h.run_headless(PIPELINES / "residual_gain.cppipe", in_dir, out_dir))
+    rows = h.read_image_csv(out_dir)
+    assert len(rows) == 16
+    for name, frames in movies.items():
+        ref = gain.estimate_gain(frames, offset=100.0)  # the pipeline's settings
+        got = _out(out_dir, f"{name}_gain.tif*")
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref.gain, atol=1e-5)
+        for t in (0, 7):
+            norm = _out(out_dir, f"{name}_t{t:04d}_gainnorm.tif*").astype(np.float64)
+            expected = (frames[t] - 100.0) / ref.gain.astype(np.float64) + 100.0
+            assert np.abs(norm - np.clip(expected, 0, 65535)).max() <= 1.0
+        mrows = [r for r in rows if r["Metadata_Movie"] == name]
+        assert len(mrows) == 8
+        for r in mrows:
+            assert float(r["ResidualGain_Std_Gain"]) == pytest.approx(ref.report["std"], rel=1e-6)
+            assert int(float(r["ResidualGain_Flagged_Gain"])) == int(ref.report["flagged"])
+            assert int(float(r["ResidualGain_NFrames_Gain"])) == 8
+        # truth: the simulated gain is recovered (column/row stripes dominate)
+        assert np.corrcoef(got.ravel(), gm.gain.ravel())[0, 1] > 0.6
+
+
+# ------------------------------------------------------------------------- Flat-field
+WSI_EMPTY = (1, 7, 8, 10, 27, 37, 44, 47, 48, 53, 54, 55, 56, 58, 59, 60, 61, 62, 63)
+
+
+def _check_flatfield_run(in_dir, out_dir, names, *, atol=1.0):
+    """Compare a flatfield_empty_tiles run with the engine on the same files."""
+    import camcorr.flatfield as ff
+
+    tiles = [tifffile.imread(in_dir / n).astype(np.float32) for n in names]
+    profiles = ff.estimate_flatfield(tiles, method="empty-tiles", empty_tiles=list(WSI_EMPTY),
+                                     grid=(7, 9), order="serpentine", darkfield=0.0, sigma=2.0,
+                                     statistic="median", n_planes=None, seed=0)
+    flat = _out(out_dir, "flatfield.tif*")
+    np.testing.assert_allclose(flat, profiles.flatfield, atol=1e-5)
+    rows = h.read_image_csv(out_dir)
+    assert len(rows) == 63
+    for i in (0, 5, 30, 62):
+        ref = np.minimum(ff.apply_flatfield(tiles[i], profiles, dtype=np.float32), 65535)
+        got = _out(out_dir, Path(names[i]).stem + "_flatfield.tif*").astype(np.float64)
+        assert np.abs(got - ref).max() <= atol
+        row = _row(rows, "FileName_tile", names[i])
+        assert int(float(row["Flatfield_TileNumber_FlatfieldCorrected"])) == i + 1
+        assert float(row["Flatfield_CVAfter_FlatfieldCorrected"]) == \
+            pytest.approx(profiles.quality["cv_after"], rel=1e-6)
+    return flat, rows
+
+
+def test_flatfield_pipeline_real_wsi_brain(tmp_path, shared_data):
+    src = shared_data / "basicpy_wsi_brain"
+    names = sorted(p.name for p in src.glob("*.tif"))
+    assert len(names) == 63
+    out_dir = tmp_path / "out"
+    _ok(h.run_headless(PIPELINES / "flatfield_empty_tiles.cppipe", src, out_dir))
+    flat, rows = _check_flatfield_run(src, out_dir, names)
+    row = rows[0]
+    assert float(row["Flatfield_CVAfter_FlatfieldCorrected"]) < \
+        float(row["Flatfield_CVBefore_FlatfieldCorrected"])
+
+
+def test_flatfield_pipeline_simulated_mosaic(tmp_path, rng):
+    """7 x 9 serpentine mosaic, the pipeline's empty tiles hold background only (known flat)."""
+    from camcorr.simulate.tiles import make_flatfield
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    shape = (40, 48)
+    truth = make_flatfield(shape, vignetting=0.4)
+    names = []
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    for n in range(1, 64):
+        scene = np.full(shape, 400.0)
+        if n not in WSI_EMPTY:  # specimen blobs
+            for _ in range(4):
+                cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+                scene += 1500 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 30.0)
+        tile = rng.poisson(scene * truth) + rng.normal(0, 2, shape)
+        names.append(f"sim_tile{n:04d}.tif")
+        tifffile.imwrite(in_dir / names[-1], np.clip(np.rint(tile), 0, 65535).astype(np.uint16))
+    _ok(h.run_headless(PIPELINES / "flatfield_empty_tiles.cppipe", in_dir, out_dir))
+    flat, rows = _check_flatfield_run(in_dir, out_dir, names)
+    # truth: 19 empty tiles x 400 photons -> the flat-field within ~2 % of the truth inside;
+    # the 2-pixel Gaussian with reflected borders bends the curved edges of these small tiles
+    err = np.abs(flat / truth - 1)
+    assert np.percentile(err[4:-4, 4:-4], 99) < 0.03 and np.median(err) < 0.015
+    corrected = _out(out_dir, "sim_tile0001_flatfield.tif*").astype(np.float64)
+    raw = tifffile.imread(in_dir / "sim_tile0001.tif").astype(np.float64)
+    assert corrected.std() < 0.5 * raw.std()  # an empty tile becomes flat
+
+
+# ------------------------------------------------------------------------- chain
+def test_chain_pipeline_matches_engine_chain(tmp_path):
+    import camcorr.flash as flash
+    import camcorr.flatfield as ff
+    import camcorr.median as median
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    from camcorr.flash.params import params_from_arrays, write_params
+    from camcorr.simulate import lls
+
+    acq = lls.write_acquisition(in_dir, n_planes=6, n_timepoints=3, seed=9, camera_seed=0,
+                                peaks=(3000.0, 1500.0))
+    calib = lls.sensor_maps((1001, 1011, 1048, 1050), seed=0)
+    pfile = write_params(params_from_arrays(calib.A, calib.B, calib.offset, calib.noise,
+                                            roi=calib.roi, serial="100740", date="20240517"),
+                         in_dir)
+    # a hot pixel in every stack of ch0 (the median step must remove it)
+    for t in range(3):
+        raw = tifffile.imread(acq.files[t][0])
+        raw[:, 7, 9] = np.where(np.arange(6) % 2, 4000, 150)
+        tifffile.imwrite(acq.files[t][0], raw)
+    _ok(h.run_headless(PIPELINES / "chain_flash_median_flatfield.cppipe", in_dir, out_dir))
+
+    # the same chain with the engine, float32 like the plugins (flash output rounded/clipped)
+    params = flash.crop_params(flash.read_params(pfile), flash.parse_settings(acq.settings).roi)
+    stage = {0: [], 1: []}
+    for t in range(3):
+        raws = [tifffile.imread(acq.files[t][c]).astype(np.float32) for c in range(2)]
+        outs = flash.correct_interleaved(raws, params)
+        for c in range(2):
+            clipped = np.clip(np.rint(outs[c]), 0, 65535).astype(np.float32)
+            stage[c].append(median.selective_median(clipped).corrected)
+    rows = h.read_image_csv(out_dir)
+    assert len(rows) == 3
+    for c in range(2):
+        profiles = ff.estimate_flatfield(stage[c], method="empty-tiles", darkfield=0.0)
+        np.testing.assert_allclose(_out(out_dir, f"ch{c}_flatfield.tif*"), profiles.flatfield,
+                                   atol=1e-5)
+        for t in range(3):
+            ref = np.minimum(ff.apply_flatfield(stage[c][t], profiles, dtype=np.float32), 65535)
+            got = _out(out_dir, acq.files[t][c].stem + "_corrected.tif*")
+            assert got.dtype == np.uint16 and got.shape == (6, 32, 32)
+            assert np.abs(got.astype(np.float64) - ref).max() <= 1.0
+    hot = _out(out_dir, acq.files[0][0].stem + "_corrected.tif*")[:, 7, 9].astype(float)
+    assert np.abs(np.diff(hot)).max() < 1000  # the 150/4000 flicker (RTS pixel) is gone
+    for r in rows:
+        assert int(float(r["SelectiveMedian_Flagged_ch0_median"])) >= 1
+        assert float(r["FlashCarryover_MeanCarryover_ch1_flash"]) > 0
+
+
+def test_flatfield_pipeline_tile_beyond_the_group(tmp_path):
+    """The shipped pipeline with its empty-tile list edited to a tile the group does not have."""
+    h.init_cellprofiler()
+    from cellprofiler_core.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    pipeline.load(str(PIPELINES / "flatfield_empty_tiles.cppipe"))
+    ff_module = [m for m in pipeline.modules() if m.module_name == "FlatfieldFromEmptyTiles"][0]
+    ff_module.estimate.by_name["grid"][0].value = ""
+    ff_module.estimate.by_name["empty_tiles"][0].value = "1,70"
+    edited = tmp_path / "edited.cppipe"
+    with open(edited, "w") as fd:
+        pipeline.dump(fd)
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    for n in range(1, 13):
+        tifffile.imwrite(in_dir / f"tile{n:04d}.tif", np.full((24, 24), 300 + n, np.uint16))
+    proc = h.run_headless(edited, in_dir, out_dir)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "FlatfieldFromEmptyTiles (setting 'Empty tiles')" in text and "70" in text, \
+        h.explain(proc)
+    assert not list(out_dir.glob("*_flatfield.tif*"))

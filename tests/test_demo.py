@@ -67,6 +67,14 @@ def test_tiny_demo_with_the_engine_runner(tmp_path):
     cor = sorted((tmp_path / "demo" / "corrected").glob("*.tif"))
     assert [p.name for p in raw] == [p.name for p in cor]
     assert tifffile.imread(raw[0]).dtype == np.uint16
+    # the demo's own page opens in headless Chromium without errors, every figure loaded
+    from test_report import CHROMIUM, console_errors, run_chromium
+
+    require(CHROMIUM is not None, "Chromium (/usr/bin/chromium) for the report test")
+    log, probe, dom, shot = run_chromium(res.report, tmp_path)
+    assert console_errors(log) == [], log
+    assert probe == "images=8 broken=", probe
+    assert "Against the simulator" in dom
     # 'camcorr report' on the same run folder gives the same numbers
     from camcorr.report import build_report
 
@@ -106,3 +114,17 @@ def test_demo_bad_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMCORR_PIPELINES", str(tmp_path / "nowhere"))
     with pytest.raises(CamcorrError, match="pipeline"):
         demo_mod.check_cellprofiler()
+
+
+def test_tiny_demo_calibrates_on_a_dask_cluster(tmp_path):
+    _require_engine()
+    from conftest import require_module
+
+    distributed = require_module("distributed", "dask distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp", host="127.0.0.1", scheduler_port=0,
+                                  dashboard_address=None) as cluster:
+        res = demo_mod.run_demo(tmp_path / "demo", size="tiny", runner="engine", quiet=True,
+                                scheduler=cluster.scheduler_address)
+    t = res.qc["flash"]["truth"]
+    assert t["A_median_rel_error"] < 0.05 and t["offset_median_abs_error_adu"] < 0.2

@@ -338,7 +338,8 @@ class GainAccumulator:
     def __init__(self, shape=None, *, prior_gain=None, gain_ref=None, ref_orientation="divide",
                  offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                  reference: str = "smooth", backend: str = "numba",
-                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0):
+                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0,
+                 cross_fit: bool = True):
         self.sigmas = _check_sigmas(sigmas)
         if reference not in REFERENCES:
             raise CamcorrError("unknown reference mode", argument="reference",
@@ -351,6 +352,7 @@ class GainAccumulator:
         _check_number(read_noise_e, "read_noise_e", low=0.0)
         self.reference = reference
         self.backend = backend
+        self.cross_fit = bool(cross_fit)
         self.offset = float(offset)
         self.electrons_per_adu = float(electrons_per_adu)
         self.read_noise_e = float(read_noise_e)
@@ -467,23 +469,23 @@ class GainAccumulator:
         half = index % 2
         ideal = rec
         if self.prior is not None:
-            prior = self.prior[half]
+            # cross-fitting: the frames of one half-set are divided by the gain estimated from
+            # the other half, so the prior's noise is independent of the frame it divides
+            # (no feedback of an estimate's noise into its own ranks)
+            prior = self.prior[1 - half] if self.cross_fit else self.prior[half]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ideal = np.where(prior > 0, rec / prior, 0.0).astype(np.float32)
-        keys = scale = None
+        keys = scale = ties = None
         if (ideal is not f) and _is_integer_valued(frame):
-            # Quantised data (integer ADU or counts): pixels recorded equal in a line stay tied
-            # (mid-rank).  Dividing by the gain estimated from these same frames must not order
-            # them (that estimate's noise feeds back and diverges on counting data); dividing by
-            # an external reference is independent information, kept in proportion within the
-            # tie group (otherwise the residual of an exact reference would follow the reference).
-            # Ranks follow the recording corrected by the reference; tie groups are runs of equal
-            # recorded values in that order.
-            keys = rec
-            ties = f if self.ref is not None else None
+            # Quantised data (integer ADU or counts): pixels are ranked by their ideal value,
+            # but runs of pixels *recorded* equal stay one tie group (mid-rank), so a division
+            # cannot invent an order among them (with a gain estimated from the data, that
+            # order is the estimate's own noise and feeds back).  The external reference is
+            # kept in proportion within a tie group (independent information; otherwise the
+            # residual of an exact reference would follow the reference).
+            keys = ideal
+            ties = f
             scale = rec if self.ref is not None else None
-        else:
-            ties = None
         eq, s_col, s_row = sme_frame(ideal, sigmas=self.sigmas, reference=self.reference,
                                      backend=self.backend, keys=keys, scale=scale, ties=ties)
         self.num[half] += rec
@@ -629,7 +631,7 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
                   offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                   reference: str = "smooth", iterations: int = 3, tolerance: float = 1e-3,
                   backend: str = "numba", electrons_per_adu: float = 1.0,
-                  read_noise_e: float = 0.0, progress: Optional[Callable[[int, int], None]] = None
+                  read_noise_e: float = 0.0, relaxation: float = 1.0, progress: Optional[Callable[[int, int], None]] = None
                   ) -> GainResult:
     """Estimate the camera gain (or the residual gain left by a reference) from movie frames.
 
@@ -714,7 +716,17 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
         change = float(np.sqrt(np.mean((g - (1.0 if previous is None else previous)) ** 2)))
         changes.append(change)
         previous = g
-        prior = acc.half_gains()
+        halves = acc.half_gains()
+        if prior is not None and relaxation != 1.0:
+            # over-relaxed step in log space: G(n+1) = G(n) x (G_est / G(n)) ** relaxation
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = np.where((halves > 0) & (prior > 0), halves / prior, 1.0)
+            halves = prior * step ** relaxation
+            halves /= halves.mean(axis=(1, 2), keepdims=True)
+        elif prior is None and relaxation != 1.0:
+            halves = np.clip(halves, 0, None) ** relaxation
+            halves /= halves.mean(axis=(1, 2), keepdims=True)
+        prior = halves
         if change < tolerance:
             converged = True
             break

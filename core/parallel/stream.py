@@ -245,8 +245,14 @@ def stream_reduce(arrays, factory: Callable, *, chunk_frames: int = 64, split_ev
     return result
 
 
+_SUB = 8  # frames converted to float64 at a time inside a block (bounds the temporaries)
+
+
 def _moments_block(block):
-    return RunningMoments().update(block)
+    acc = RunningMoments()
+    for i in range(0, block.shape[0], _SUB):
+        acc.merge(RunningMoments().update(block[i:i + _SUB]))
+    return acc
 
 
 def moments(frames, *, chunk_frames: int = 64, tile: Optional[Tuple[int, int]] = None,

@@ -267,16 +267,18 @@ def frc_figure(path, frequency, curves: Dict[str, Sequence[float]], threshold=No
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     colors = {"before": "#d62728", "after": "#2ca02c"}
+    f = np.asarray(frequency, np.float64)
+    s = slice(1, None) if f.size > 2 and f[0] == 0 else slice(None)  # ring 0 (mean) is not data
     for name, c in curves.items():
-        ax.plot(frequency, c, lw=1.8, label=name, color=colors.get(name))
+        ax.plot(f[s], np.asarray(c)[s], lw=1.8, label=name, color=colors.get(name))
     if threshold is not None:
-        ax.plot(frequency, threshold, "k--", lw=1.2, label="3-sigma noise curve")
+        ax.plot(f[s], np.asarray(threshold)[s], "k--", lw=1.2, label="3-sigma noise curve")
     ax.axhline(0, color="0.6", lw=0.8)
     f = np.asarray(frequency)
     ax.set_xlabel("spatial frequency (fraction of Nyquist)" if f.max() > 0.55
                   else "spatial frequency (cycles / pixel)")
     ax.set_ylabel("FRC")
-    ax.set_ylim(-0.3, 1.05)
+    ax.set_ylim(-0.4, 1.05)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -255,7 +255,8 @@ def _section_projections(run, m, truth, out, qc, figs, notes):
         figs[f"projection_{i + 1}"] = figures.projections_figure(
             out / name, mip_b, mip_a, label=label + " (maximum projection over Z, no deskew)",
             title_before=it.get("title_before", "before (raw - offset)"),
-            title_after=it.get("title_after", "after"))
+            title_after=it.get("title_after", "after"),
+            difference=bool(it.get("difference", True)))
         qs.append({"label": label, "mip_before_mean_adu": _f(mip_b.mean()),
                    "mip_after_mean_adu": _f(mip_a.mean()),
                    "mip_before_p99_adu": _f(np.percentile(mip_b, 99)),

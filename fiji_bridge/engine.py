@@ -1,0 +1,93 @@
+"""Run an operation in this Python process on numpy arrays (what the Python-mode commands and
+:func:`fiji_bridge.run_operation` do).
+
+The operation's command-line runner is called in process with the array written to a temporary
+TIFF (and outputs read back), so Fiji, the command line and CellProfiler run exactly the same
+validated code path; the temporary folder is always removed.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+
+from camcorr.errors import CamcorrError
+from camcorr.operations import Operation, get_operation
+
+from .generate import _roles, _temp_outputs
+
+__all__ = ["run_on_array"]
+
+
+def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] = None,
+                 values: Optional[Dict] = None, *, calibration: Optional[Dict] = None
+                 ) -> Optional[Union[np.ndarray, List[np.ndarray]]]:
+    """Run `operation` on `image` and return its image output(s).
+
+    Parameters
+    ----------
+    operation : str or Operation
+        Operation name (``'median'``, ...) or definition.
+    image : ndarray, optional
+        The current image, axes (Y, X) or (Z, Y, X), in ADU.  Required when the operation takes
+        an image.
+    values : dict, optional
+        Other parameters by name (missing ones take their defaults).
+    calibration : dict, optional
+        ``pixel_width``/``pixel_height``/``unit`` written with the temporary input.
+
+    Returns
+    -------
+    ndarray, list of ndarray or None
+        The output image (or the images of an output folder, sorted by file name); None when the
+        operation has no image output in Fiji.
+
+    Raises
+    ------
+    CamcorrError
+        Bad parameters, missing image, or the operation failed.
+    """
+    from camcorr.io import read_image, write_tiff
+
+    op = get_operation(operation) if isinstance(operation, str) else operation
+    current, dialog, hidden = _roles(op)
+    vals = dict(values or {})
+    with tempfile.TemporaryDirectory(prefix="camcorr-fiji-") as tmp:
+        tmp = Path(tmp)
+        if current is not None:
+            if image is None:
+                raise CamcorrError("no image", argument=current.text() or current.name,
+                                   expected="an image", received="nothing",
+                                   fix="Open or pass the image to correct")
+            arr = np.asarray(image)
+            resolution = None
+            meta = None
+            if calibration and calibration.get("pixel_width"):
+                resolution = (1.0 / calibration["pixel_width"],
+                              1.0 / calibration.get("pixel_height", calibration["pixel_width"]))
+                meta = {"unit": calibration.get("unit", "")}
+            path = write_tiff(tmp / "input.tif", arr, resolution=resolution,
+                              imagej_metadata=meta)
+            vals[current.name] = [str(path)] if current.kind == "images" else str(path)
+        outputs = []
+        for p, name in _temp_outputs(hidden):
+            if p.kind == "output_folder":
+                (tmp / name).mkdir()
+            vals[p.name] = str(tmp / name)
+            outputs.append((p, tmp / name))
+        validated = op.validate(vals, frontend="fiji")
+        status = op.load_runner()(validated)
+        if status:
+            raise CamcorrError("the operation failed", argument=op.title,
+                               expected="exit status 0", received=str(status))
+        results: List[np.ndarray] = []
+        for p, path in outputs:
+            if p.kind == "output_folder":
+                results += [read_image(f) for f in sorted(path.glob("*.tif*"))]
+            elif path.suffix.lower() in (".tif", ".tiff") and path.exists():
+                results.append(read_image(path))
+    if not results:
+        return None
+    return results[0] if len(results) == 1 else results

@@ -1,0 +1,296 @@
+"""Real Java tests of the Fiji bridge with ImageJ 1.x (Debian ``libij-java``) under Xvfb.
+
+Every JVM runs in its own subprocess (JPype cannot restart one), a few checks per JVM.  A watchdog in
+each worker reports any modal dialog and kills the process, so a blocked ImageJ fails the test
+instead of hanging it.
+
+Plain ImageJ 1.x finds the installed commands as ``plugins/Camera Corrections/*.ijm`` (see
+``fiji_bridge.install``); ``IJ.run("Toy Scale", "factor=3.5 ...")`` then runs the macro exactly as
+a recorded macro line does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require
+
+PY = sys.executable
+IJ_JAR = os.environ.get("IJ_JAR", "/usr/share/java/ij.jar")
+
+PRELUDE = r'''
+import json, os, sys, threading, time
+import numpy as np
+
+def _dialogs():
+    from java.awt import Window, Container
+    out = []
+    def texts(c, acc):
+        for ch in c.getComponents():
+            if "MultiLineLabel" in str(ch.getClass().getName()):
+                try:
+                    f = ch.getClass().getDeclaredField("lines"); f.setAccessible(True)
+                    acc.extend(str(x) for x in f.get(ch))
+                except Exception:
+                    pass
+            for m in ("getText", "getLabel"):
+                if hasattr(ch, m):
+                    try:
+                        t = getattr(ch, m)()
+                        if t:
+                            acc.append(str(t))
+                    except Exception:
+                        pass
+            if isinstance(ch, Container):
+                texts(ch, acc)
+    for w in Window.getWindows():
+        if w.isVisible() and hasattr(w, "getTitle"):
+            acc = []
+            texts(w, acc)
+            out.append([str(w.getTitle()), acc])
+    return out
+
+def _watchdog(seconds):
+    def run():
+        time.sleep(seconds)
+        print("RESULT " + json.dumps({"watchdog": _dialogs()}), flush=True)
+        os._exit(9)
+    threading.Thread(target=run, daemon=True).start()
+
+_watchdog(float(os.environ.get("WATCHDOG", "150")))
+R = {}
+def done():
+    print("RESULT " + json.dumps(R), flush=True)
+    os._exit(0)
+'''
+
+
+def _need_java():
+    require(shutil.which("java") is not None, "Java (openjdk-17-jre-headless)")
+    require(Path(IJ_JAR).is_file(), f"ImageJ 1.x ({IJ_JAR}, Debian libij-java)")
+    require(bool(os.environ.get("DISPLAY")), "an X display (run under xvfb-run)")
+    pytest.importorskip("jpype")
+
+
+def run_worker(tmp_path: Path, body: str, timeout: float = 240, env=None) -> dict:
+    """Run `body` (after PRELUDE) in a fresh Python with its own JVM; return its RESULT dict."""
+    script = tmp_path / "worker.py"
+    script.write_text(PRELUDE + textwrap.dedent(body) + "\ndone()\n")
+    e = dict(os.environ, WATCHDOG=str(timeout - 30), **(env or {}))
+    proc = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=timeout,
+                          cwd=str(tmp_path), env=e)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, f"worker failed (status {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert "watchdog" not in result, f"ImageJ blocked on a dialog: {result['watchdog']}"
+    result["_stdout"] = proc.stdout
+    return result
+
+
+def test_numpy_imageplus_round_trips(tmp_path):
+    """8/16/32-bit, 2D and 3D (Z, T, C): pixels, dtype, shape, axes and calibration survive
+    numpy -> ImagePlus -> numpy; unsupported types give a CamcorrError, not a silent cast."""
+    _need_java()
+    r = run_worker(tmp_path, r'''
+    from camcorr.errors import CamcorrError
+    from fiji_bridge.convert import (start_ij1, numpy_to_imageplus, imageplus_to_numpy,
+                                     imageplus_calibration)
+    IJ = start_ij1()
+    rng = np.random.default_rng(1)
+    cal = {"pixel_width": 0.108, "pixel_height": 0.108, "pixel_depth": 0.3, "unit": "micron"}
+    R["cases"] = []
+    for dt in ("uint8", "uint16", "float32"):
+        for shape, axes in (((17, 23), None), ((4, 17, 23), None), ((3, 9, 11), "TYX"),
+                            ((2, 9, 11), "CYX")):
+            info = np.iinfo(dt) if dt != "float32" else None
+            if info:
+                a = rng.integers(0, int(info.max) + 1, shape, dtype=np.int64).astype(dt)
+                a.reshape(-1)[:2] = (0, info.max)
+            else:
+                a = (rng.standard_normal(shape) * 1e4).astype(dt)
+                a.reshape(-1)[:3] = (-3.5e38, 3.5e38, 1e-30)
+            imp = numpy_to_imageplus(a, "t", axes=axes, calibration=cal)
+            b = imageplus_to_numpy(imp)
+            R["cases"].append({"dtype": dt, "shape": list(shape), "axes": axes,
+                               "out_dtype": str(b.dtype), "out_shape": list(b.shape),
+                               "equal": bool(np.array_equal(a, b)),
+                               "bitdepth": int(imp.getBitDepth()),
+                               "dims": [int(imp.getNChannels()), int(imp.getNSlices()),
+                                        int(imp.getNFrames())],
+                               "cal": imageplus_calibration(imp)})
+    errors = []
+    for bad in (np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float64), np.zeros((2, 2, 4, 4), np.uint8)):
+        try:
+            numpy_to_imageplus(bad)
+        except CamcorrError as exc:
+            errors.append(str(exc))
+    rgb = IJ.createImage("rgb", "RGB ramp", 8, 8, 1)
+    try:
+        imageplus_to_numpy(rgb)
+    except CamcorrError as exc:
+        errors.append(str(exc))
+    R["errors"] = errors
+    ''')
+    assert len(r["cases"]) == 12
+    for c in r["cases"]:
+        assert c["equal"] and c["out_dtype"] == c["dtype"] and c["out_shape"] == c["shape"], c
+        assert c["bitdepth"] == {"uint8": 8, "uint16": 16, "float32": 32}[c["dtype"]]
+        n = c["shape"][0] if len(c["shape"]) == 3 else 1
+        expected = {None: [1, n, 1], "TYX": [1, 1, n], "CYX": [n, 1, 1]}[c["axes"]]
+        assert c["dims"] == expected, c
+        assert c["cal"] == {"pixel_width": 0.108, "pixel_height": 0.108, "pixel_depth": 0.3,
+                            "unit": "micron"}
+    assert len(r["errors"]) == 4
+    assert "int32" in r["errors"][0] and "float64" in r["errors"][1]
+    assert "dimensions" in r["errors"][2] and "RGB" in r["errors"][3]
+
+
+def _bare_python():
+    """A Python without camcorr (the system one), or None."""
+    for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if Path(cand).exists() and subprocess.run([cand, "-c", "import camcorr"],
+                                                  capture_output=True).returncode != 0:
+            return cand
+    return None
+
+
+def test_installed_macro_commands_in_imagej1(tmp_path):
+    """Install into a plain ImageJ 1.x folder; the menu commands, run through IJ.run with a
+    recorded-style option string, return exactly the engine's pixels; every bad input leaves a
+    clear log message, no new image, no temporary file and no hang."""
+    _need_java()
+    from camcorr.operations import all_operations
+    from fiji_bridge._toy import TOY
+    from fiji_bridge.generate import render_ijm
+    from fiji_bridge.install import install
+
+    root = tmp_path / "ImageJ"
+    (root / "plugins").mkdir(parents=True)
+    os.symlink(IJ_JAR, root / "ij.jar")
+    install(root, PY, operations={"toy-scale": TOY}, cli_module="fiji_bridge._toy")
+    real = {k: v for k, v in all_operations().items() if "fiji" in v.frontends}
+    install_real = tmp_path / "ImageJreal"
+    (install_real / "plugins").mkdir(parents=True)
+    os.symlink(IJ_JAR, install_real / "ij.jar")
+    install(install_real, PY)
+    shutil.copytree(install_real / "plugins" / "Camera Corrections",
+                    root / "plugins" / "Camera Corrections", dirs_exist_ok=True)
+    tests_dir = root / "plugins" / "Test Variants"
+    tests_dir.mkdir()
+    bare = _bare_python()
+    from dataclasses import replace
+    (tests_dir / "Toy_Nopython.ijm").write_text(render_ijm(
+        replace(TOY, title="Toy Nopython"), "ij1", str(tmp_path / "no" / "python"),
+        "fiji_bridge._toy"))
+    if bare:
+        (tests_dir / "Toy_Bare.ijm").write_text(render_ijm(
+            replace(TOY, title="Toy Bare"), "ij1", bare, "fiji_bridge._toy"))
+    javatmp = tmp_path / "javatmp"
+    javatmp.mkdir()
+    (tmp_path / "offset_bad.txt").write_text("not a tiff")
+
+    r = run_worker(tmp_path, rf'''
+    from fiji_bridge.convert import start_ij1, numpy_to_imageplus, imageplus_to_numpy, imageplus_calibration
+    from fiji_bridge._toy import scale
+    IJ = start_ij1(plugins_dir={str(root)!r}, gui=True)
+    from java.lang import System
+    System.setProperty("java.io.tmpdir", {str(javatmp)!r})
+    from ij import WindowManager, Menus
+    cmds = Menus.getCommands()
+    R["menu"] = {{k: str(cmds.get(k)) for k in ("Toy Scale", "Selective Median",
+        "Flash Carryover Correct", "Toy Nopython") if cmds.get(k) is not None}}
+    rng = np.random.default_rng(3)
+
+    def run_on(arr, cmd, options, cal=None, title="src.tif"):
+        IJ.log("\\Clear")
+        while WindowManager.getImageCount():
+            imp = WindowManager.getCurrentImage(); imp.changes = False; imp.close()
+        imp = None
+        if arr is not None:
+            imp = numpy_to_imageplus(arr, title, calibration=cal); imp.show()
+        n0 = WindowManager.getImageCount()
+        IJ.run(cmd, options)
+        cur = WindowManager.getCurrentImage()
+        out = {{"n_before": n0, "n_after": WindowManager.getImageCount(),
+               "log": str(IJ.getLog() or ""), "tmp_left": os.listdir({str(javatmp)!r})}}
+        if cur is not None and (imp is None or cur.getID() != imp.getID()):
+            res = imageplus_to_numpy(cur)
+            out.update(title=str(cur.getTitle()), cal=imageplus_calibration(cur), pixels=res)
+        return out
+
+    cal = {{"pixel_width": 0.25, "pixel_height": 0.25, "pixel_depth": 1.0, "unit": "micron"}}
+    a16 = rng.integers(0, 30000, (9, 13)).astype(np.uint16)
+    o = run_on(a16, "Toy Scale", "factor=3.5 mode=multiply clip", cal)
+    R["t16"] = dict(equal=bool(np.array_equal(o.pop("pixels"), scale(a16, 3.5, "multiply", True))),
+                    **{{k: o[k] for k in ("title", "cal", "n_before", "n_after", "tmp_left")}})
+    a8 = rng.integers(0, 255, (3, 7, 5)).astype(np.uint8)
+    o = run_on(a8, "Toy Scale", "factor=0.123456 mode=add")
+    px = o.pop("pixels")
+    R["t8"] = dict(equal=bool(np.array_equal(px, scale(a8, 0.123456, "add", False))),
+                   dtype=str(px.dtype), shape=list(px.shape), tmp_left=o["tmp_left"])
+    a32 = rng.standard_normal((2, 6, 4)).astype(np.float32) * 100
+    o = run_on(a32, "Toy Scale", "factor=2 mode=multiply clip")
+    R["t32"] = dict(equal=bool(np.array_equal(o.pop("pixels"), scale(a32, 2, "multiply", True))))
+
+    # bad input
+    o = run_on(None, "Toy Scale", "factor=2 mode=multiply")
+    R["noimage"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    rgb = IJ.createImage("rgb", "RGB ramp", 8, 8, 1)
+    IJ.log("\\Clear"); rgb.show()
+    IJ.run("Toy Scale", "factor=2 mode=multiply")
+    R["rgb"] = dict(log=str(IJ.getLog() or ""), n=WindowManager.getImageCount(),
+                    tmp_left=os.listdir({str(javatmp)!r}))
+    rgb.changes = False; rgb.close()
+    o = run_on(a16, "Toy Scale", "factor=2 mode=multiply offset_file=[{tmp_path / 'missing.tif'}]")
+    R["missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    o = run_on(a16, "Toy Scale", "factor=200 mode=multiply")
+    R["range"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    o = run_on(a16, "Toy Nopython", "factor=2 mode=multiply")
+    R["nopython"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    if {bool(bare)!r}:
+        o = run_on(a16, "Toy Bare", "factor=2 mode=multiply")
+        R["bare"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+
+    # a real engine: Selective Median, against camcorr.median.selective_median called directly
+    if cmds.get("Selective Median") is not None:
+        from camcorr.median import selective_median
+        stack = rng.poisson(200, (12, 24, 20)).astype(np.uint16)
+        stack[:, 5, 7] += 3000; stack[::2, 11, 3] += 2500; stack[:, 17, 15] = 60000
+        o = run_on(stack, "Selective Median", "rule=mad k=5 mean_pass", cal)
+        direct = selective_median(stack, rule="mad", k=5.0, mean_pass=True, mean_k=None)
+        px = o.pop("pixels", None)
+        R["median"] = dict(equal=px is not None and bool(np.array_equal(px, direct.corrected)),
+                           dtype=None if px is None else str(px.dtype),
+                           changed=int((direct.corrected != stack).any(axis=0).sum()),
+                           rts_fixed=bool((direct.corrected[:, 11, 3] != stack[:, 11, 3]).any()),
+                           cal=o.get("cal"), log=o["log"], tmp_left=o["tmp_left"])
+    ''', timeout=400)
+    assert r["menu"]["Toy Scale"] == 'ij.plugin.Macro_Runner("Camera Corrections/Toy_Scale.ijm")'
+    t16 = r["t16"]
+    assert t16["equal"] and t16["title"] == "src (Toy Scale)" and t16["n_after"] == 2
+    assert t16["cal"]["pixel_width"] == 0.25 and t16["cal"]["unit"] in ("micron", "microns")
+    assert r["t8"] == {"equal": True, "dtype": "float32", "shape": [3, 7, 5], "tmp_left": []}
+    assert r["t32"]["equal"]
+    assert "no image is open" in r["noimage"]["log"] and r["noimage"]["n_after"] == 0
+    assert "RGB" in r["rgb"]["log"] and r["rgb"]["n"] == 1
+    assert "missing.tif" in r["missing"]["log"] and "ERROR in Toy Scale" in r["missing"]["log"]
+    assert "--factor: value out of range" in r["range"]["log"]
+    assert "does not exist" in r["nopython"]["log"] and "camcorr fiji install" in r["nopython"]["log"]
+    for key in ("noimage", "rgb", "missing", "range", "nopython", "bare"):
+        if key in r:
+            assert r[key]["tmp_left"] == [], key  # no temporary file left behind
+            assert r[key].get("n_after", r[key].get("n")) == r[key].get("n_before", 1), key
+    if bare:
+        assert "camcorr is not installed in " + bare in r["bare"]["log"]
+    if "median" in {op.name for op in real.values()}:
+        m = r["median"]
+        assert m["equal"] and m["dtype"] == "uint16" and m["rts_fixed"] and m["changed"] >= 1, m
+        assert m["cal"]["pixel_width"] == 0.25 and m["tmp_left"] == []

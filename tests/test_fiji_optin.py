@@ -1,0 +1,120 @@
+"""Opt-in tests against a real Fiji.app (ImageJ2 + pyimagej), never run in CI.
+
+Set ``FIJI_DIR`` to a Fiji.app folder to run them (skipped otherwise, also under
+``CAMCORR_REQUIRE_ALL``).  The commands are installed into FIJI_DIR for the test and uninstalled
+afterwards (only files carrying the generator's marker are removed).  ImageJ2 locates its
+``scripts/`` folder through the real path of its jars, so a mirror of symbolic links does not work.
+One JVM (one pyimagej session) per test, in a subprocess.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from fiji_bridge.install import install, uninstall
+from test_fiji_java import run_worker
+
+FIJI_DIR = os.environ.get("FIJI_DIR")
+pytestmark = pytest.mark.skipif(not FIJI_DIR or os.environ.get("CI") == "true",
+                                reason="opt-in: set FIJI_DIR to a Fiji.app folder")
+
+
+def _install(fiji: Path):
+    """Install the real operations and the toy stand-in into `fiji` (removed again by the test)."""
+    from fiji_bridge._toy import TOY
+    from fiji_bridge.generate import script_files
+
+    install(fiji, sys.executable)
+    for f in script_files({"toy-scale": TOY}, python=sys.executable, cli_module="fiji_bridge._toy"):
+        (fiji / f.relpath).write_text(f.text)
+
+
+def test_fiji_session_menus_and_command(tmp_path):
+    from camcorr.operations import all_operations
+    from fiji_bridge._toy import scale
+
+    mirror = Path(FIJI_DIR).resolve()
+    _install(mirror)
+    try:
+        _run(tmp_path, mirror)
+    finally:
+        uninstall(mirror)
+
+
+def _run(tmp_path, mirror):
+    from camcorr.operations import all_operations
+    from fiji_bridge._toy import scale
+
+    rng = np.random.default_rng(5)
+    a16 = rng.integers(0, 20000, (2, 16, 12)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", a16, imagej=True, metadata={"axes": "ZYX"})
+    stack = rng.poisson(300, (10, 20, 18)).astype(np.uint16)
+    stack[::2, 4, 9] += 3000
+    tifffile.imwrite(tmp_path / "stack.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    titles = sorted(op.title for op in all_operations().values() if "fiji" in op.frontends)
+    r = run_worker(tmp_path, rf'''
+    import camcorr.operations as reg
+    from fiji_bridge._toy import TOY, scale
+    from fiji_bridge.session import start_fiji, run_operation
+    from fiji_bridge.convert import imageplus_to_numpy
+    ij = start_fiji({str(mirror)!r}, mode="headless")
+    R["version"] = str(ij.getVersion())
+    R["legacy"] = bool(ij.legacy and ij.legacy.isActive())
+    # command discovery: the menu model of ImageJ2 and the ImageJ 1.x command table
+    found = {{}}
+    for info in ij.module().getModules():
+        path = info.getMenuPath()
+        if path is not None and "Camera Corrections" in str(path.getMenuString()):
+            found[str(info.getTitle())] = str(path.getMenuString())
+    R["menus"] = found
+    # pyimagej session: a Dataset in, an ImagePlus out, same pixels as the engine
+    reg.all_operations(); reg._REGISTRY["toy-scale"] = TOY
+    a = np.asarray(__import__("tifffile").imread({str(tmp_path / "in.tif")!r}))
+    ds = ij.py.to_dataset(a, dim_order=["pln", "row", "col"])
+    imp = run_operation("toy-scale", ds, ij=ij, factor=3.0, mode="multiply", clip=True)
+    R["session_equal"] = bool(np.array_equal(imageplus_to_numpy(imp),
+                                             scale(a, 3.0, "multiply", True)))
+    R["session_shape"] = list(imageplus_to_numpy(imp).shape)
+    # commands run through the macro language, as a recorded macro line
+    macro = """
+    setBatchMode(true);
+    open("{tmp_path / 'in.tif'}");
+    run("Toy Scale", "factor=3.5 mode=multiply clip");
+    selectImage("in (Toy Scale)");
+    saveAs("Tiff", "{tmp_path / 'out_toy.tif'}");
+    close("*");
+    open("{tmp_path / 'stack.tif'}");
+    run("Selective Median", "rule=mad k=5");
+    selectImage("stack (Selective Median)");
+    saveAs("Tiff", "{tmp_path / 'out_median.tif'}");
+    close("*");
+    """
+    ij.py.run_macro('run("Toy Scale", "factor=2 mode=multiply");')  # no image open yet
+    ij.py.run_macro(macro)
+    R["log"] = str(ij.IJ.getLog() or "")
+    ''', timeout=600)
+    print({k: r[k] for k in ("version", "legacy", "menus")})
+    assert r["version"].startswith("2.")
+    assert "Toy Scale" in r["menus"]
+    for t in titles:
+        assert t in r["menus"], (t, sorted(r["menus"]))
+    # Python-mode commands appear only in a Fiji with its Python script language (Fiji's
+    # "Python mode"); report which ones were seen.
+    print("Python-mode commands seen:", sorted(k for k in r["menus"] if k.endswith("(Python)")))
+    assert r["session_equal"] and r["session_shape"] == [2, 16, 12]
+    print("\n".join(l for l in r["_stdout"].splitlines() if "camcorr" in l.lower() or "Camera" in l))
+    out = tifffile.imread(tmp_path / "out_toy.tif")
+    np.testing.assert_array_equal(out, scale(a16, 3.5, "multiply", True))
+    if "Selective Median" in titles:
+        from camcorr.median import selective_median
+
+        assert (tmp_path / "out_median.tif").exists(), r["_stdout"][-3000:]
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "out_median.tif"),
+                                      selective_median(stack, rule="mad", k=5.0).corrected)
+    # headless: the log is the standard output
+    assert "ERROR in Toy Scale: no image is open" in r["log"] + r["_stdout"]
