@@ -379,7 +379,6 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
                  '\'" + getTitle() + "\' is " + cc_bits + "-bit RGB/colour; " + cc_title + '
                  '" needs an 8-, 16- or 32-bit grayscale image. Convert it with Image > Type.");')
         L.append("cc_source = getTitle();")
-        L.append("cc_id = getImageID();")
         L.append("getVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);")
     L.append('if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + '
              'cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON '
@@ -395,7 +394,6 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         L.append('run("Duplicate...", "title=camcorr-input duplicate");')
         L.append('saveAs("Tiff", cc_tmp + "input.tif");')
         L.append("close();")
-        L.append("selectImage(cc_id);")
         L.append("if (!cc_batch) setBatchMode(false);")
     for p, name in outputs:
         if p.kind == "output_folder":

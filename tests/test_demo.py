@@ -1,12 +1,8 @@
 """camcorr demo on a reduced size: its report's numbers against the simulator's truth."""
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tifffile
@@ -14,7 +10,7 @@ import tifffile
 from camcorr import CamcorrError
 from camcorr.report import demo as demo_mod
 
-from conftest import ROOT, require
+from conftest import require
 
 NEEDS = demo_mod.stage_availability()
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..operations import Operation, Param
-from ..parallel.options import CHUNK_PARAM, SCHEDULER_PARAM
+from ..parallel.options import SCHEDULER_PARAM
 
 __all__ = ["OPERATIONS", "DEMO", "REPORT"]
 

@@ -21,7 +21,6 @@ if (nImages == 0) cc_fail("no image is open. Open the image to correct first (Fi
 cc_bits = bitDepth();
 if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '" + getTitle() + "' is " + cc_bits + "-bit RGB/colour; " + cc_title + " needs an 8-, 16- or 32-bit grayscale image. Convert it with Image > Type.");
 cc_source = getTitle();
-cc_id = getImageID();
 getVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
 if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON (with the Python that has camcorr installed) and restart Fiji.");
 cc_tmp = getDirectory("temp") + "camcorr-" + d2s(getTime(), 0) + "-" + d2s(floor(random * 1000000), 0) + File.separator;
@@ -32,7 +31,6 @@ setBatchMode(true);
 run("Duplicate...", "title=camcorr-input duplicate");
 saveAs("Tiff", cc_tmp + "input.tif");
 close();
-selectImage(cc_id);
 if (!cc_batch) setBatchMode(false);
 File.makeDirectory(cc_tmp + "out");
 cc_arg("gain");
