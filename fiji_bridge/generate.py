@@ -230,6 +230,9 @@ def fiji_param_line(p: Param) -> str:
         attrs.append(f"value={_q(_default_text(p))}")
         if p.required:
             attrs.append("required=true")
+    # persist=false: a macro that leaves a key out gets the definition's default, not the value
+    # used last time (ImageJ2 otherwise remembers it), so recorded macros are reproducible.
+    attrs.append("persist=false")
     return f"#@ {jtype} ({', '.join(attrs)}) {p.name}"
 
 
@@ -364,7 +367,15 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append("var cc_interactive = false;")
     L.append(f"var cc_title = {_q(op.title)};")
     if flavour == "ij1":
+        L.append('cc_opts0 = "" + call("ij.Macro.getOptions");')
         L.extend(_ij1_dialog(op, dialog))
+        for p in dialog:
+            if p.kind == "bool":
+                # as in Fiji: 'key=true'/'key=false', a bare 'key' is true, a key left out of a
+                # macro call takes the default (ImageJ 1.x alone would read it as false)
+                default = "true" if p.default else "false"
+                L.append(f'if (cc_opts0 != "null" && cc_opts0 != "") {p.name} = '
+                         f'cc_bool(cc_opts0, "{p.name}", {default});')
     L.append(f"cc_python = {_macro_str(python)};")
     L.append(f"cc_boot = {_macro_str(_BOOT.replace('{module}', cli_module))};")
     L.append('cc_opts = "" + call("ij.Macro.getOptions");')
@@ -433,6 +444,14 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append("")
     # functions
     L.append("function cc_arg(v) { cc_args = cc_args + v + \"\\n\"; }")
+    if flavour == "ij1" and any(p.kind == "bool" for p in dialog):
+        L.append("function cc_bool(opts, key, dflt) {")
+        L.append('    v = call("ij.Macro.getValue", opts, key, "cc-absent");')
+        L.append('    if (v == "true") return true;')
+        L.append('    if (v == "false") return false;')
+        L.append('    if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;')
+        L.append("    return dflt;")
+        L.append("}")
     L.append("function cc_list(v) {")
     L.append('    cc_parts = split(v, ";");')
     L.append("    for (cc_j = 0; cc_j < cc_parts.length; cc_j++)")

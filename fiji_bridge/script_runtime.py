@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-__all__ = ["run_script"]
+__all__ = ["run_script", "SHOW_DIALOGS"]
+
+#: Show errors in a dialog as well as the log when Fiji has a display and the command was not
+#: called from a macro (set to False to keep a scripted session free of modal dialogs).
+SHOW_DIALOGS = True
 
 
 def run_script(name: str, imp=None, values: Optional[Dict] = None):
@@ -42,9 +46,12 @@ def _report(name: str, message: str):
         from ij import IJ
 
         IJ.log(f"[Camera Corrections] ERROR in {name}: {message}")
+        from ij import Macro
+        from ij.macro import Interpreter
         from java.awt import GraphicsEnvironment
 
-        if not GraphicsEnvironment.isHeadless():
+        if (SHOW_DIALOGS and not GraphicsEnvironment.isHeadless()
+                and not Interpreter.isBatchMode() and Macro.getOptions() is None):
             IJ.showMessage("Camera Corrections", message)
     except Exception:  # not inside a JVM
         pass

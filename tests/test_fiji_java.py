@@ -232,10 +232,15 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
     R["t16"] = dict(equal=bool(np.array_equal(o.pop("pixels"), scale(a16, 3.5, "multiply", True))),
                     **{{k: o[k] for k in ("title", "cal", "n_before", "n_after", "tmp_left")}})
     a8 = rng.integers(0, 255, (3, 7, 5)).astype(np.uint8)
-    o = run_on(a8, "Toy Scale", "factor=0.123456 mode=add")
+    o = run_on(a8, "Toy Scale", "factor=0.123456 mode=add clip=false")
     px = o.pop("pixels")
     R["t8"] = dict(equal=bool(np.array_equal(px, scale(a8, 0.123456, "add", False))),
                    dtype=str(px.dtype), shape=list(px.shape), tmp_left=o["tmp_left"])
+    # booleans: a key left out takes the default (clip=True), a bare key is true
+    o = run_on(a8, "Toy Scale", "factor=0.6 mode=add")
+    R["t8_default"] = bool(np.array_equal(o.pop("pixels"), scale(a8, 0.6, "add", True)))
+    o = run_on(a8, "Toy Scale", "factor=0.6 mode=add clip")
+    R["t8_bare"] = bool(np.array_equal(o.pop("pixels"), scale(a8, 0.6, "add", True)))
     a32 = rng.standard_normal((2, 6, 4)).astype(np.float32) * 100
     o = run_on(a32, "Toy Scale", "factor=2 mode=multiply clip")
     R["t32"] = dict(equal=bool(np.array_equal(o.pop("pixels"), scale(a32, 2, "multiply", True))))
@@ -272,13 +277,61 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
                            changed=int((direct.corrected != stack).any(axis=0).sum()),
                            rts_fixed=bool((direct.corrected[:, 11, 3] != stack[:, 11, 3]).any()),
                            cal=o.get("cal"), log=o["log"], tmp_left=o["tmp_left"])
+
+    # Flash Carryover Correct on the current stack, against correct_interleaved called directly
+    if cmds.get("Flash Carryover Correct") is not None:
+        from camcorr.flash import correct_interleaved, read_params, write_params
+        from camcorr.flash.params import FlashParams
+        shp = (14, 10)
+        fp = FlashParams(A=np.full(shp, 40.0, np.float32), B=np.full(shp, 2e-3, np.float32),
+                         offset=np.full(shp, 100.0, np.float32), noise=np.ones(shp, np.float32))
+        ppath = write_params(fp, {str(tmp_path / "FlashParam_test.tif")!r})
+        raw = (100 + rng.poisson(500, (6,) + shp)).astype(np.uint16)
+        o = run_on(raw, "Flash Carryover Correct", f"params=[{{ppath}}] dampening=0.9 dtype=keep")
+        direct = correct_interleaved([raw], read_params(ppath), dampening=0.9, cycle="per Z",
+                                     dtype="keep")[0]
+        px = o.pop("pixels", None)
+        R["flash"] = dict(equal=px is not None and bool(np.array_equal(px, direct)),
+                          dtype=None if px is None else str(px.dtype),
+                          changed=int((direct != raw).sum()), log=o["log"], tmp_left=o["tmp_left"])
+        o = run_on(raw, "Flash Carryover Correct",
+                   "params=[{tmp_path / 'no_such_FlashParam.tif'}] dampening=1 dtype=keep")
+        R["flash_missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+
+    # the Python-mode scripts, executed as Fiji's Python mode does: #@ variables bound, then the
+    # script body (here in this JVM's Python, with ImageJ 1.x images)
+    from fiji_bridge.generate import render_python
+    import fiji_bridge.script_runtime
+    fiji_bridge.script_runtime.SHOW_DIALOGS = False  # a test session: the log only
+    from camcorr.operations import all_operations
+    from camcorr.errors import CamcorrError
+    ops = all_operations()
+    if "median" in ops:
+        stack = rng.poisson(200, (12, 24, 20)).astype(np.uint16)
+        stack[::2, 11, 3] += 2500
+        imp = numpy_to_imageplus(stack, "py.tif", calibration=cal)
+        ns = dict(imp=imp, rule="mad", k=5.0, mean_pass=False, mean_k="", save_mask=False)
+        exec(compile(render_python(ops["median"]), "Selective_Median_(Python).py", "exec"), ns)
+        from camcorr.median import selective_median
+        res = ns["result"]
+        R["py_median"] = dict(equal=bool(np.array_equal(imageplus_to_numpy(res),
+                              selective_median(stack, rule="mad", k=5.0).corrected)),
+                              title=str(res.getTitle()), cal=imageplus_calibration(res))
+        IJ.log("\\Clear")
+        errs = []
+        for bad in (None, IJ.createImage("rgb", "RGB ramp", 8, 8, 1)):
+            try:
+                exec(compile(render_python(ops["median"]), "x.py", "exec"), dict(ns, imp=bad))
+            except CamcorrError as exc:
+                errs.append(str(exc))
+        R["py_errors"] = dict(errors=errs, log=str(IJ.getLog() or ""))
     ''', timeout=400)
     assert r["menu"]["Toy Scale"] == 'ij.plugin.Macro_Runner("Camera Corrections/Toy_Scale.ijm")'
     t16 = r["t16"]
     assert t16["equal"] and t16["title"] == "src (Toy Scale)" and t16["n_after"] == 2
     assert t16["cal"]["pixel_width"] == 0.25 and t16["cal"]["unit"] in ("micron", "microns")
     assert r["t8"] == {"equal": True, "dtype": "float32", "shape": [3, 7, 5], "tmp_left": []}
-    assert r["t32"]["equal"]
+    assert r["t32"]["equal"] and r["t8_default"] and r["t8_bare"]
     assert "no image is open" in r["noimage"]["log"] and r["noimage"]["n_after"] == 0
     assert "RGB" in r["rgb"]["log"] and r["rgb"]["n"] == 1
     assert "missing.tif" in r["missing"]["log"] and "ERROR in Toy Scale" in r["missing"]["log"]
@@ -290,7 +343,20 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
             assert r[key].get("n_after", r[key].get("n")) == r[key].get("n_before", 1), key
     if bare:
         assert "camcorr is not installed in " + bare in r["bare"]["log"]
-    if "median" in {op.name for op in real.values()}:
+    if "flash-correct" in real:
+        f = r["flash"]
+        assert f["equal"] and f["dtype"] == "uint16" and f["changed"] > 0 and f["tmp_left"] == [], f
+        fm = r["flash_missing"]
+        assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
+        assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []
+    if "median" in real:
+        pm = r["py_median"]
+        assert pm["equal"] and pm["title"] == "py.tif (Selective Median)", pm
+        assert pm["cal"]["pixel_width"] == 0.25
+        pe = r["py_errors"]
+        assert len(pe["errors"]) == 2 and "no image is open" in pe["errors"][0]
+        assert "RGB" in pe["errors"][1] and pe["log"].count("ERROR in median") == 2
+    if "median" in real:
         m = r["median"]
         assert m["equal"] and m["dtype"] == "uint16" and m["rts_fixed"] and m["changed"] >= 1, m
         assert m["cal"]["pixel_width"] == 0.25 and m["tmp_left"] == []

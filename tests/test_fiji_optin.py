@@ -88,6 +88,11 @@ def _run(tmp_path, mirror):
     selectImage("in (Toy Scale)");
     saveAs("Tiff", "{tmp_path / 'out_toy.tif'}");
     close("*");
+    open("{tmp_path / 'in.tif'}");
+    run("Toy Scale", "factor=3.5 mode=multiply clip=false offset_file=[{tmp_path / 'in.tif'}]");
+    selectImage("in (Toy Scale)");
+    saveAs("Tiff", "{tmp_path / 'out_toy_noclip.tif'}");
+    close("*");
     open("{tmp_path / 'stack.tif'}");
     run("Selective Median", "rule=mad k=5");
     selectImage("stack (Selective Median)");
@@ -110,6 +115,11 @@ def _run(tmp_path, mirror):
     print("\n".join(l for l in r["_stdout"].splitlines() if "camcorr" in l.lower() or "Camera" in l))
     out = tifffile.imread(tmp_path / "out_toy.tif")
     np.testing.assert_array_equal(out, scale(a16, 3.5, "multiply", True))
+    # a boolean left out of the option string is false; a bracketed path reaches the CLI
+    assert (tmp_path / "out_toy_noclip.tif").exists(), [l for l in r["_stdout"].splitlines() if "rror" in l or "amcorr" in l]
+    out = tifffile.imread(tmp_path / "out_toy_noclip.tif")
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, scale(a16, 3.5, "multiply", False, a16))
     if "Selective Median" in titles:
         from camcorr.median import selective_median
 

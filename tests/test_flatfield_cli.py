@@ -168,3 +168,51 @@ def test_real_process_exit_status(tmp_path):
                            "-o", str(tmp_path / "p.npz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "tile number out of range" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_measured_profile_of_another_size_exit_2(tiles2d, tmp_path, capsys):
+    sim, paths = tiles2d
+    (tmp_path / "m" / "GFP").mkdir(parents=True)
+    np.savez(tmp_path / "m" / "GFP" / "profiles.npz", flatfield=np.ones((32, 32)))
+    assert main(["flatfield", "estimate", *paths, "--models-folder", str(tmp_path / "m"),
+                 "--channel", "GFP", "-o", str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "differ in size" in err and "GFP" in err
+
+
+@pytest.mark.slow
+def test_basicpy_scenario_from_the_command_line(tmp_path, capsys):
+    from conftest import require_module
+    require_module("basicpy")
+    sim = simulate_tiles(4, 5, (64, 64), seed=23)
+    paths = _write(sim, tmp_path / "t")
+    out = tmp_path / "model"
+    assert main(["flatfield", "estimate", *paths, "--offset", "100", "--working-size", "64",
+                 "--max-workers", "1", "-o", str(out)]) == 0
+    assert "basicpy" in capsys.readouterr().out
+    assert (out / "profiles.npz").is_file() and (out / "settings.json").is_file()
+    prof = read_profiles(out)
+    assert prof.source == "basicpy" and prof.per_image_baseline
+    assert rms_rel(prof.flatfield, sim.flatfield) < 0.05
+
+
+def test_darkfield_image_option(tiles2d, tmp_path):
+    sim, paths = tiles2d
+    tifffile.imwrite(tmp_path / "dark.tif", np.full((64, 64), 100.0, np.float32))
+    out = tmp_path / "p.npz"
+    assert main(["flatfield", "estimate", *paths, "--empty-tiles",
+                 ",".join(map(str, sim.empty_tiles)), "--darkfield", str(tmp_path / "dark.tif"),
+                 "-o", str(out)]) == 0
+    prof = read_profiles(out)
+    assert np.allclose(prof.darkfield, 100.0)
+    assert rms_rel(prof.flatfield, sim.flatfield) < 0.02
+
+
+def test_estimate_kwargs_maps_front_end_values():
+    from camcorr.flatfield.operations import ESTIMATE, estimate_kwargs
+    values = ESTIMATE.validate({"tiles": ["a.tif"], "output": "p.npz", "empty_tiles": "1,3-4",
+                                "grid": ("2", "2"), "working_size": "0", "offset": 90})
+    kw = estimate_kwargs(values)
+    assert kw["empty_tiles"] == [1, 3, 4] and kw["grid"] == (2, 2) and kw["darkfield"] == 90
+    assert kw["basicpy_options"]["working_size"] is None
+    assert kw["method"] == "auto" and kw["order"] == "inverted-n"

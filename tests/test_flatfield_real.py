@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from camcorr.flatfield import (apply_flatfield, corner_centre_ratio, estimate_basicpy,
-                               estimate_from_empty_tiles)
+                               estimate_flatfield, estimate_from_empty_tiles)
 from conftest import require_module
 
 # README of the data: 19 nearly empty tiles of the 9 x 7 serpentine mosaic
@@ -23,7 +23,8 @@ def wsi_files(shared_data):
 @pytest.mark.slow
 def test_wsi_brain_empty_tiles_match_basicpy_on_all_tiles(wsi_files):
     require_module("basicpy")
-    ours = estimate_from_empty_tiles(wsi_files, WSI_EMPTY)
+    ours = estimate_flatfield(wsi_files, empty_tiles=WSI_EMPTY, grid=(7, 9), order="serpentine")
+    assert ours.source == "empty-tiles"
     basic = estimate_basicpy(wsi_files)   # BaSiCPy 2.0 defaults, every tile
     r = np.corrcoef(ours.flatfield.ravel(), basic.flatfield.ravel())[0, 1]
     assert r >= 0.99, r

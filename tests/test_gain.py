@@ -67,6 +67,25 @@ def test_kernels_agree_with_numpy(rng, kind):
     np.testing.assert_array_equal(K.equalise_lines(S, o, K.gaussian_weights(0)), L)
 
 
+def test_plumbing_kernels_agree_with_numpy(rng):
+    a = rng.normal(10, 3, (70, 45)).astype(np.float32)
+    np.testing.assert_array_equal(K.transpose(a), K.transpose_numpy(a))
+    for f in (a, np.round(a), a.astype(np.float64)):
+        assert K.frame_stats(f) == K.frame_stats_numpy(f)
+    b = a.copy()
+    b[3, 4] = np.nan
+    b[5, 6] = np.inf
+    assert K.frame_stats(b) == K.frame_stats_numpy(b)
+    assert K.frame_stats(np.arange(6, dtype=np.uint16).reshape(2, 3)) == (0.0, 5.0, 0, True)
+    num1, den1 = np.ones((70, 45)), np.ones((70, 45))
+    num2, den2 = num1.copy(), den1.copy()
+    e_col_t = rng.normal(size=(45, 70)).astype(np.float32)
+    K.accumulate(num1, den1, a, a * 2, e_col_t)
+    K.accumulate_numpy(num2, den2, a, a * 2, e_col_t)
+    np.testing.assert_allclose(num1, num2, rtol=1e-12)
+    np.testing.assert_allclose(den1, den2, rtol=1e-12)
+
+
 def test_midrank_ties_get_mean_of_their_ranks():
     # one line of counts [0, 0, 1, 1, 1, 2] against a reference line [0, 1, 2, 3, 4, 5]:
     # tied zeros get mean(0, 1) = 0.5, tied ones mean(2, 3, 4) = 3, the two gets 5

@@ -42,7 +42,8 @@ def make_run(root: Path, rng) -> dict:
         tifffile.imwrite(calib / f"b{k:02d}_Iter_CamA_ch1_stack0000_642nm.tif",
                          dark.astype(np.float32))
     tifffile.imwrite(calib / "dark_Iter_CamA_ch0_stack0000_488nm.tif",
-                     (off + rng.normal(0, 2, (4, h, w))).astype(np.float32))
+                     (off + rng.normal(0, 2, (4, h, w))).astype(np.float32),
+                     photometric="minisblack")
     params = calib / "FlashParam_sn1_roi1-1-32-24_date20260101.tif"
     tifffile.imwrite(params, np.stack([A, B, off + 0.1, noise]).astype(np.float32),
                      photometric="minisblack")
@@ -271,3 +272,13 @@ def test_report_opens_in_headless_chromium_without_errors(synthetic_run, tmp_pat
     log2, probe2, _, _ = run_chromium(broken, tmp_path)
     assert probe2 == "images=1 broken=missing.png"
     assert console_errors(log2)
+
+
+def test_frc_json_written_by_camcorr_frc_is_reported(tmp_path, rng):
+    apost = pytest.importorskip("camcorr.aposteriori")
+    a = rng.normal(size=(64, 64))
+    res = apost.frc(a + rng.normal(size=(64, 64)), a + rng.normal(size=(64, 64)))
+    res.save_json(tmp_path / "frc.json")
+    rep = build_report(tmp_path)
+    assert "frc" not in rep.missing and (tmp_path / "report" / "frc.png").is_file()
+    assert rep.qc["frc"]["cutoff_FRC"] == pytest.approx(res.crossover, abs=0.02)

@@ -107,7 +107,13 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
             try:
                 picks = sample_planes([(i, range(n)) for i, n in enumerate(ts.n_planes)],
                                       n_planes, seed=seed)
-                if profiles.flatfield.ndim == 2 and profiles.shape == ts.shape:
+                if profiles.shape[-2:] != ts.shape:
+                    raise CamcorrError(f"measured flat-field of channel '{channel}' and the "
+                                       "tiles differ in size", argument="models folder",
+                                       expected=f"tiles of (Y, X) = {profiles.shape[-2:]}",
+                                       received=f"tiles of (Y, X) = {ts.shape}",
+                                       fix="Use the profiles measured for this camera and ROI")
+                if profiles.flatfield.ndim == 2:
                     ref, _ = plane_statistic(ts, picks, profiles.darkfield,
                                              normalize_planes=False)
                     profiles.quality = flatfield_quality(ref, profiles.flatfield, 0.0)

@@ -24,7 +24,7 @@ microscopy images. Nat Commun 8:14836. doi:10.1038/ncomms14836
 from __future__ import annotations
 
 import contextlib
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -222,11 +222,19 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
                                fix="With one image, use a measured flat-field (models folder), "
                                    "its empty regions (empty tiles / z-levels), or more images")
         dark = _darkfield_map(darkfield, ts.shape)
-        images = np.empty((len(picks),) + tuple(ts.shape), dtype=np.float32)
+        # Without a darkfield, keep the tiles' dtype (half the memory of float32 for uint16;
+        # BaSiCPy converts image by image while resizing to the working size).
+        no_dark = not np.any(dark)
+        common = np.result_type(*[d for d in ts.dtypes if d is not None])
+        dtype = common if no_dark and common.itemsize <= 4 else np.float32
+        images = np.empty((len(picks),) + tuple(ts.shape), dtype=dtype)
         for j, (t, z) in enumerate(picks):
             plane = ts.plane(t, z)
             _check_plane(plane, ts, t, z)
-            np.subtract(plane, dark, out=images[j], casting="unsafe")
+            if no_dark:
+                images[j] = plane
+            else:
+                np.subtract(plane, dark, out=images[j], casting="unsafe")
     finally:
         ts.close()
     BaSiC = _import_basic()

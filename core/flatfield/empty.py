@@ -23,7 +23,7 @@ which includes the sample; that bug is not reproduced).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -78,7 +78,7 @@ def check_z_levels(z_levels, n_planes: int, *, argument: str = "z-levels",
     return low, high
 
 
-def eligible_z(n_planes: int, z_levels) -> range:
+def eligible_z(n_planes: int, z_levels) -> list:
     """Planes ``z < low`` and ``z > high`` of a stack of `n_planes` (as one sorted sequence)."""
     low, high = check_z_levels(z_levels, n_planes)
     return list(range(0, low)) + list(range(high + 1, n_planes))

@@ -33,7 +33,7 @@ four corner tiles are ``1, R, (C-1)R+1, CR``.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Tuple
 
 import numpy as np
 

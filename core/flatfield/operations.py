@@ -211,8 +211,13 @@ OPERATIONS = [ESTIMATE, APPLY]
 def estimate_kwargs(values: Dict) -> Dict:
     """Keyword arguments of :func:`camcorr.flatfield.estimate_flatfield` from validated values.
 
-    Front ends (CLI, CellProfiler, Fiji) share this mapping; the darkfield is the offset unless
-    a darkfield image was read into ``values['darkfield']``.
+    Front ends (CLI, CellProfiler, Fiji) share this mapping.  The darkfield is, in order:
+    ``values['darkfield']`` (an array the front end already has, ADU), the image file
+    ``values['darkfield_file']``, or the scalar ``values['offset']`` (ADU).  Then call::
+
+        profiles = camcorr.flatfield.estimate_flatfield(tiles, **estimate_kwargs(values))
+
+    with `tiles` a list of 2D/3D arrays (ADU) or TIFF paths, in acquisition order.
     """
     ws = values.get("working_size")
     if ws is not None:
@@ -231,6 +236,13 @@ def estimate_kwargs(values: Dict) -> Dict:
         "fitting_mode": values.get("fitting_mode") or "approximate",
     }
     empty = values.get("empty_tiles")
+    darkfield = values.get("darkfield")
+    if darkfield is None and values.get("darkfield_file"):
+        from ..io import read_image
+
+        darkfield = read_image(values["darkfield_file"], argument="darkfield image")
+    if darkfield is None:
+        darkfield = values.get("offset") or 0.0
     return {
         "method": values.get("method") or "auto",
         "empty_tiles": list(empty) if empty else None,
@@ -239,7 +251,7 @@ def estimate_kwargs(values: Dict) -> Dict:
         "order": values.get("order") or "inverted-n",
         "models_folder": values.get("models_folder"),
         "channel": values.get("channel"),
-        "darkfield": values.get("darkfield", values.get("offset") or 0.0),
+        "darkfield": darkfield,
         "sigma": values.get("sigma") if values.get("sigma") is not None else 2.0,
         "statistic": values.get("statistic") or "median",
         "n_planes": values.get("planes"),
@@ -257,12 +269,8 @@ def _format_quality(q: Dict) -> str:
 
 def run_estimate(values: Dict) -> int:
     """Command-line runner of ``camcorr flatfield estimate``."""
-    from ..io import read_image
     from . import estimate_flatfield, save_profiles
 
-    values = dict(values)
-    if values.get("darkfield_file"):
-        values["darkfield"] = read_image(values["darkfield_file"], argument="--darkfield")
     kwargs = estimate_kwargs(values)
     tiles: List[str] = list(values["tiles"])
     profiles = estimate_flatfield(tiles, **kwargs)

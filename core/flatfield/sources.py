@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, describe
+from ..errors import CamcorrError
 
 __all__ = ["TileSet", "sample_planes", "DEFAULT_MAX_PLANES"]
 
@@ -57,6 +57,7 @@ class TileSet:
         n = len(self._tiles)
         self.n_planes: List[Optional[int]] = [None] * n
         self.ndims: List[Optional[int]] = [None] * n
+        self.dtypes: List[Optional[np.dtype]] = [None] * n
         self.dtype = None
         self.shape: Optional[Tuple[int, int]] = None
         probe = range(n) if only is None else sorted(set(int(i) for i in only))
@@ -74,6 +75,7 @@ class TileSet:
                                    expected="integer or float pixels", received=str(dtype))
             self.n_planes[i] = 1 if len(shape) == 2 else int(shape[0])
             self.ndims[i] = len(shape)
+            self.dtypes[i] = np.dtype(dtype)
             if self.shape is None:
                 self.shape, self.dtype, first = tuple(shape[-2:]), np.dtype(dtype), i
             elif tuple(shape[-2:]) != self.shape:

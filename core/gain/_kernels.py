@@ -437,3 +437,122 @@ def total_variation_numpy(E) -> float:
     """numpy twin of :func:`total_variation` (float64)."""
     E = np.asarray(E, dtype=np.float64)
     return float(np.abs(np.diff(E, axis=0)).sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# frame plumbing: blocked transpose, fused checks, fused accumulation
+# ----------------------------------------------------------------------------------------------
+
+_TILE = 64
+
+
+@numba.njit(cache=True, parallel=True)
+def _transpose_numba(a, out):
+    ny, nx = a.shape
+    nby = (ny + _TILE - 1) // _TILE
+    nbx = (nx + _TILE - 1) // _TILE
+    for b in numba.prange(nby * nbx):
+        by = (b // nbx) * _TILE
+        bx = (b % nbx) * _TILE
+        for i in range(by, min(ny, by + _TILE)):
+            for j in range(bx, min(nx, bx + _TILE)):
+                out[j, i] = a[i, j]
+
+
+def transpose(a: np.ndarray) -> np.ndarray:
+    """C-contiguous float32 transpose of a 2D array (numba, parallel, cache-blocked)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    out = np.empty((a.shape[1], a.shape[0]), dtype=np.float32)
+    _transpose_numba(a, out)
+    return out
+
+
+def transpose_numpy(a) -> np.ndarray:
+    """numpy twin of :func:`transpose`."""
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32).T)
+
+
+@numba.njit(cache=True)
+def _row_stats(row):
+    lo = np.inf
+    hi = -np.inf
+    nb = 0
+    nf = 0
+    for j in range(row.shape[0]):
+        v = np.float64(row[j])
+        if np.isfinite(v):
+            lo = min(lo, v)
+            hi = max(hi, v)
+            if v != np.floor(v):
+                nf += 1
+        else:
+            nb += 1
+    return lo, hi, nb, nf
+
+
+@numba.njit(cache=True, parallel=True)
+def _frame_stats_numba(f):
+    ny = f.shape[0]
+    mins = np.empty(ny, dtype=np.float64)
+    maxs = np.empty(ny, dtype=np.float64)
+    bad = np.zeros(ny, dtype=np.int64)
+    frac = np.zeros(ny, dtype=np.int64)
+    for i in numba.prange(ny):
+        lo, hi, nb, nf = _row_stats(f[i])
+        mins[i] = lo
+        maxs[i] = hi
+        bad[i] = nb
+        frac[i] = nf
+    return mins.min(), maxs.max(), bad.sum(), frac.sum() == 0
+
+
+def frame_stats(frame):
+    """(min, max, number of non-finite values, all values whole numbers) of a 2D frame.
+
+    Min and max are over the finite values (numba, parallel over rows).
+    """
+    f = np.ascontiguousarray(frame)
+    if f.dtype.kind in "ui":
+        return float(f.min()), float(f.max()), 0, True
+    lo, hi, bad, integer = _frame_stats_numba(f)
+    return float(lo), float(hi), int(bad), bool(integer)
+
+
+def frame_stats_numpy(frame):
+    """numpy twin of :func:`frame_stats`."""
+    f = np.asarray(frame, dtype=np.float64)
+    ok = np.isfinite(f)
+    vals = f[ok]
+    lo = float(vals.min()) if vals.size else np.inf
+    hi = float(vals.max()) if vals.size else -np.inf
+    return lo, hi, int((~ok).sum()), bool(np.all(vals == np.floor(vals)))
+
+
+@numba.njit(cache=True, parallel=True)
+def _accumulate_numba(num, den, rec, e_row, e_col_t):
+    ny, nx = rec.shape
+    nby = (ny + _TILE - 1) // _TILE
+    nbx = (nx + _TILE - 1) // _TILE
+    for b in numba.prange(nby * nbx):
+        by = (b // nbx) * _TILE
+        bx = (b % nbx) * _TILE
+        for i in range(by, min(ny, by + _TILE)):
+            for j in range(bx, min(nx, bx + _TILE)):
+                num[i, j] += rec[i, j]
+                den[i, j] += 0.5 * (np.float64(e_row[i, j]) + np.float64(e_col_t[j, i]))
+
+
+def accumulate(num, den, rec, e_row, e_col_t):
+    """``num += rec``; ``den += (e_row + e_col_t.T) / 2`` in place (numba, parallel, blocked).
+
+    `e_col_t` is the column-equalised frame in line (transposed) layout, shape (X, Y).
+    """
+    _accumulate_numba(num, den, np.ascontiguousarray(rec, dtype=np.float32),
+                      np.ascontiguousarray(e_row, dtype=np.float32),
+                      np.ascontiguousarray(e_col_t, dtype=np.float32))
+
+
+def accumulate_numpy(num, den, rec, e_row, e_col_t):
+    """numpy twin of :func:`accumulate`."""
+    num += rec
+    den += 0.5 * (np.asarray(e_row, dtype=np.float64) + np.asarray(e_col_t, dtype=np.float64).T)

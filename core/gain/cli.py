@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence, Tuple
@@ -28,7 +27,8 @@ def parse_sigmas(text, argument: str = "--sigmas") -> Tuple[float, ...]:
         values = tuple(float(t) for t in tokens)
     except (TypeError, ValueError):
         raise CamcorrError("not a list of numbers", argument=argument,
-                           expected="numbers like 0,0.5,1,1.5,2,2.5,3", received=repr(text)) from None
+                           expected="numbers like 0,0.5,1,1.5,2,2.5,3",
+                           received=repr(text)) from None
     if not values or any(not (0 <= v <= 64) for v in values):
         raise CamcorrError("invalid sigma grid", argument=argument,
                            expected="one or more numbers in [0, 64]", received=repr(text))

@@ -37,7 +37,7 @@ midway equalization. Image Processing On Line 2, 134-146. doi:10.5201/ipol.2012.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -71,7 +71,8 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
     """SME of `lines` (n_lines, n) across lines; returns (equalised lines, chosen sigma index).
 
     With `keys`, ranks come from the keys (tie groups: runs of equal `ties`, default equal keys;
-    mid-rank) and the sorted profiles from the values `lines` averaged over each tie group.  With `scale` too, the members of a tie
+    mid-rank) and the sorted profiles from the values `lines` averaged over each tie group.
+    With `scale` too, the members of a tie
     group share the group's equalised value in proportion to their `scale` value
     (``E_p = E_group x scale_p / mean(scale over the group)``).
     """
@@ -150,29 +151,39 @@ def sme_frame(frame, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, reference: str
     if t is not None and t.shape != f.shape:
         raise CamcorrError("rank keys differ in shape from the frame", argument="keys",
                            expected=f"shape {f.shape}", received=f"shape {t.shape}")
-    cols = np.ascontiguousarray(f.T)
     sc = None if scale is None else np.asarray(scale, dtype=np.float32)
     if sc is not None and (t is None or sc.shape != f.shape):
         raise CamcorrError("scale needs rank keys of the frame's shape", argument="scale",
                            expected=f"keys and scale of shape {f.shape}",
-                           received=f"scale of shape {sc.shape}, keys {None if t is None else t.shape}")
+                           received=f"scale of shape {sc.shape}, keys "
+                                    f"{None if t is None else t.shape}")
     ti = None if ties is None else np.asarray(ties, dtype=np.float32)
     if ti is not None and (t is None or ti.shape != f.shape):
         raise CamcorrError("ties need rank keys of the frame's shape", argument="ties",
                            expected=f"keys and ties of shape {f.shape}",
                            received=f"ties of shape {ti.shape}")
 
-    def tr(a):
-        return None if a is None else np.ascontiguousarray(a.T)
-
-    e_col, i_col = _sme_direction(cols, sigmas, reference, backend, tr(t), tr(sc), tr(ti))
-    e_row, i_row = _sme_direction(np.ascontiguousarray(f), sigmas, reference, backend, t, sc, ti)
-    out = e_row.astype(np.float32, copy=True) if e_row is f else np.array(e_row, dtype=np.float32)
-    out += e_col.T
+    e_row, e_col_t, s_col, s_row = _sme_parts(f, sigmas, reference, backend, t, sc, ti)
+    out = np.array(e_row, dtype=np.float32)
+    out += e_col_t.T
     out *= 0.5
+    return out, s_col, s_row
+
+
+def _sme_parts(f, sigmas, reference, backend, keys=None, scale=None, ties=None):
+    """Row-equalised frame (Y, X), column-equalised frame in line layout (X, Y), sigmas."""
+    tr = K.transpose if backend == "numba" else K.transpose_numpy
+
+    def trn(a):
+        return None if a is None else tr(a)
+
+    f = np.ascontiguousarray(f, dtype=np.float32)
+    e_col_t, i_col = _sme_direction(tr(f), sigmas, reference, backend, trn(keys), trn(scale),
+                                    trn(ties))
+    e_row, i_row = _sme_direction(f, sigmas, reference, backend, keys, scale, ties)
     s_col = float(sigmas[i_col]) if i_col >= 0 else math.nan
     s_row = float(sigmas[i_row]) if i_row >= 0 else math.nan
-    return out, s_col, s_row
+    return e_row, e_col_t, s_col, s_row
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,8 +231,10 @@ def prepare_gain_ref(gain_ref, shape=None, *, orientation: str = "divide",
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise CamcorrError("gain reference has zero or negative pixels", argument=argument,
                            expected="every pixel > 0",
-                           received=f"{int(bad.sum())} pixel(s) <= 0, the first at (y, x) = {first}",
-                           fix="Replace dead pixels in the reference (e.g. by 1 or their neighbours' "
+                           received=f"{int(bad.sum())} pixel(s) <= 0, the first at (y, x) = "
+                                    f"{first}",
+                           fix="Replace dead pixels in the reference (e.g. by 1 or their "
+                               "neighbours' "
                                "median) before using it")
     return ref if orientation == "divide" else 1.0 / ref
 
@@ -240,7 +253,8 @@ def _frames_of(block, argument: str, start_index: int) -> np.ndarray:
                            expected="real-valued frames", received=describe(arr))
     if arr.shape[-1] < 2 or arr.shape[-2] < 2:
         raise CamcorrError("frames too small", argument=argument,
-                           expected="frames of at least 2 x 2 pixels", received=f"shape {arr.shape}")
+                           expected="frames of at least 2 x 2 pixels",
+                           received=f"shape {arr.shape}")
     return arr
 
 
@@ -338,8 +352,7 @@ class GainAccumulator:
     def __init__(self, shape=None, *, prior_gain=None, gain_ref=None, ref_orientation="divide",
                  offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                  reference: str = "smooth", backend: str = "numba",
-                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0,
-                 cross_fit: bool = True):
+                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0):
         self.sigmas = _check_sigmas(sigmas)
         if reference not in REFERENCES:
             raise CamcorrError("unknown reference mode", argument="reference",
@@ -352,7 +365,6 @@ class GainAccumulator:
         _check_number(read_noise_e, "read_noise_e", low=0.0)
         self.reference = reference
         self.backend = backend
-        self.cross_fit = bool(cross_fit)
         self.offset = float(offset)
         self.electrons_per_adu = float(electrons_per_adu)
         self.read_noise_e = float(read_noise_e)
@@ -374,6 +386,7 @@ class GainAccumulator:
         self.shape = shape
         if self._raw_ref is not None:
             self.ref = prepare_gain_ref(self._raw_ref, shape, orientation=self.ref_orientation)
+            self.ref32 = self.ref.astype(np.float32)
         else:
             prepare_gain_ref(np.ones((1, 1)), orientation=self.ref_orientation)  # check the name
         if self._raw_prior is not None:
@@ -383,14 +396,15 @@ class GainAccumulator:
             if p.ndim == 2:
                 p = np.stack([p, p])
             if p.shape != (2,) + shape:
-                raise CamcorrError("prior gain shape differs from the frames", argument="prior_gain",
+                raise CamcorrError("prior gain shape differs from the frames",
+                                   argument="prior_gain",
                                    expected=f"shape {shape} (or (2,) + shape: even/odd frames)",
                                    received=f"shape {p.shape}")
             if np.any(p < 0) or not np.all(p.mean(axis=(1, 2)) > 0):
                 raise CamcorrError("prior gain must be >= 0 with a positive mean",
                                    argument="prior_gain", expected="a gain image >= 0",
                                    received=f"min {p.min():g}")
-            self.prior = p / p.mean(axis=(1, 2), keepdims=True)
+            self.prior = (p / p.mean(axis=(1, 2), keepdims=True)).astype(np.float32)
         self.num = np.zeros((2,) + shape, dtype=np.float64)
         self.den = np.zeros((2,) + shape, dtype=np.float64)
 
@@ -407,6 +421,7 @@ class GainAccumulator:
         self.num = num.copy()
         self.den = np.asarray(state["den"], dtype=np.float64).copy()
         self.n_frames = int(state["n_frames"])
+        self._cache = None
         self.sigma_counts = np.asarray(state["sigma_counts"], dtype=np.int64).copy()
         return self
 
@@ -421,6 +436,7 @@ class GainAccumulator:
                                expected=f"shape {self.shape}", received=f"shape {other.shape}")
         self.num += other.num
         self.den += other.den
+        self._cache = None
         self.n_frames += other.n_frames
         self.sigma_counts += other.sigma_counts
         return self
@@ -447,10 +463,11 @@ class GainAccumulator:
 
     def _add_one(self, frame, argument):
         index = self.n_frames
-        f = np.asarray(frame, dtype=np.float32)
-        if f.dtype.kind == "f" or frame.dtype.kind == "f":
+        stats = K.frame_stats if self.backend == "numba" else K.frame_stats_numpy
+        fmin, fmax, n_bad, whole = stats(frame)
+        if n_bad:
             check_finite(frame, f"{argument} (frame {index})")
-        fmin, fmax = float(f.min()), float(f.max())
+        f = np.ascontiguousarray(frame, dtype=np.float32)
         if fmin < 0:
             raise CamcorrError("negative values", argument=f"{argument} (frame {index})",
                                expected="intensities >= 0 (recorded = ideal x gain)",
@@ -465,18 +482,16 @@ class GainAccumulator:
                                fix="Remove blank or saturated frames from the movie")
         if self.offset:
             f = f - np.float32(self.offset)
-        rec = f if self.ref is None else (f / self.ref).astype(np.float32)
+        rec = f if self.ref is None else (f / self.ref32)
         half = index % 2
         ideal = rec
         if self.prior is not None:
-            # cross-fitting: the frames of one half-set are divided by the gain estimated from
-            # the other half, so the prior's noise is independent of the frame it divides
-            # (no feedback of an estimate's noise into its own ranks)
-            prior = self.prior[1 - half] if self.cross_fit else self.prior[half]
+            prior = self.prior[half]
             with np.errstate(divide="ignore", invalid="ignore"):
-                ideal = np.where(prior > 0, rec / prior, 0.0).astype(np.float32)
+                ideal = np.where(prior > 0, rec / prior, np.float32(0)).astype(np.float32,
+                                                                              copy=False)
         keys = scale = ties = None
-        if (ideal is not f) and _is_integer_valued(frame):
+        if (ideal is not f) and whole:
             # Quantised data (integer ADU or counts): pixels are ranked by their ideal value,
             # but runs of pixels *recorded* equal stay one tie group (mid-rank), so a division
             # cannot invent an order among them (with a gain estimated from the data, that
@@ -486,10 +501,11 @@ class GainAccumulator:
             keys = ideal
             ties = f
             scale = rec if self.ref is not None else None
-        eq, s_col, s_row = sme_frame(ideal, sigmas=self.sigmas, reference=self.reference,
-                                     backend=self.backend, keys=keys, scale=scale, ties=ties)
-        self.num[half] += rec
-        self.den[half] += eq
+        e_row, e_col_t, s_col, s_row = _sme_parts(ideal, self.sigmas, self.reference, self.backend,
+                                                  keys, scale, ties)
+        add = K.accumulate if self.backend == "numba" else K.accumulate_numpy
+        add(self.num[half], self.den[half], rec, e_row, e_col_t)
+        self._cache = None
         if self.reference == "smooth":
             self.sigma_counts[0, self.sigmas.index(s_col)] += 1
             self.sigma_counts[1, self.sigmas.index(s_row)] += 1
@@ -499,20 +515,28 @@ class GainAccumulator:
     def gain(self) -> np.ndarray:
         """``sum(recorded) / sum(SME)`` over all frames so far, mean 1 (float64)."""
         self._check_enough()
-        return _ratio(self.num.sum(axis=0), self.den.sum(axis=0))
+        return self._cached("gain", lambda: _ratio(self.num[0] + self.num[1],
+                                                   self.den[0] + self.den[1]))
 
     def half_gains(self) -> np.ndarray:
         """Gains from the even and the odd frames, shape (2, Y, X), each mean 1."""
         self._check_enough()
-        return np.stack([_ratio(self.num[0], self.den[0]), _ratio(self.num[1], self.den[1])])
+        return self._cached("halves", lambda: np.stack([_ratio(self.num[0], self.den[0]),
+                                                        _ratio(self.num[1], self.den[1])]))
 
     def noise_floor_halfset(self) -> Optional[float]:
         """std((G_even - G_odd) / 2): the measured noise of :meth:`gain`."""
         if self.n_frames < 2:
             return None
-        ge = _ratio(self.num[0], self.den[0])
-        go = _ratio(self.num[1], self.den[1])
-        return float(np.std(ge - go) / 2.0)
+        h = self.half_gains()
+        return float(np.std(h[0] - h[1]) / 2.0)
+
+    def _cached(self, key, compute):
+        if getattr(self, "_cache", None) is None:
+            self._cache = {}
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def dose_e_per_px(self) -> np.ndarray:
         """Total signal per pixel over the frames, in electrons (before any reference)."""
@@ -545,7 +569,8 @@ class GainAccumulator:
         if self.ref is not None:
             total = g * self.ref
             total = (total / total.mean()).astype(np.float32)
-        rep.update({"n_frames": int(self.n_frames), "mode": "residual" if self.ref is not None else "blind",
+        rep.update({"n_frames": int(self.n_frames),
+                    "mode": "residual" if self.ref is not None else "blind",
                     "reference": self.reference, "iterations": int(iterations),
                     "converged": bool(converged),
                     "sigma_grid": [float(s) for s in self.sigmas],
@@ -559,19 +584,14 @@ class GainAccumulator:
                           mode="residual" if self.ref is not None else "blind")
 
 
-def _is_integer_valued(frame) -> bool:
-    a = np.asarray(frame)
-    if a.dtype.kind in "ui":
-        return True
-    return bool(np.all(a == np.round(a)))
-
-
 def _ratio(num, den) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
-    g = np.where(np.isfinite(g), g, 1.0)
+    """num / den (1 where den <= 0), normalised to mean 1."""
+    g = np.ones(num.shape, dtype=np.float64)
+    np.divide(num, den, out=g, where=den > 0)
     m = g.mean()
-    return g / m if m > 0 else g
+    if m > 0:
+        g /= m
+    return g
 
 
 def _check_number(value, argument, *, low=None, inclusive=True):
@@ -631,13 +651,13 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
                   offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                   reference: str = "smooth", iterations: int = 3, tolerance: float = 1e-3,
                   backend: str = "numba", electrons_per_adu: float = 1.0,
-                  read_noise_e: float = 0.0, relaxation: float = 1.0, progress: Optional[Callable[[int, int], None]] = None
+                  read_noise_e: float = 0.0, progress: Optional[Callable[[int, int], None]] = None
                   ) -> GainResult:
     """Estimate the camera gain (or the residual gain left by a reference) from movie frames.
 
     Parameters
     ----------
-    frames : ndarray (N, Y, X), sequence or iterable of frames (Y, X) / blocks (n, Y, X), or callable
+    frames : ndarray (N, Y, X), sequence/iterable of frames (Y, X) or blocks (n, Y, X), callable
         The movie(s), in ADU.  Frames are streamed: only one frame (block) is in memory at a time.
         More than one iteration re-reads the frames, so a one-shot iterator (a generator) allows
         only ``iterations=1``; pass a function returning a fresh iterable instead.
@@ -717,15 +737,6 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
         changes.append(change)
         previous = g
         halves = acc.half_gains()
-        if prior is not None and relaxation != 1.0:
-            # over-relaxed step in log space: G(n+1) = G(n) x (G_est / G(n)) ** relaxation
-            with np.errstate(divide="ignore", invalid="ignore"):
-                step = np.where((halves > 0) & (prior > 0), halves / prior, 1.0)
-            halves = prior * step ** relaxation
-            halves /= halves.mean(axis=(1, 2), keepdims=True)
-        elif prior is None and relaxation != 1.0:
-            halves = np.clip(halves, 0, None) ** relaxation
-            halves /= halves.mean(axis=(1, 2), keepdims=True)
         prior = halves
         if change < tolerance:
             converged = True

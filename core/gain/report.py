@@ -8,10 +8,11 @@ Sorzano et al. (2018) flag a camera calibration as suspect when the residual gai
 
 Shot noise alone exceeds these at low dose, so the report gives, beside the flags, the *noise
 floor*: the standard deviation a perfectly flat gain would show, from counting statistics at the
-data's dose.  Derivation: a pixel that received ``D`` electrons in total over ``N`` frames, each read
-with Gaussian read noise ``r`` electrons, has a summed signal of variance ``D + N r**2``; a gain
-estimated from it relative to the mean has relative variance ``(D + N r**2) / D**2``.  Over pixels
-with different doses (specimen texture, gain) the spread of a flat gain's estimate is therefore
+data's dose.  Derivation: a pixel that received ``D`` electrons in total over ``N`` frames, each
+read with Gaussian read noise ``r`` electrons, has a summed signal of variance ``D + N r**2``;
+a gain estimated from it relative to the mean has relative variance ``(D + N r**2) / D**2``.
+Over pixels with different doses (specimen texture, gain) the spread of a flat gain's estimate is
+therefore
 
     floor = sqrt(mean_p((D_p + N r**2) / D_p**2)),
 

@@ -7,6 +7,7 @@
 """
 from .manifest import MANIFEST_NAME, read_manifest, update_manifest, write_manifest
 from .report import ReportResult, build_report, truth_checks
+from .demo import DemoResult, run_demo
 
 __all__ = ["build_report", "ReportResult", "truth_checks", "read_manifest", "write_manifest",
-           "update_manifest", "MANIFEST_NAME"]
+           "update_manifest", "MANIFEST_NAME", "run_demo", "DemoResult"]

@@ -340,12 +340,14 @@ def run_engine_chain(sim: Dict[str, Any], flashed: List[List[np.ndarray]], out: 
 
     corrected_dir = out / "corrected"
     masks: Dict[int, np.ndarray] = {}
+    stack_masks: List = []
     median_out: Dict[int, List[np.ndarray]] = {0: [], 1: []}
     for t, row in enumerate(sim["files"]):
         for c in range(2):
             res = median.selective_median(flashed[t][c])
             masks.setdefault(c, np.zeros(res.mask.shape, bool))
             masks[c] |= np.asarray(res.mask, bool)
+            stack_masks.append((row[c].name, np.asarray(res.mask, bool)))
             median_out[c].append(np.asarray(res.corrected, np.float32))
     profiles = {}
     for c in range(2):
@@ -354,8 +356,8 @@ def run_engine_chain(sim: Dict[str, Any], flashed: List[List[np.ndarray]], out: 
         for t, row in enumerate(sim["files"]):
             corr = flatfield.apply_flatfield(median_out[c][t], prof, baseline="none")
             write_tiff(corrected_dir / row[c].name, np.asarray(corr, np.float32), inputs=row)
-    return {"masks": masks, "flat": {c: np.asarray(p.flatfield, np.float32)
-                                     for c, p in profiles.items()},
+    return {"masks": masks, "stack_masks": stack_masks,
+            "flat": {c: np.asarray(p.flatfield, np.float32) for c, p in profiles.items()},
             "profiles": profiles}
 
 
@@ -411,7 +413,7 @@ def adapt_pipeline(text: str, *, params_name: str, settings_name: str, z_levels=
     """
     import re
 
-    text = re.sub(r"FlashParam_[^|\n\\/]*?\.tiff?", params_name, text)
+    text = re.sub(r"FlashParam_sn[^|\n\\/*]*?\.tiff?", params_name, text)
     text = re.sub(r"[A-Za-z0-9_.-]*_Settings\.txt", settings_name, text)
     if z_levels is not None:
         lo, hi = z_levels
@@ -503,6 +505,7 @@ def collect_cellprofiler_outputs(sim: Dict[str, Any], res: Path, out: Path) -> D
             for cc in ((c,) if c is not None else (0, 1)):
                 flats.setdefault(cc, arr / arr.mean())
     measurements = _cellprofiler_measurements(res)
+    stack_masks: List = []
     if not masks:
         # the chain does not save the SelectiveMedian mask: recompute it with the engine on the
         # same flash-corrected stacks (same algorithm and defaults as the plugin); the plugin's
@@ -514,8 +517,9 @@ def collect_cellprofiler_outputs(sim: Dict[str, Any], res: Path, out: Path) -> D
                 stack = tifffile.imread(out / "stages" / "flash" / f.name)
                 m = np.asarray(median.find_bad_pixels(stack).mask, bool)
                 masks[c] = masks.get(c, np.zeros(m.shape, bool)) | m
-    return {"masks": masks, "flat": flats, "profiles": None, "saved": [str(p) for p in saved],
-            "measurements": measurements}
+                stack_masks.append((f.name, m))
+    return {"masks": masks, "stack_masks": stack_masks, "flat": flats, "profiles": None,
+            "saved": [str(p) for p in saved], "measurements": measurements}
 
 
 def _cellprofiler_measurements(res: Path) -> Dict[str, Any]:
@@ -590,6 +594,11 @@ def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain:
     ch1, ch0 = files[0][1], files[0][0]
     mask = chain["masks"][1] | chain["masks"][0]
     write_tiff(out / "median" / "bad_pixel_mask.tif", mask.astype(np.uint8))
+    per_stack = []
+    for name, m in chain.get("stack_masks") or []:
+        path = out / "median" / f"mask_{Path(name).stem}.tif"
+        write_tiff(path, np.asarray(m, np.uint8))
+        per_stack.append(rel(path))
     from .. import flatfield
 
     (out / "flatfield").mkdir(parents=True, exist_ok=True)
@@ -625,7 +634,7 @@ def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain:
              "offset": "stages/offset_roi.tif", "title_after": f"corrected ({runner})",
              "difference": False},
         ],
-        "median": {"mask": "median/bad_pixel_mask.tif"},
+        "median": {"mask": "median/bad_pixel_mask.tif", "stack_masks": per_stack},
         "gain": {"image": "gain/gain.tif", "report": "gain/gain_report.json"},
         "frc": {"curves": "frc/frc.json"},
         "flatfield": {"profiles": "flatfield/profiles_ch1.npz",

@@ -221,14 +221,18 @@ def gain_figure(path, gain, report: Dict, *, truth=None) -> Path:
         ax.axvline(4.5 * p97, color="#d62728", lw=1.5, ls=":",
                    label=f"flag if max > 4.5 x p97.5 = {4.5 * p97:.2f}")
     ax.axvspan(1 - 0.04, 1 + 0.04, color="#2ca02c", alpha=0.15, label="1 +- 0.04 (std flag scale)")
-    flags = report.get("flags", {}) if isinstance(report.get("flags"), dict) else {}
-    lines = [f"std = {report.get('std', std):.4f}  (flag > 0.04)",
-             f"p97.5/p2.5 = {report.get('p97.5', p97) / report.get('p2.5', p2):.3f}  (flag > 1.15)",
-             f"max/p97.5 = {report.get('max', gmax) / report.get('p97.5', p97):.2f}  (flag > 4.5)"]
+    # the flags, from the image itself (Sorzano et al. thresholds)
+    gm = g / g.mean()
+    q2, q97 = np.percentile(gm, [2.5, 97.5])
+    vals = {"std > 0.04": (gm.std(), 0.04), "p97.5/p2.5 > 1.15": (q97 / q2, 1.15),
+            "max/p97.5 > 4.5": (gm.max() / q97, 4.5)}
+    lines = [f"std = {gm.std():.4f}  (flag > 0.04)",
+             f"p97.5/p2.5 = {q97 / q2:.3f}  (flag > 1.15)",
+             f"max/p97.5 = {gm.max() / q97:.2f}  (flag > 4.5)"]
     floor = report.get("noise_floor", report.get("noise_floor_std"))
     if isinstance(floor, (int, float)):
-        lines.append(f"noise floor (counting) = {floor:.4f}")
-    raised = [k for k, v in flags.items() if v]
+        lines.append(f"noise floor of the estimate = {floor:.4f}")
+    raised = [k for k, (v, thr) in vals.items() if v > thr]
     lines.append("flags raised: " + (", ".join(raised) if raised else "none"))
     ax.text(0.02, 0.98, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8,
             family="monospace", bbox=dict(boxstyle="round", fc="white", alpha=0.85))
@@ -278,7 +282,8 @@ def frc_figure(path, frequency, curves: Dict[str, Sequence[float]], threshold=No
     ax.set_xlabel("spatial frequency (fraction of Nyquist)" if f.max() > 0.55
                   else "spatial frequency (cycles / pixel)")
     ax.set_ylabel("FRC")
-    ax.set_ylim(-0.4, 1.05)
+    lows = [float(np.nanmin(np.asarray(c)[s])) for c in curves.values() if np.size(c)]
+    ax.set_ylim(max(-1.05, min([-0.4] + [v - 0.05 for v in lows])), 1.05)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

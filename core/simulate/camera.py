@@ -1,4 +1,4 @@
-"""Camera simulator with a known gain: gain maps, textured specimens, integrating and counting movies.
+"""Camera simulator with known gain: gain maps, textured specimens, integrating/counting movies.
 
 The ground truth the gain estimator (:mod:`camcorr.gain`) is tested against.  Model of one frame:
 
@@ -251,7 +251,7 @@ def iter_integrating_frames(gain, n_frames: int, *, photons_per_px: float = 200.
                             offset: float = 100.0, contrast: float = 0.3,
                             correlation_px: float = 4.0, motion: str = "independent",
                             rng=None) -> Iterator[np.ndarray]:
-    """Yield the uint16 frames of an integrating-mode movie one at a time (see :func:`integrating_movie`)."""
+    """Yield the uint16 frames of an integrating movie one at a time (:func:`integrating_movie`)."""
     g = np.asarray(gain, dtype=np.float64)
     r = _rng(rng)
     for s in _specimens(g.shape, n_frames, motion, contrast, correlation_px, r):

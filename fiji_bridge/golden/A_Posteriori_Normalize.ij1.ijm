@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "A Posteriori Normalize";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("A Posteriori Normalize");
 Dialog.addMessage("A posteriori per-pixel normalisation of a large data set (Afanasyev et al.).");
 Dialog.addString("sigma0", "", 30);

@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "Estimate Residual Gain";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Estimate Residual Gain");
 Dialog.addMessage("Estimate a camera's gain, or the gain left after a gain reference, from the movies themselves.");
 Dialog.addFile("gain_ref", "");

@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "Flash Carryover Calibrate";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flash Carryover Calibrate");
 Dialog.addMessage("Measure the charge carryover of a Flash4.0 camera from bright/dark image pairs.");
 Dialog.addDirectory("calib_dir", "");

@@ -3,7 +3,7 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flash Carryover Calibrate", "calib_dir=...");
 #@ String (visibility=MESSAGE, value="Measure the charge carryover of a Flash4.0 camera from bright/dark image pairs.") cc_summary
-#@ File (label="Calibration folder", description="Folder of bright (*_ch0_*) / dark (*_ch1_*) stack pairs, *dark* frames and the acquisition's Settings.txt.", style="directory") calib_dir
+#@ File (label="Calibration folder", description="Folder of bright (*_ch0_*) / dark (*_ch1_*) stack pairs, *dark* frames and the acquisition's Settings.txt.", style="directory", persist=false) calib_dir
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;

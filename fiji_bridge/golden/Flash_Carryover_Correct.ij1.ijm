@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "Flash Carryover Correct";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flash Carryover Correct");
 Dialog.addMessage("Remove Flash4.0 charge carryover from lattice light-sheet stacks.");
 Dialog.addFile("params", "");

@@ -3,10 +3,10 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flash Carryover Correct", "params=... settings=... dampening=... dtype=...");
 #@ String (visibility=MESSAGE, value="Remove Flash4.0 charge carryover from lattice light-sheet stacks.") cc_summary
-#@ File (label="Carryover parameter file", description="FlashParam_*.tif written by 'camcorr flash calibrate' or by LLSpy. Its name must contain roi<L>-<T>-<R>-<B> to align it with data of another ROI.", style="open") params
-#@ String (label="Settings.txt of the data (optional)", description="The data's LLS Settings.txt (camera ROI, laser cycling). Default: the *Settings.txt beside the data, if there is exactly one. Without it the parameter file must have the images' size. Leave empty for the default (not set).", value="") settings
-#@ Double (label="Dampening factor", description="Fraction of the predicted carryover to subtract. 1.0 removes the fitted carryover entirely (best on simulated data); LLSpy uses 0.88.", value=1, min=0, max=2, style="format:#.######") dampening
-#@ String (label="Output type", description="'keep': same type as the input (uint16), clipped at 0 and at the maximum; 'float32': floating point, negative noise values kept.", choices={"keep","float32"}, value="keep") dtype
+#@ File (label="Carryover parameter file", description="FlashParam_*.tif written by 'camcorr flash calibrate' or by LLSpy. Its name must contain roi<L>-<T>-<R>-<B> to align it with data of another ROI.", style="open", persist=false) params
+#@ String (label="Settings.txt of the data (optional)", description="The data's LLS Settings.txt (camera ROI, laser cycling). Default: the *Settings.txt beside the data, if there is exactly one. Without it the parameter file must have the images' size. Leave empty for the default (not set).", value="", persist=false) settings
+#@ Double (label="Dampening factor", description="Fraction of the predicted carryover to subtract. 1.0 removes the fitted carryover entirely (best on simulated data); LLSpy uses 0.88.", value=1, min=0, max=2, style="format:#.######", persist=false) dampening
+#@ String (label="Output type", description="'keep': same type as the input (uint16), clipped at 0 and at the maximum; 'float32': floating point, negative noise values kept.", choices={"keep","float32"}, value="keep", persist=false) dtype
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;

@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "Flatfield Apply";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flatfield Apply");
 Dialog.addMessage("Correct tiles with a flat-field: (I - darkfield) / flatfield - baseline.");
 Dialog.addFile("profiles", "");
@@ -23,6 +24,8 @@ baseline = Dialog.getChoice();
 clip = Dialog.getCheckbox();
 dtype = Dialog.getChoice();
 resample = Dialog.getCheckbox();
+if (cc_opts0 != "null" && cc_opts0 != "") clip = cc_bool(cc_opts0, "clip", true);
+if (cc_opts0 != "null" && cc_opts0 != "") resample = cc_bool(cc_opts0, "resample", false);
 cc_python = "/path/to/python";
 cc_boot = "import sys\ntry:\n    from camcorr.cli import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
@@ -74,6 +77,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_bool(opts, key, dflt) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "true") return true;
+    if (v == "false") return false;
+    if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;
+    return dflt;
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -3,13 +3,13 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flatfield Apply", "profiles=... models_folder=... channel=... baseline=... clip=... dtype=... resample=...");
 #@ String (visibility=MESSAGE, value="Correct tiles with a flat-field: (I - darkfield) / flatfield - baseline.") cc_summary
-#@ String (label="Profiles file", description="profiles.npz written by 'camcorr flatfield estimate' or BaSiCPy (a folder holding one works too). Leave empty for the default (not set).", value="") profiles
-#@ String (label="Models folder", description="Instead of --profiles: folder with one sub-folder per channel holding profiles.npz. Leave empty for the default (not set).", value="") models_folder
-#@ String (label="Channel name", description="Channel sub-folder of the models folder. Leave empty for the default (not set).", value="") channel
-#@ String (label="Baseline", description="'auto' subtracts a single baseline (the background level from empty data) and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the per-image baseline (tiles in fitting order); 'none' subtracts nothing.", choices={"auto","subtract","none"}, value="auto") baseline
-#@ Boolean (label="Clip negative values", description="Set values below 0 to 0 (integer outputs are always clipped to their range, never wrapped).", value=true) clip
-#@ String (label="Output type", description="Pixel type of the corrected tiles; 'keep' keeps the input type.", choices={"keep","float32","uint16","uint8"}, value="keep") dtype
-#@ Boolean (label="Resample profiles to the tile size", description="When a tile's size differs from the flat-field's, resample the profiles (bilinear) instead of stopping with an error.  Only for consistently binned or scaled tiles.", value=false) resample
+#@ String (label="Profiles file", description="profiles.npz written by 'camcorr flatfield estimate' or BaSiCPy (a folder holding one works too). Leave empty for the default (not set).", value="", persist=false) profiles
+#@ String (label="Models folder", description="Instead of --profiles: folder with one sub-folder per channel holding profiles.npz. Leave empty for the default (not set).", value="", persist=false) models_folder
+#@ String (label="Channel name", description="Channel sub-folder of the models folder. Leave empty for the default (not set).", value="", persist=false) channel
+#@ String (label="Baseline", description="'auto' subtracts a single baseline (the background level from empty data) and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the per-image baseline (tiles in fitting order); 'none' subtracts nothing.", choices={"auto","subtract","none"}, value="auto", persist=false) baseline
+#@ Boolean (label="Clip negative values", description="Set values below 0 to 0 (integer outputs are always clipped to their range, never wrapped).", value=true, persist=false) clip
+#@ String (label="Output type", description="Pixel type of the corrected tiles; 'keep' keeps the input type.", choices={"keep","float32","uint16","uint8"}, value="keep", persist=false) dtype
+#@ Boolean (label="Resample profiles to the tile size", description="When a tile's size differs from the flat-field's, resample the profiles (bilinear) instead of stopping with an error.  Only for consistently binned or scaled tiles.", value=false, persist=false) resample
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;

@@ -6,6 +6,7 @@ var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
 var cc_title = "Fourier Ring Correlation";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Fourier Ring Correlation");
 Dialog.addMessage("Fourier ring correlation of two images with the 3-sigma noise curve.");
 Dialog.addFile("b", "");
