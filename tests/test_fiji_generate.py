@@ -93,6 +93,7 @@ def _check_params_match(op: Operation):
     for p in dialog:
         jtype, attrs = fiji[p.name]
         assert attrs["label"] == p.text()
+        assert attrs["persist"] == "false"  # macros without a key get the default
         assert attrs["description"].startswith(p.help.strip().replace('"', "'")[:40])
         if p.kind in ("float", "int") and p.default is not None:
             assert jtype == ("Double" if p.kind == "float" else "Integer")
@@ -142,7 +143,8 @@ def test_toy_parameters_match_definition():
     fiji = parse_params(render_ijm(TOY, "fiji"))
     assert fiji["factor"] == ("Double", {"label": "Factor (x)", "description":
                                          "Multiplier. Unit: x.", "value": "2", "min": "0",
-                                         "max": "100", "style": "format:#.######"})
+                                         "max": "100", "style": "format:#.######",
+                                         "persist": "false"})
     assert "output" not in fiji and "image" not in fiji  # hidden / the current image
     assert fiji["offset_file"][0] == "String"  # optional path: empty = not set
 

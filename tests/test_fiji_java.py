@@ -298,6 +298,32 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
                    "params=[{tmp_path / 'no_such_FlashParam.tif'}] dampening=1 dtype=keep")
         R["flash_missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
 
+    # more engines, run through their menu command and in process (run_on_array: the same
+    # command-line runner called in this Python) on the same simulated data
+    from fiji_bridge.engine import run_on_array
+    from camcorr.operations import all_operations as _all
+    _ops = _all()
+    movie = rng.poisson(50, (20, 32, 32)).astype(np.uint16)
+    for name, options, values in (
+            ("gain-estimate", "iterations=3 reference=smooth", dict(iterations=3, reference="smooth")),
+            ("gain-normalize", "reject_k=5 split=even-odd", dict(reject_k=5.0, split="even-odd"))):
+        if name not in _ops:
+            continue
+        o = run_on(movie, _ops[name].title, options)
+        px = o.pop("pixels", None)
+        ref = run_on_array(name, movie, values)
+        R[name] = dict(equal=px is not None and bool(np.array_equal(px, ref)),
+                       shape=None if px is None else list(px.shape), title=o.get("title"),
+                       log=o["log"][-500:], tmp_left=o["tmp_left"])
+    if "frc" in _ops:
+        import tifffile
+        b = rng.poisson(50, (64, 64)).astype(np.uint16)
+        tifffile.imwrite({str(tmp_path / "frc_b.tif")!r}, b)
+        a = rng.poisson(50, (64, 64)).astype(np.uint16)
+        o = run_on(a, "Fourier Ring Correlation", "b=[{tmp_path / 'frc_b.tif'}] n_sigma=3 window=hann")
+        R["frc"] = dict(title=o.get("title"), ndim=None if "pixels" not in o else o["pixels"].ndim,
+                        log=o["log"][-500:], tmp_left=o["tmp_left"])
+
     # the Python-mode scripts, executed as Fiji's Python mode does: #@ variables bound, then the
     # script body (here in this JVM's Python, with ImageJ 1.x images)
     from fiji_bridge.generate import render_python
@@ -349,6 +375,13 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
         fm = r["flash_missing"]
         assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
         assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []
+    for name in ("gain-estimate", "gain-normalize"):
+        if name in real:
+            g = r[name]
+            assert g["equal"] and g["shape"][-2:] == [32, 32] and g["tmp_left"] == [], g
+    if "frc" in real:
+        assert r["frc"]["title"] == "src (Fourier Ring Correlation)", r["frc"]
+        assert r["frc"]["ndim"] >= 2 and "cross-over" in r["frc"]["log"] and r["frc"]["tmp_left"] == []
     if "median" in real:
         pm = r["py_median"]
         assert pm["equal"] and pm["title"] == "py.tif (Selective Median)", pm

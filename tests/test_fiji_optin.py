@@ -81,26 +81,28 @@ def _run(tmp_path, mirror):
                                              scale(a, 3.0, "multiply", True)))
     R["session_shape"] = list(imageplus_to_numpy(imp).shape)
     # commands run through the macro language, as a recorded macro line
-    macro = """
-    setBatchMode(true);
-    open("{tmp_path / 'in.tif'}");
-    run("Toy Scale", "factor=3.5 mode=multiply clip");
-    selectImage("in (Toy Scale)");
-    saveAs("Tiff", "{tmp_path / 'out_toy.tif'}");
-    close("*");
-    open("{tmp_path / 'in.tif'}");
-    run("Toy Scale", "factor=3.5 mode=multiply clip=false offset_file=[{tmp_path / 'in.tif'}]");
-    selectImage("in (Toy Scale)");
-    saveAs("Tiff", "{tmp_path / 'out_toy_noclip.tif'}");
-    close("*");
-    open("{tmp_path / 'stack.tif'}");
-    run("Selective Median", "rule=mad k=5");
-    selectImage("stack (Selective Median)");
-    saveAs("Tiff", "{tmp_path / 'out_median.tif'}");
-    close("*");
-    """
+    def run_cmd(src, cmd, options, out):
+        # one macro per command, without batch mode (images opened by a command's own macro
+        # interpreter are then closed reliably); the result is selected by its documented title
+        base = os.path.splitext(os.path.basename(src))[0]
+        ij.py.run_macro(f"""
+        open("{{src}}");
+        run("{{cmd}}", "{{options}}");
+        if (isOpen("{{base}} ({{cmd}})")) {{{{
+            selectImage("{{base}} ({{cmd}})");
+            saveAs("Tiff", "{{out}}");
+        }}}}
+        close("*");
+        """)
+
     ij.py.run_macro('run("Toy Scale", "factor=2 mode=multiply");')  # no image open yet
-    ij.py.run_macro(macro)
+    inp = {str(tmp_path / 'in.tif')!r}
+    run_cmd(inp, "Toy Scale", "factor=3.5 mode=multiply clip", {str(tmp_path / 'out_toy.tif')!r})
+    run_cmd(inp, "Toy Scale", "factor=3.5 mode=multiply clip=false offset_file=[" + inp + "]",
+            {str(tmp_path / 'out_toy_noclip.tif')!r})
+    run_cmd(inp, "Toy Scale", "factor=3.5 mode=multiply", {str(tmp_path / 'out_toy_default.tif')!r})
+    run_cmd({str(tmp_path / 'stack.tif')!r}, "Selective Median", "rule=mad k=5",
+            {str(tmp_path / 'out_median.tif')!r})
     R["log"] = str(ij.IJ.getLog() or "")
     ''', timeout=600)
     print({k: r[k] for k in ("version", "legacy", "menus")})
@@ -120,6 +122,9 @@ def _run(tmp_path, mirror):
     out = tifffile.imread(tmp_path / "out_toy_noclip.tif")
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, scale(a16, 3.5, "multiply", False, a16))
+    # a key left out takes the definition's default (persist=false), not the last value
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out_toy_default.tif"),
+                                  scale(a16, 3.5, "multiply", True))
     if "Selective Median" in titles:
         from camcorr.median import selective_median
 

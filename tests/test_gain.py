@@ -162,10 +162,10 @@ def test_sigma_grid_of_zero_gives_flat_gain_and_real_grid_does_not(striped_gain)
 
 def test_integrating_movie_r2_and_orientation(striped_gain):
     """Textured specimen (log-std 0.1, 4-px features, a new field every frame, like frames
-    pooled from many exposures), 200 e/px/frame, 50 frames.
+    pooled from many exposures), 200 e/px/frame, 50 frames; gain = stripes + 3 hot pixels.
 
-    The specimen's own column/row histogram differences leak into the estimate: at log-std 0.2
-    the same set-up gives R^2 about 0.85 (see the closing note of the gain work).
+    The 3 hot pixels carry about half of the gain's variance here; the stripes alone reach
+    R^2 about 0.85 at this texture (see test_integrating_movie_r2_stripes_only).
     """
     mv = C.integrating_movie(striped_gain.gain, 50, photons_per_px=200, adu_per_e=2.0,
                              read_noise_adu=2.0, offset=100, contrast=0.1, rng=21)
@@ -184,6 +184,19 @@ def test_integrating_movie_r2_and_orientation(striped_gain):
     corrected = (mv.frames.astype(np.float64) - 100).mean(axis=0) / res.gain
     raw = (mv.frames.astype(np.float64) - 100).mean(axis=0)
     assert np.std(corrected.mean(axis=0)) < 0.5 * np.std(raw.mean(axis=0))
+
+
+def test_integrating_movie_r2_stripes_only():
+    """Stripes only (no hot pixel to carry the variance), faint texture (log-std 0.03), 50 frames.
+
+    Measured: R^2 0.93 on flat illumination, 0.925 at texture 0.03, 0.90 at 0.05, about 0.85 at
+    0.1-0.2: the smooth equalisation cannot see the slowly varying part of a random column
+    pattern, and specimen texture pushes the chosen sigma down.
+    """
+    gm = C.gain_map(SHAPE, column_std=0.05, row_std=0.03, smooth_amplitude=0.0, n_hot=0, rng=11)
+    mv = C.integrating_movie(gm.gain, 50, contrast=0.03, rng=22)
+    res = estimate_gain(mv.frames, offset=100)
+    assert C.r_squared(res.gain, gm.gain) >= 0.9
 
 
 def test_counting_movie_reaches_flat_oracle(striped_gain):

@@ -42,6 +42,7 @@ __all__ = [
     "equalise_lines",
     "equalise_lines_numpy",
     "equalise_tv",
+    "group_ends",
     "total_variation",
     "total_variation_numpy",
     "midway_lines",
@@ -245,8 +246,31 @@ def _midrank_scatter(s_line, ref, order_line, out_line):
         k = e
 
 
+@numba.njit(cache=True, parallel=True)
+def _group_ends_numba(S, G):
+    m, n = S.shape
+    for l in numba.prange(m):
+        s = S[l]
+        g = G[l]
+        k = 0
+        while k < n:
+            e = k + 1
+            while e < n and s[e] == s[k]:
+                e += 1
+            g[k] = e
+            k = e
+
+
+def group_ends(S: np.ndarray) -> np.ndarray:
+    """Tie groups of sorted lines: ``G[l, k]`` = end (exclusive) of the run of values equal to
+    ``S[l, k]``, stored at the first rank k of every run (other entries are unspecified)."""
+    G = np.empty(S.shape, dtype=np.int32)
+    _group_ends_numba(S, G)
+    return G
+
+
 @numba.njit(cache=True)
-def _equalise_line(S, order, w, l, ref, out_line):
+def _equalise_line(S, order, G, w, l, ref, out_line):
     m, n = S.shape
     radius = w.shape[0] - 1
     lo = max(0, l - radius)
@@ -261,7 +285,22 @@ def _equalise_line(S, order, w, l, ref, out_line):
         row = S[j]
         for k in range(n):
             ref[k] += wj * row[k]
-    _midrank_scatter(S[l], ref, order[l], out_line)
+    # mid-rank: a tie group gets the mean of the smoothed values over its ranks
+    g = G[l]
+    ol = order[l]
+    k = 0
+    while k < n:
+        e = g[k]
+        if e == k + 1:
+            out_line[ol[k]] = ref[k]
+        else:
+            acc = 0.0
+            for j in range(k, e):
+                acc += ref[j]
+            v = np.float32(acc / (e - k))
+            for j in range(k, e):
+                out_line[ol[j]] = v
+        k = e
 
 
 @numba.njit(cache=True)
@@ -273,7 +312,7 @@ def _line_tv(a, b):
 
 
 @numba.njit(cache=True, parallel=True)
-def _equalise_numba(S, order, w, E, factor, use_factor, n_chunks):
+def _equalise_numba(S, order, G, w, E, factor, use_factor, n_chunks):
     """Equalise every line into E (times `factor` if used) and return the TV across lines.
 
     Lines are processed in contiguous chunks (one per task); the TV between consecutive lines of
@@ -288,7 +327,7 @@ def _equalise_numba(S, order, w, E, factor, use_factor, n_chunks):
         ref = np.empty(n, dtype=np.float32)
         acc = 0.0
         for l in range(start, stop):
-            _equalise_line(S, order, w, l, ref, E[l])
+            _equalise_line(S, order, G, w, l, ref, E[l])
             if use_factor:
                 fl = factor[l]
                 el = E[l]
@@ -306,8 +345,10 @@ def _equalise_numba(S, order, w, E, factor, use_factor, n_chunks):
     return total
 
 
-def equalise_tv(S, order, weights, out=None, factor=None):
+def equalise_tv(S, order, weights, out=None, factor=None, groups=None):
     """:func:`equalise_lines` fused with :func:`total_variation` (numba, parallel).
+
+    `groups` (:func:`group_ends` of `S`) can be passed to reuse it across sigmas.
 
     Returns
     -------
@@ -321,7 +362,9 @@ def equalise_tv(S, order, weights, out=None, factor=None):
     use = factor is not None
     fac = factor if use else out
     n_chunks = max(1, min(S.shape[0], 4 * numba.get_num_threads()))
-    tv = _equalise_numba(S, order, np.asarray(weights, dtype=np.float64), out, fac, use, n_chunks)
+    G = group_ends(S) if groups is None else groups
+    tv = _equalise_numba(S, order, G, np.asarray(weights, dtype=np.float64), out, fac, use,
+                         n_chunks)
     return out, float(tv)
 
 

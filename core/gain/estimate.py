@@ -92,6 +92,7 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
         return (E if factor is None else E * factor), -1
     best, best_tv, best_i = None, math.inf, -1
     spare = None
+    groups = K.group_ends(S) if numba_backend else None
     for i, s in enumerate(sigmas):
         if s == 0 and keys is None:
             E = lines  # sigma 0: every line is its own reference
@@ -99,7 +100,8 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
         elif numba_backend:
             if spare is None:
                 spare = np.empty(lines.shape, dtype=np.float32)
-            E, tv = K.equalise_tv(S, order, K.gaussian_weights(s), out=spare, factor=factor)
+            E, tv = K.equalise_tv(S, order, K.gaussian_weights(s), out=spare, factor=factor,
+                                  groups=groups)
         else:
             E = K.equalise_lines_numpy(S, order, K.gaussian_weights(s))
             if factor is not None:
