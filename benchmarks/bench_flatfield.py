@@ -93,7 +93,7 @@ def _case_body(name, args):
         b.fit(images)
         extra = b.flatfield
     elif name == "ours_basicpy_all":
-        prof = estimate_basicpy(list(images))
+        prof = estimate_basicpy([images])  # one (N, Y, X) stack: the N images, not copied
         extra = prof.flatfield
     elif name == "ours_zrange":
         prof = estimate_from_z_ranges([args["stack"]], args["z_levels"], n_planes=args["planes"])

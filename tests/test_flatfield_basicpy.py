@@ -124,3 +124,13 @@ def test_bad_basicpy_options(sim):
         estimate_basicpy(sim.tiles[:3], epsilon=0)
     with pytest.raises(CamcorrError, match="working size"):
         estimate_basicpy(sim.tiles[:3], working_size=[1, 2, 3])
+
+
+@pytest.mark.slow
+def test_stack_and_list_inputs_agree(sim):
+    require_module("basicpy")
+    stack = np.stack(sim.tiles[:10])
+    a = estimate_basicpy([stack], working_size=64, max_workers=1)
+    b = estimate_basicpy(list(stack), working_size=64, max_workers=1)
+    np.testing.assert_allclose(a.flatfield, b.flatfield, rtol=1e-6)
+    assert a.meta["n_planes_used"] == b.meta["n_planes_used"] == 10

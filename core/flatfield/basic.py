@@ -185,7 +185,8 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
         BaSiC's optimiser ('approximate' is BaSiCPy 2.0's default).
     n_planes, seed, max_planes
         Plane sampling (see :func:`camcorr.flatfield.sources.sample_planes`); all planes are
-        loaded in memory for the fit.
+        loaded in memory for the fit.  A single in-memory (N, Y, X) stack (``[stack]``) used
+        entirely without darkfield is passed to BaSiCPy as is, without a copy.
 
     Returns
     -------
@@ -227,7 +228,15 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
         no_dark = not np.any(dark)
         common = np.result_type(*[d for d in ts.dtypes if d is not None])
         dtype = common if no_dark and common.itemsize <= 4 else np.float32
-        images = np.empty((len(picks),) + tuple(ts.shape), dtype=dtype)
+        whole = (len(ts) == 1 and not ts.is_path(0) and ts.ndims[0] == 3 and no_dark
+                 and len(picks) == ts.n_planes[0] and ts.dtypes[0] == dtype)
+        if whole:  # one in-memory (N, Y, X) stack used entirely: no copy
+            images = np.asarray(ts.tile(0))
+            if images.dtype.kind == "f":
+                _check_plane(images, ts, 0, "all")
+            picks = []
+        else:
+            images = np.empty((len(picks),) + tuple(ts.shape), dtype=dtype)
         for j, (t, z) in enumerate(picks):
             plane = ts.plane(t, z)
             _check_plane(plane, ts, t, z)
@@ -263,13 +272,16 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
     total_dark = dark + fitted_dark
     # Quality reference: the per-pixel 10th percentile over the images, i.e. the background
     # wherever at least ~10 % of the images are empty there (sparse specimens, mosaics),
-    # computed on <= 128-pixel block means (shading is smooth; keeps it cheap next to the fit).
+    # computed on a <= ~128-pixel grid of sample pixels (shading is smooth; keeps it cheap
+    # next to the fit), the profiles averaged over the same blocks.
     f = max(1, min(ts.shape) // 128)
-    quality = flatfield_quality(np.percentile(_blocks(images, f), 10, axis=0),
+    sub = images[:, f // 2::f, f // 2::f]
+    ny, nx = (ts.shape[0] // f), (ts.shape[1] // f)
+    quality = flatfield_quality(np.percentile(sub[:, :ny, :nx], 10, axis=0),
                                 _blocks(flat_n, f), _blocks(fitted_dark, f))
     settings = {k: v for k, v in basic.model_dump().items()
                 if isinstance(v, (int, float, str, bool, list, dict, type(None)))}
-    meta = {"n_planes_used": len(picks), "seed": int(seed), "autosegment": bool(autosegment),
+    meta = {"n_planes_used": int(images.shape[0]), "seed": int(seed), "autosegment": bool(autosegment),
             "autosegment_margin": int(autosegment_margin), "max_workers": max_workers,
             "basicpy_settings": settings}
     baseline = np.asarray(basic.baseline, dtype=np.float64).ravel() * mean
