@@ -34,7 +34,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from camcorr.operations import Operation, Param
 
-__all__ = ["MENU", "PYTHON_SUBMENU", "MARKER", "ScriptFile", "fiji_operations", "script_files",
+__all__ = ["macro_key", "IJM_RESERVED", "MENU", "PYTHON_SUBMENU", "MARKER", "ScriptFile", "fiji_operations", "script_files",
            "render_ijm", "render_python", "fiji_param_line", "file_stem", "GOLDEN_DIR",
            "GOLDEN_PYTHON", "main"]
 
@@ -63,6 +63,52 @@ _BOOT = ("import sys\n"
          "except SystemExit as e:\n"
          "    s = e.code if isinstance(e.code, int) else 2\n"
          "print('CAMCORR-STATUS ' + str(int(s or 0)))\n")
+
+
+#: Words the ImageJ macro language reserves (keywords and built-in functions of ImageJ 1.53t,
+#: ``ij.macro.MacroConstants``): a parameter with such a name (e.g. ``split``) cannot be a macro
+#: variable, so its macro key and variable get a trailing underscore (``split_``).
+IJM_RESERVED = frozenset((
+    'Array', 'Color', 'Dialog', 'Ext', 'File', 'Fit', 'IJ', 'Image', 'List', 'Math', 'NaN',
+    'Overlay', 'PI', 'Plot', 'Property', 'Roi', 'RoiManager', 'Stack', 'String', 'Table', 'abs',
+    'acos', 'asin', 'atan', 'atan2', 'autoUpdate', 'beep', 'bitDepth', 'break', 'calibrate',
+    'call', 'changeValues', 'charCodeAt', 'close', 'continue', 'cos', 'd2s', 'debug', 'do',
+    'doCommand', 'doWand', 'drawLine', 'drawOval', 'drawRect', 'drawString', 'dump', 'else',
+    'endsWith', 'eval', 'exec', 'exit', 'exp', 'false', 'fill', 'fillOval', 'fillRect',
+    'floodFill', 'floor', 'for', 'fromCharCode', 'function', 'getArgument', 'getBoolean',
+    'getBoundingRect', 'getCursorLoc', 'getDateAndTime', 'getDimensions', 'getDir',
+    'getDirectory', 'getDisplayedArea', 'getFileList', 'getFontList', 'getHeight',
+    'getHistogram', 'getImageID', 'getImageInfo', 'getInfo', 'getLine', 'getList',
+    'getLocationAndSize', 'getLut', 'getMetadata', 'getMinAndMax', 'getNumber', 'getPixel',
+    'getPixelSize', 'getProfile', 'getRawStatistics', 'getResult', 'getResultLabel',
+    'getResultString', 'getResultsCount', 'getSelectionBounds', 'getSelectionCoordinates',
+    'getSliceNumber', 'getStatistics', 'getString', 'getStringWidth', 'getThreshold', 'getTime',
+    'getTitle', 'getValue', 'getVersion', 'getVoxelSize', 'getWidth', 'getZoom', 'if',
+    'imageCalculator', 'indexOf', 'invert', 'is', 'isActive', 'isKeyDown', 'isNaN', 'isOpen',
+    'lastIndexOf', 'lengthOf', 'lineTo', 'log', 'macro', 'makeArrow', 'makeEllipse', 'makeLine',
+    'makeOval', 'makePoint', 'makePolygon', 'makeRectangle', 'makeRotatedRectangle',
+    'makeSelection', 'makeText', 'matches', 'maxOf', 'minOf', 'moveTo', 'nImages', 'nResults',
+    'nSlices', 'newArray', 'newImage', 'newMenu', 'open', 'parseFloat', 'parseInt', 'pow',
+    'print', 'putPixel', 'random', 'rename', 'replace', 'requires', 'reset', 'resetMinAndMax',
+    'resetThreshold', 'restorePreviousTool', 'restoreSettings', 'return', 'roiManager', 'round',
+    'run', 'runMacro', 'save', 'saveAs', 'saveSettings', 'screenHeight', 'screenWidth',
+    'selectImage', 'selectWindow', 'selectionContains', 'selectionName', 'selectionType',
+    'setAutoThreshold', 'setBackgroundColor', 'setBatchMode', 'setColor', 'setFont',
+    'setForegroundColor', 'setJustification', 'setKeyDown', 'setLineWidth', 'setLocation',
+    'setLut', 'setMetadata', 'setMinAndMax', 'setOption', 'setPasteMode', 'setPixel',
+    'setRGBWeights', 'setResult', 'setSelectionLocation', 'setSelectionName', 'setSlice',
+    'setThreshold', 'setTool', 'setVoxelSize', 'setZCoordinate', 'setupUndo', 'showMessage',
+    'showMessageWithCancel', 'showProgress', 'showStatus', 'showText', 'sin', 'snapshot',
+    'split', 'sqrt', 'startsWith', 'substring', 'tan', 'toBinary', 'toHex', 'toLowerCase',
+    'toScaled', 'toString', 'toUnscaled', 'toUpperCase', 'toolID', 'trim', 'true',
+    'updateDisplay', 'updateResults', 'var', 'wait', 'waitForUser', 'while', 'write',
+))
+
+
+def macro_key(p: Param) -> str:
+    """The macro key and script variable of a parameter: its name, plus ``_`` when the name is
+    reserved by the ImageJ macro language."""
+    return p.name + "_" if p.name in IJM_RESERVED else p.name
 
 
 @dataclass(frozen=True)
@@ -233,7 +279,7 @@ def fiji_param_line(p: Param) -> str:
     # persist=false: a macro that leaves a key out gets the definition's default, not the value
     # used last time (ImageJ2 otherwise remembers it), so recorded macros are reproducible.
     attrs.append("persist=false")
-    return f"#@ {jtype} ({', '.join(attrs)}) {p.name}"
+    return f"#@ {jtype} ({', '.join(attrs)}) {macro_key(p)}"
 
 
 def _is_text_field(p: Param) -> bool:
@@ -247,29 +293,30 @@ def _ij1_dialog(op: Operation, dialog: Sequence[Param]) -> List[str]:
     lines = [f"Dialog.create({_q(op.title)});", f"Dialog.addMessage({_q(op.summary)});"]
     getters = []
     for p in dialog:
-        label = _q(p.name)  # the macro key is the label's first word: keep it the param name
+        label = _q(macro_key(p))  # the macro key is the label's first word
+        var = macro_key(p)
         if p.kind in _NUMBER_KINDS and p.default is not None:
             decimals = 0 if p.kind == "int" else 6
             lines.append(f"Dialog.addNumber({label}, {_num(p.default)}, {decimals}, 10, "
                          f"{_q(p.text())});")
-            getters.append(f"{p.name} = Dialog.getNumber();")
+            getters.append(f"{var} = Dialog.getNumber();")
         elif p.kind == "bool":
             lines.append(f"Dialog.addCheckbox({label}, {'true' if p.default else 'false'});")
-            getters.append(f"{p.name} = Dialog.getCheckbox();")
+            getters.append(f"{var} = Dialog.getCheckbox();")
         elif p.kind == "choice":
             items = ", ".join(_q(c) for c in p.choices)
             default = _q(p.default if p.default is not None else p.choices[0])
             lines.append(f"Dialog.addChoice({label}, newArray({items}), {default});")
-            getters.append(f"{p.name} = Dialog.getChoice();")
+            getters.append(f"{var} = Dialog.getChoice();")
         elif p.kind in ("folder", "output_folder"):
             lines.append(f"Dialog.addDirectory({label}, {_q(_default_text(p))});")
-            getters.append(f"{p.name} = Dialog.getString();")
+            getters.append(f"{var} = Dialog.getString();")
         elif p.kind in ("file", "output_file", "image"):
             lines.append(f"Dialog.addFile({label}, {_q(_default_text(p))});")
-            getters.append(f"{p.name} = Dialog.getString();")
+            getters.append(f"{var} = Dialog.getString();")
         else:
             lines.append(f"Dialog.addString({label}, {_q(_default_text(p))}, 30);")
-            getters.append(f"{p.name} = Dialog.getString();")
+            getters.append(f"{var} = Dialog.getString();")
     lines.append("Dialog.show();")
     return lines + getters
 
@@ -299,8 +346,8 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
                 return None  # hidden: the command line uses its default
             return f'cc_tmp + "{temp[p.name]}"'
         if p.kind in _NUMBER_KINDS and p.default is not None:
-            return f"cc_num({p.name}, {0 if p.kind == 'int' else 9})"
-        return f'"" + {p.name}'
+            return f"cc_num({macro_key(p)}, {0 if p.kind == 'int' else 9})"
+        return f'"" + {macro_key(p)}'
 
     for p in positional + flagged:
         expr = value_expr(p)
@@ -311,9 +358,9 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
                 continue
             neg = "--no-" + p.cli[2:]
             if p.default:
-                out.append(f'if ({p.name}) cc_arg("{p.cli}"); else cc_arg("{neg}");')
+                out.append(f'if ({macro_key(p)}) cc_arg("{p.cli}"); else cc_arg("{neg}");')
             else:
-                out.append(f'if ({p.name}) cc_arg("{p.cli}");')
+                out.append(f'if ({macro_key(p)}) cc_arg("{p.cli}");')
             continue
         multi = p.kind in ("files", "images") and p is not current and p not in hidden
         if multi:
@@ -357,7 +404,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append(f"// {op.title}: {op.summary}")
     L.append(f"// {MARKER} from the operation {op.name!r}; do not edit:")
     L.append("// re-run `camcorr fiji install` after upgrading camcorr.")
-    L.append(f"// Macro: run({_q(op.title)}, \"{' '.join(p.name + '=...' for p in dialog)}\");")
+    L.append(f"// Macro: run({_q(op.title)}, \"{' '.join(macro_key(p) + '=...' for p in dialog)}\");")
     if flavour == "fiji":
         L.append(f"#@ String (visibility=MESSAGE, value={_q(op.summary)}) cc_summary")
         for p in dialog:
@@ -365,6 +412,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append("var cc_tmp = \"\";")
     L.append("var cc_args = \"\";")
     L.append("var cc_interactive = false;")
+    L.append('var cc_headless = "";')
     L.append(f"var cc_title = {_q(op.title)};")
     if flavour == "ij1":
         L.append('cc_opts0 = "" + call("ij.Macro.getOptions");')
@@ -374,8 +422,8 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
                 # as in Fiji: 'key=true'/'key=false', a bare 'key' is true, a key left out of a
                 # macro call takes the default (ImageJ 1.x alone would read it as false)
                 default = "true" if p.default else "false"
-                L.append(f'if (cc_opts0 != "null" && cc_opts0 != "") {p.name} = '
-                         f'cc_bool(cc_opts0, "{p.name}", {default});')
+                L.append(f'if (cc_opts0 != "null" && cc_opts0 != "") {macro_key(p)} = '
+                         f'cc_bool(cc_opts0, "{macro_key(p)}", {default});')
     L.append(f"cc_python = {_macro_str(python)};")
     L.append(f"cc_boot = {_macro_str(_BOOT.replace('{module}', cli_module))};")
     L.append('cc_opts = "" + call("ij.Macro.getOptions");')
@@ -437,7 +485,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
             L.append("}")
             opened = True
     for p in user_outputs:
-        L.append(f'print(cc_title + ": wrote " + {p.name});')
+        L.append(f'print(cc_title + ": wrote " + {macro_key(p)});')
     L.append("cc_cleanup();")
     L.append('showStatus(cc_title + ": done");')
     L.append("exit();")
@@ -522,7 +570,7 @@ def render_python(op: Operation) -> str:
     L.append("# Runs camcorr in this Python (Fiji's Python mode), converting images in memory.")
     L.append("from fiji_bridge.script_runtime import run_script")
     L.append("")
-    values = ", ".join(f"{p.name!r}: {p.name}" for p in dialog)
+    values = ", ".join(f"{p.name!r}: {macro_key(p)}" for p in dialog)
     image = "imp" if current is not None else "None"
     call = f"run_script({op.name!r}, {image}, {{{values}}})"
     L.append(("result = " if has_image_output else "") + call)

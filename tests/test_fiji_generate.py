@@ -89,9 +89,10 @@ def _check_params_match(op: Operation):
                                             if "fiji" in p.frontends and p is not current]
     fiji = parse_params(render_ijm(op, "fiji"))
     fiji.pop("cc_summary")
-    assert list(fiji) == [p.name for p in dialog]
+    key = generate.macro_key
+    assert list(fiji) == [key(p) for p in dialog]
     for p in dialog:
-        jtype, attrs = fiji[p.name]
+        jtype, attrs = fiji[key(p)]
         assert attrs["label"] == p.text()
         assert attrs["persist"] == "false"  # macros without a key get the default
         assert attrs["description"].startswith(p.help.strip().replace('"', "'")[:40])
@@ -122,13 +123,13 @@ def _check_params_match(op: Operation):
     pyparams = parse_params(py)
     if current is not None:
         assert pyparams.pop("imp")[0] == "ImagePlus"
-    assert list(pyparams) == [p.name for p in all_dialog]
+    assert list(pyparams) == [key(p) for p in all_dialog]
     assert {k: pyparams[k] for k in fiji} == fiji  # identical #@ lines
     compile(py, op.name, "exec")
     # ImageJ 1.x flavour: a Dialog whose labels are the parameter names (= macro keys)
     ij1 = render_ijm(op, "ij1")
     labels = re.findall(r'Dialog\.add(?:Number|Checkbox|Choice|String|File|Directory)\("(\w+)"', ij1)
-    assert labels == [p.name for p in dialog]
+    assert labels == [key(p) for p in dialog]
     assert "#@" not in ij1
     # every command-line word and flag of the visible/hidden parameters reaches the argument list
     for word in op.command:
@@ -165,6 +166,20 @@ def test_every_param_kind_maps():
                      "p_file": "File", "p_files": "String", "p_folder": "File",
                      "p_int_list": "String", "p_float_pair": "String", "p_int_pair": "String",
                      "p_output_file": "String"}
+
+
+def test_reserved_macro_words_get_an_underscore():
+    """A parameter called like an ImageJ macro function (``split``) cannot be a macro variable."""
+    op = Operation("words", "Words", ("words",), "x", params=(
+        Param("image", "image", required=True),
+        Param("split", "choice", default="a", choices=("a", "b"), cli="--split"),
+        Param("k", "float", default=1.0, cli="--k")), runner="x:y")
+    _check_params_match(op)
+    text = render_ijm(op, "fiji")
+    assert text.splitlines()[3] == '// Macro: run("Words", "split_=... k=...");'
+    assert '"" + split_' in text and " split\n" not in text
+    assert "{'split': split_, 'k': k}" in render_python(op)
+    assert generate.macro_key(op.param("k")) == "k"
 
 
 def test_hidden_required_parameter_is_refused():

@@ -36,7 +36,7 @@ from .quality import flatfield_quality
 from .sources import DEFAULT_MAX_PLANES, TileSet, sample_planes
 
 __all__ = ["estimate_from_empty_tiles", "estimate_from_z_ranges", "eligible_z",
-           "check_z_levels", "flatfield_from_planes", "plane_statistic"]
+           "check_z_levels", "flatfield_from_planes", "plane_statistic", "bin2d", "unbin2d"]
 
 STATISTICS = ("median", "mean")
 _DEFAULT_MEMORY = 512 * 2 ** 20
@@ -114,43 +114,96 @@ def _plane_level(plane: np.ndarray, dark: np.ndarray) -> float:
     return float(np.median(sub))
 
 
+def bin2d(image: np.ndarray, b: int) -> np.ndarray:
+    """Mean over b x b blocks (a partial last block is averaged over what it holds)."""
+    if b <= 1:
+        return image
+    ny, nx = image.shape
+    if ny % b == 0 and nx % b == 0:  # sums of strided slices: ~2 passes over the data
+        rows = image[0::b].astype(np.float32)
+        for i in range(1, b):
+            rows += image[i::b]
+        out = rows[:, 0::b].copy()
+        for j in range(1, b):
+            out += rows[:, j::b]
+        out *= np.float32(1.0 / (b * b))
+        return out
+    rs = np.add.reduceat(np.add.reduceat(image.astype(np.float32), np.arange(0, ny, b), axis=0),
+                         np.arange(0, nx, b), axis=1)
+    cy = np.minimum(b, ny - np.arange(0, ny, b)).astype(np.float32)
+    cx = np.minimum(b, nx - np.arange(0, nx, b)).astype(np.float32)
+    return rs / cy[:, None] / cx[None, :]
+
+
+def unbin2d(binned: np.ndarray, b: int, shape) -> np.ndarray:
+    """Bilinear interpolation of b x b block values (at the block centres) back to `shape`."""
+    if b <= 1:
+        return binned
+    out = binned.astype(np.float32)
+    # columns first (on the small array), then rows (whole-row gathers are cheap)
+    for axis, n in ((1, shape[1]), (0, shape[0])):
+        nb = out.shape[axis]
+        u = np.clip((np.arange(n) - (b - 1) / 2) / b, 0, nb - 1)
+        i0 = np.floor(u).astype(np.intp)
+        i1 = np.minimum(i0 + 1, nb - 1)
+        w = (u - i0).astype(np.float32).reshape((-1, 1) if axis == 0 else (1, -1))
+        out = (np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w)
+    return out
+
+
 def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str = "median",
-                    normalize_planes: bool = True, memory_limit: int = _DEFAULT_MEMORY):
+                    normalize_planes: bool = True, memory_limit: int = _DEFAULT_MEMORY,
+                    binning: int = 1):
     """Per-pixel median (or mean) of the chosen planes minus `dark`, streamed in row blocks.
+
+    Parameters
+    ----------
+    binning : int
+        Each plane is averaged over ``binning x binning`` blocks before the statistic (1: none).
 
     Returns
     -------
-    stat : ndarray (Y, X) float32
+    stat : ndarray (ceil(Y / binning), ceil(X / binning)) float32
         In ADU, or in units of each plane's median level when `normalize_planes`.
     levels : ndarray (n,)
         Median level of each plane (ADU above `dark`); ones when not normalising.
     """
     ny, nx = tiles.shape
+    bn = max(1, int(binning))
+    nby, nbx = -(-ny // bn), -(-nx // bn)
     k = len(picks)
     if k == 0:
         raise CamcorrError("no planes to estimate from", argument="planes",
                            expected="at least one plane", received="none")
-    rows = int(max(1, min(ny, memory_limit // max(1, k * nx * 4))))
-    # pass 1 (only when the median is computed in several row blocks): plane levels
+    brows = int(max(1, min(nby, memory_limit // max(1, k * nbx * 4))))
+    rows = brows * bn  # full-resolution rows per block (a multiple of the binning)
+    # pass 1 (only when the statistic is computed in several row blocks): plane levels
     levels = np.ones(k, dtype=np.float64)
     if normalize_planes and rows < ny:
         for j, (t, z) in enumerate(picks):
             plane = tiles.plane(t, z)
             _check_plane(plane, tiles, t, z)
             levels[j] = _plane_level(plane, dark)
-    stat = np.empty((ny, nx), dtype=np.float32)
-    buf = np.empty((k, rows, nx), dtype=np.float32)
+    stat = np.empty((nby, nbx), dtype=np.float32)
+    buf = np.empty((k, brows, nbx), dtype=np.float32)
+    tmp = np.empty((min(rows, ny), nx), dtype=np.float32) if bn > 1 else None
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
-        b = buf[:, : r1 - r0] if r1 - r0 < rows else buf
+        b0, b1 = r0 // bn, -(-r1 // bn)
+        b = buf[:, : b1 - b0] if b1 - b0 < brows else buf
         for j, (t, z) in enumerate(picks):
             plane = tiles.plane(t, z)
-            if rows == ny or not normalize_planes:
+            if rows >= ny or not normalize_planes:
                 if r0 == 0:
                     _check_plane(plane, tiles, t, z)
                 if normalize_planes:
                     levels[j] = _plane_level(plane, dark)
-            np.subtract(plane[r0:r1], dark[r0:r1], out=b[j], casting="unsafe")
+            if bn > 1:
+                part = tmp[: r1 - r0]
+                np.subtract(plane[r0:r1], dark[r0:r1], out=part, casting="unsafe")
+                b[j] = bin2d(part, bn)
+            else:
+                np.subtract(plane[r0:r1], dark[r0:r1], out=b[j], casting="unsafe")
             if normalize_planes:
                 if not levels[j] > 0:
                     raise CamcorrError("plane has no signal above the darkfield",
@@ -161,15 +214,15 @@ def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str =
                                            "normalize_planes=False")
                 b[j] *= np.float32(1.0 / levels[j])
         if statistic == "median":
-            stat[r0:r1] = median_over_planes(b)
+            stat[b0:b1] = median_over_planes(b)
         else:
-            stat[r0:r1] = b.mean(axis=0)
+            stat[b0:b1] = b.mean(axis=0)
     return stat, levels
 
 
 def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float = 2.0,
                           statistic: str = "median", normalize_planes: bool = True,
-                          memory_limit: int = _DEFAULT_MEMORY):
+                          memory_limit: int = _DEFAULT_MEMORY, binning: Optional[int] = None):
     """Flat-field, baseline and quality from chosen planes (the common core of both scenarios).
 
     Parameters
@@ -187,6 +240,11 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
         Divide each plane by its own median first.
     memory_limit : int
         Bytes of float32 plane data held at once (row blocks beyond that).
+    binning : int, optional
+        The statistic is taken over ``b x b`` block means, smoothed with ``sigma / b`` and
+        interpolated back (bilinear).  Default ``b = max(1, floor(sigma))``: the box adds less
+        than 5 % to the Gaussian's width, and the median costs b^2 times less.  1: full
+        resolution.
 
     Returns
     -------
@@ -209,7 +267,12 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
                            expected="one of " + ", ".join(STATISTICS), received=repr(statistic))
     check_range(sigma, "sigma", low=0)
     dark = _darkfield_map(darkfield, tiles.shape)
-    kw = dict(statistic=statistic, normalize_planes=normalize_planes, memory_limit=memory_limit)
+    bn = max(1, int(sigma)) if binning is None else int(binning)
+    if bn < 1:
+        raise CamcorrError("binning must be at least 1", argument="binning",
+                           expected="an integer >= 1", received=str(binning))
+    kw = dict(statistic=statistic, normalize_planes=normalize_planes, memory_limit=memory_limit,
+              binning=bn)
     held_out = len(picks) >= 2
     if held_out:
         # Two halves (alternate picks): their statistics are averaged for the estimate, and
@@ -223,14 +286,19 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
     else:
         stat, levels = plane_statistic(tiles, picks, dark, **kw)
     level = float(np.median(levels)) if normalize_planes else 1.0
-    flat = _smooth_normalise(stat, sigma, tiles.argument)
+    flat_binned = _smooth_normalise(stat, sigma / bn, tiles.argument)
+    if bn > 1:
+        full = unbin2d(flat_binned, bn, tiles.shape)
+        flat = (full / full.mean()).astype(np.float32)
+    else:
+        flat = flat_binned
     reference = stat.astype(np.float64) * level
-    baseline = float(np.percentile(reference / flat, 1))
+    baseline = float(np.percentile(reference / flat_binned, 1))
     if held_out:
         quality = flatfield_quality(stat_b.astype(np.float64) * level,
-                                    _smooth_normalise(stat_a, sigma, tiles.argument), 0.0)
+                                    _smooth_normalise(stat_a, sigma / bn, tiles.argument), 0.0)
     else:
-        quality = flatfield_quality(reference, flat, 0.0)
+        quality = flatfield_quality(reference, flat_binned, 0.0)
     quality["held_out"] = held_out
     return flat, dark, baseline, quality
 
@@ -259,7 +327,8 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
                               darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
                               seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
                               statistic: str = "median", normalize_planes: bool = True,
-                              memory_limit: int = _DEFAULT_MEMORY) -> Profiles:
+                              memory_limit: int = _DEFAULT_MEMORY,
+                              binning: Optional[int] = None) -> Profiles:
     """Flat-field from whole empty tiles.
 
     Parameters
@@ -285,6 +354,9 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
         Divide each plane by its own median before the statistic.
     memory_limit : int
         Bytes of plane data held at once.
+    binning : int, optional
+        Block size of the statistic (default ``max(1, floor(sigma))``; 1: full resolution);
+        see :func:`flatfield_from_planes`.
 
     Returns
     -------
@@ -307,12 +379,13 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
         picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
         flat, dark, baseline, quality = flatfield_from_planes(
             ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
-            normalize_planes=normalize_planes, memory_limit=memory_limit)
+            normalize_planes=normalize_planes, memory_limit=memory_limit, binning=binning)
     finally:
         ts.close()
     meta = {"tiles_used": list(numbers), "n_planes_used": len(picks), "seed": seed,
             "sigma": float(sigma), "statistic": statistic,
-            "normalize_planes": bool(normalize_planes)}
+            "normalize_planes": bool(normalize_planes),
+            "binning": max(1, int(sigma)) if binning is None else int(binning)}
     return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="empty-tiles",
                     quality=quality, meta=meta)
 
@@ -322,7 +395,8 @@ def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[in
                            darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
                            seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
                            statistic: str = "median", normalize_planes: bool = True,
-                           memory_limit: int = _DEFAULT_MEMORY) -> Profiles:
+                           memory_limit: int = _DEFAULT_MEMORY,
+                           binning: Optional[int] = None) -> Profiles:
     """Flat-field from the empty planes at the bottom and top of 3D tiles.
 
     Parameters
@@ -339,7 +413,7 @@ def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[in
         Mosaic geometry; ``rows * cols`` must equal the number of tiles.
     order : {'inverted-n', 'serpentine', 'row-major'}
         Tile order on the grid (see :mod:`camcorr.flatfield.grid`).
-    darkfield, sigma, n_planes, seed, max_planes, statistic, normalize_planes, memory_limit
+    darkfield, sigma, n_planes, seed, max_planes, statistic, normalize_planes, memory_limit, binning
         As in :func:`estimate_from_empty_tiles`.
 
     Returns
@@ -379,12 +453,13 @@ def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[in
         picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
         flat, dark, baseline, quality = flatfield_from_planes(
             ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
-            normalize_planes=normalize_planes, memory_limit=memory_limit)
+            normalize_planes=normalize_planes, memory_limit=memory_limit, binning=binning)
     finally:
         ts.close()
     meta = {"tiles_used": list(numbers), "z_levels": [int(v) for v in z_levels],
             "grid": list(grid) if grid is not None else None, "order": order,
             "n_planes_used": len(picks), "seed": seed, "sigma": float(sigma),
-            "statistic": statistic, "normalize_planes": bool(normalize_planes)}
+            "statistic": statistic, "normalize_planes": bool(normalize_planes),
+            "binning": max(1, int(sigma)) if binning is None else int(binning)}
     return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="z-range",
                     quality=quality, meta=meta)

@@ -76,7 +76,9 @@ _ESTIMATE_PARAMS = (
     Param("sigma", "float", default=2.0, minval=0, maxval=200, cli="--sigma", unit="pixels",
           label="Smoothing",
           help="Gaussian smoothing of the empty-plane statistic (0: none).  Larger values "
-               "suppress residual specimen and noise; flat-fields are smooth."),
+               "suppress residual specimen and noise; flat-fields are smooth.  The statistic is "
+               "taken over blocks of floor(SIGMA) pixels and interpolated back, which is "
+               "SIGMA^2 times faster and widens the smoothing by under 5 percent."),
     Param("statistic", "choice", default="median", choices=("median", "mean"),
           cli="--statistic", label="Statistic",
           help="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object "

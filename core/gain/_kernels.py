@@ -599,3 +599,24 @@ def accumulate_numpy(num, den, rec, e_row, e_col_t):
     """numpy twin of :func:`accumulate`."""
     num += rec
     den += 0.5 * (np.asarray(e_row, dtype=np.float64) + np.asarray(e_col_t, dtype=np.float64).T)
+
+
+@numba.njit(cache=True, parallel=True)
+def _accumulate_frame_numba(num, den, rec, e):
+    ny, nx = rec.shape
+    for i in numba.prange(ny):
+        for j in range(nx):
+            num[i, j] += rec[i, j]
+            den[i, j] += e[i, j]
+
+
+def accumulate_frame(num, den, rec, e):
+    """``num += rec``; ``den += e`` in place (numba, parallel over rows), float64 sums."""
+    _accumulate_frame_numba(num, den, np.ascontiguousarray(rec, dtype=np.float32),
+                            np.ascontiguousarray(e, dtype=np.float32))
+
+
+def accumulate_frame_numpy(num, den, rec, e):
+    """numpy twin of :func:`accumulate_frame`."""
+    num += rec
+    den += np.asarray(e, dtype=np.float64)

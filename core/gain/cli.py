@@ -116,7 +116,7 @@ def run_estimate(values: dict) -> int:
         ref_orientation=values.get("ref_orientation") or "divide",
         offset=values.get("offset") or 0.0, sigmas=sigmas,
         reference=values.get("reference") or "smooth",
-        iterations=values.get("iterations") or 3,
+        iterations=values.get("iterations") or 1,
         tolerance=values["tolerance"] if values.get("tolerance") is not None else 1e-3,
         electrons_per_adu=values.get("electrons_per_adu") or 1.0,
         read_noise_e=values.get("read_noise_e") or 0.0, progress=progress)

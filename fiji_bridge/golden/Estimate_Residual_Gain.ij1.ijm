@@ -13,7 +13,7 @@ Dialog.addFile("gain_ref", "");
 Dialog.addChoice("ref_orientation", newArray("divide", "multiply"), "divide");
 Dialog.addString("sigmas", "0,0.5,1,1.5,2,2.5,3", 30);
 Dialog.addChoice("reference", newArray("smooth", "single"), "smooth");
-Dialog.addNumber("iterations", 3, 0, 10, "Maximum iterations");
+Dialog.addNumber("iterations", 1, 0, 10, "Maximum iterations");
 Dialog.addNumber("tolerance", 0.001, 6, 10, "Tolerance");
 Dialog.addNumber("offset", 0, 6, 10, "Camera offset (ADU)");
 Dialog.addNumber("electrons_per_adu", 1, 6, 10, "Electrons per ADU (e/ADU)");
