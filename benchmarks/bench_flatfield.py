@@ -67,6 +67,7 @@ def _case(name, args, queue):
 
 
 def _case_body(name, args):
+    import numba
     import numpy as np
     import tifffile
 
@@ -74,6 +75,11 @@ def _case_body(name, args):
     if name.startswith("basic") or name.startswith("ours_basicpy"):
         import torch  # noqa: F401  (import cost is not part of the fit)
         from basicpy import BaSiC
+    threads = args.get("threads")
+    if threads:
+        numba.set_num_threads(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     files, empty = args["files"], args["empty"]
     if name in ("basic_all", "basic_empty", "ours_basicpy_all"):
         sel = files if name != "basic_empty" else [files[n - 1] for n in empty]
@@ -141,6 +147,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller data, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per case (default 3, 1 quick)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for torch (BaSiCPy) and numba (camcorr), the same for both "
+                         "(default 1: robust on a shared machine, where torch's OpenMP threads "
+                         "can be 10x slower when a core is taken; 0 = library defaults)")
     ns = ap.parse_args(argv)
     repeat = ns.repeat or (1 if ns.quick else 3)
     import numpy as np
@@ -163,9 +173,9 @@ def main(argv=None):
     datasets.append((f"simulated {n} x {sz}x{sz} ({len(empty)} empty)", files, empty))
 
     print(f"camcorr flat-field benchmark ({'quick' if ns.quick else 'full'}, best of {repeat}, "
-          f"{os.cpu_count()} CPUs)\n")
+          f"{os.cpu_count()} CPUs, {ns.threads or 'default'} thread(s) for torch and numba)\n")
     for label, files, empty in datasets:
-        args = {"files": files, "empty": empty}
+        args = {"files": files, "empty": empty, "threads": ns.threads}
         names = ["ours_empty"] + (["basic_all", "basic_empty", "ours_basicpy_all"]
                                   if have_basicpy else [])
         r = best_of(names, args, repeat)
@@ -197,7 +207,7 @@ def main(argv=None):
         with tifffile.TiffWriter(path) as tw:
             for _ in range(nz):
                 tw.write(rng.poisson(300, (size, size)).astype(np.uint16), contiguous=True)
-        args = {"files": [], "empty": [], "stack": str(path), "planes": 50,
+        args = {"files": [], "empty": [], "stack": str(path), "planes": 50, "threads": ns.threads,
                 "z_levels": (nz // 4, nz - nz // 4 - 1)}
         t, m, _ = best_of(["ours_zrange"], args, 1)["ours_zrange"]
         peaks.append(m)

@@ -433,6 +433,14 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     if current is not None:
         L.append('if (nImages == 0) cc_fail("no image is open. Open the image to correct first '
                  '(File > Open), then run " + cc_title + " again.");')
+        # Fiji runs script commands on pooled threads, and ImageJ 1.x remembers a "current
+        # image" per thread: headless, a thread may still point at an image closed since.
+        # Use the current image only if it is still open, else the most recently opened one.
+        L.append("cc_cur = getImageID();")
+        L.append("cc_found = false;")
+        L.append("for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); "
+                 "if (getImageID() == cc_cur) cc_found = true; }")
+        L.append("if (cc_found) selectImage(cc_cur); else selectImage(nImages);")
         L.append("cc_bits = bitDepth();")
         L.append('if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '
                  '\'" + getTitle() + "\' is " + cc_bits + "-bit RGB/colour; " + cc_title + '

@@ -19,7 +19,6 @@ files carrying the generator's marker and the folders left empty.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -201,7 +200,7 @@ def run_install(values: Dict) -> int:
     for path in result.removed:
         print(f"removed  {path}")
     n = len(result.written) + len(result.unchanged)
-    print(f"{n} Camera Corrections commands in {result.root} ({len(result.written)} written, "
+    print(f"{n} Camera Corrections scripts in {result.root} ({len(result.written)} written, "
           f"{len(result.unchanged)} unchanged); Python: {result.python}")
     print(result.restart_hint)
     return 0

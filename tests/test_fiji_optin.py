@@ -80,6 +80,15 @@ def _run(tmp_path, mirror):
     R["session_equal"] = bool(np.array_equal(imageplus_to_numpy(imp),
                                              scale(a, 3.0, "multiply", True)))
     R["session_shape"] = list(imageplus_to_numpy(imp).shape)
+    if "median" in reg.all_operations():  # the README example: an ImagePlus opened by ImageJ
+        from camcorr.median import selective_median
+        src = ij.IJ.openImage({str(tmp_path / 'stack.tif')!r})
+        clean = run_operation("median", src, ij=ij, rule="mad", k=5.0)
+        arr = imageplus_to_numpy(src)
+        R["readme_median"] = dict(
+            equal=bool(np.array_equal(imageplus_to_numpy(clean),
+                                      selective_median(arr, rule="mad", k=5.0).corrected)),
+            title=str(clean.getTitle()), dtype=str(imageplus_to_numpy(clean).dtype))
     # commands run through the macro language, as a recorded macro line
     def run_cmd(src, cmd, options, out):
         # one macro per command, without batch mode (images opened by a command's own macro
@@ -114,6 +123,9 @@ def _run(tmp_path, mirror):
     # "Python mode"); report which ones were seen.
     print("Python-mode commands seen:", sorted(k for k in r["menus"] if k.endswith("(Python)")))
     assert r["session_equal"] and r["session_shape"] == [2, 16, 12]
+    if "Selective Median" in titles:
+        assert r["readme_median"] == {"equal": True, "title": "stack.tif (Selective Median)",
+                                      "dtype": "uint16"}
     print("\n".join(l for l in r["_stdout"].splitlines() if "camcorr" in l.lower() or "Camera" in l))
     out = tifffile.imread(tmp_path / "out_toy.tif")
     np.testing.assert_array_equal(out, scale(a16, 3.5, "multiply", True))

@@ -470,3 +470,13 @@ def test_binned_and_full_resolution_estimates_agree():
     assert rms_rel(binned.flatfield, sim.flatfield) < 0.02
     with pytest.raises(CamcorrError, match="binning"):
         estimate_from_empty_tiles(sim.tiles, sim.empty_tiles, binning=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8, ">u2", ">f4"])
+@pytest.mark.parametrize("shape, b", [((64, 48), 2), ((50, 37), 3), ((9, 9), 4)])
+def test_bin_subtract_kernel_matches_numpy(dtype, shape, b, rng):
+    from camcorr.flatfield._kernels import bin_subtract, bin_subtract_numpy
+    plane = (rng.random(shape) * 200).astype(dtype)
+    dark = rng.random(shape).astype(np.float32) * 5
+    np.testing.assert_allclose(bin_subtract(plane, dark, b, 0.01),
+                               bin_subtract_numpy(plane, dark, b, 0.01), rtol=1e-5, atol=1e-6)

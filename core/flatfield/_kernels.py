@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["median_over_planes", "median_over_planes_numpy"]
+__all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
+           "bin_subtract_numpy"]
 
 
 def median_over_planes_numpy(stack: np.ndarray) -> np.ndarray:
@@ -64,6 +65,21 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
                             lower = buf[j]
                     out[y, x] = 0.5 * (lower + upper)
 
+    @numba.njit(cache=True, nogil=True)
+    def _bin_subtract_kernel(plane, dark, b, scale, out):  # pragma: no cover - compiled
+        ny, nx = plane.shape
+        nby, nbx = out.shape
+        out[:] = 0.0
+        for y in range(ny):
+            by = y // b
+            for x in range(nx):
+                out[by, x // b] += np.float32(plane[y, x]) - dark[y, x]
+        for by in range(nby):
+            cy = min(b, ny - by * b)
+            for bx in range(nbx):
+                cx = min(b, nx - bx * b)
+                out[by, bx] *= scale / (cy * cx)
+
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _HAVE_NUMBA = False
@@ -83,4 +99,49 @@ def median_over_planes(stack: np.ndarray, *, backend: str = "numba") -> np.ndarr
         return median_over_planes_numpy(stack)
     out = np.empty(stack.shape[1:], dtype=np.float32)
     _median_kernel(np.ascontiguousarray(stack, dtype=np.float32), out)
+    return out
+
+
+def bin_subtract_numpy(plane: np.ndarray, dark: np.ndarray, b: int, scale: float) -> np.ndarray:
+    """Reference: ``scale * block_mean(plane - dark, b)`` as float32 (partial edge blocks too)."""
+    diff = plane.astype(np.float32) - dark
+    ny, nx = diff.shape
+    rs = np.add.reduceat(np.add.reduceat(diff, np.arange(0, ny, b), axis=0),
+                         np.arange(0, nx, b), axis=1)
+    cy = np.minimum(b, ny - np.arange(0, ny, b)).astype(np.float32)
+    cx = np.minimum(b, nx - np.arange(0, nx, b)).astype(np.float32)
+    return (rs / cy[:, None] / cx[None, :] * np.float32(scale)).astype(np.float32)
+
+
+def bin_subtract(plane: np.ndarray, dark: np.ndarray, b: int, scale: float, out=None,
+                 *, backend: str = "numba") -> np.ndarray:
+    """``scale * block_mean(plane - dark, b)``: one pass over a raw plane (any numeric dtype).
+
+    Parameters
+    ----------
+    plane : ndarray (Y, X)
+        Raw plane (ADU).
+    dark : ndarray (Y, X) float32
+        Darkfield (ADU).
+    b : int
+        Block size (1: no binning).
+    scale : float
+        Factor applied after averaging (1 / plane level when normalising).
+    out : ndarray (ceil(Y / b), ceil(X / b)) float32, optional
+    """
+    plane = np.asarray(plane)  # plain ndarray (not a memmap subclass)
+    if not plane.dtype.isnative:  # e.g. big-endian TIFFs: numba needs native byte order
+        plane = plane.astype(plane.dtype.newbyteorder("="))
+    ny, nx = plane.shape
+    shape = (-(-ny // b), -(-nx // b))
+    if backend == "numpy" or not _HAVE_NUMBA:
+        res = bin_subtract_numpy(plane, dark, b, scale)
+        if out is not None:
+            out[...] = res
+            return out
+        return res
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    _bin_subtract_kernel(plane, np.ascontiguousarray(dark, dtype=np.float32), int(b),
+                         np.float32(scale), out)
     return out

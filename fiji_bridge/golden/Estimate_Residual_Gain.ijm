@@ -15,6 +15,7 @@
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
+var cc_headless = "";
 var cc_title = "Estimate Residual Gain";
 cc_python = "/path/to/python";
 cc_boot = "import sys\ntry:\n    from camcorr.cli import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
@@ -22,6 +23,10 @@ cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
+cc_cur = getImageID();
+cc_found = false;
+for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); if (getImageID() == cc_cur) cc_found = true; }
+if (cc_found) selectImage(cc_cur); else selectImage(nImages);
 cc_bits = bitDepth();
 if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '" + getTitle() + "' is " + cc_bits + "-bit RGB/colour; " + cc_title + " needs an 8-, 16- or 32-bit grayscale image. Convert it with Image > Type.");
 cc_source = getTitle();

@@ -5,6 +5,7 @@
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
+var cc_headless = "";
 var cc_title = "Flash Carryover Calibrate";
 cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flash Carryover Calibrate");

@@ -5,6 +5,7 @@
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
+var cc_headless = "";
 var cc_title = "Flash Carryover Correct";
 cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flash Carryover Correct");
@@ -24,6 +25,10 @@ cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
+cc_cur = getImageID();
+cc_found = false;
+for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); if (getImageID() == cc_cur) cc_found = true; }
+if (cc_found) selectImage(cc_cur); else selectImage(nImages);
 cc_bits = bitDepth();
 if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '" + getTitle() + "' is " + cc_bits + "-bit RGB/colour; " + cc_title + " needs an 8-, 16- or 32-bit grayscale image. Convert it with Image > Type.");
 cc_source = getTitle();
