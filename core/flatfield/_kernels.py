@@ -72,8 +72,13 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
         out[:] = 0.0
         for y in range(ny):
             by = y // b
-            for x in range(nx):
-                out[by, x // b] += np.float32(plane[y, x]) - dark[y, x]
+            for bx in range(nbx):
+                x0 = bx * b
+                x1 = min(x0 + b, nx)
+                acc = np.float32(0.0)
+                for x in range(x0, x1):
+                    acc += np.float32(plane[y, x]) - dark[y, x]
+                out[by, bx] += acc
         for by in range(nby):
             cy = min(b, ny - by * b)
             for bx in range(nbx):
