@@ -100,8 +100,8 @@ def gain_pipeline():
             "file-name order). 'Extract image planes' is left off: CellProfiler 5's ImageIO "
             "reader splits multi-frame TIFFs wrongly, and Bio-Formats needs Java and network."],
         3: ["Grouped by Movie: one group = one movie = the frames the gain is estimated from."],
-        4: ["Before the first frame of a movie, all its frames are read (streamed, 3 passes for "
-            "3 iterations) and the gain is estimated; each cycle then outputs the gain and the "
+        4: ["Before the first frame of a movie, all its frames are read (streamed, one pass per "
+            "iteration; one iteration recovers the full gain amplitude) and the gain is estimated; each cycle then outputs the gain and the "
             "frame divided by it. Camera offset 100 ADU (a Flash4.0): set yours, 0 for counting "
             "detectors. Report numbers and flags go to Image.csv (ResidualGain_*)."],
         5: ["The gain (mean 1, float32) is saved once per movie, at its last frame, unconverted "
