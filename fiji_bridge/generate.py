@@ -493,7 +493,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
             L.append("}")
             opened = True
     for p in user_outputs:
-        L.append(f'print(cc_title + ": wrote " + {macro_key(p)});')
+        L.append(f'if ("" + {macro_key(p)} != "") print(cc_title + ": wrote " + {macro_key(p)});')
     L.append("cc_cleanup();")
     L.append('showStatus(cc_title + ": done");')
     L.append("exit();")

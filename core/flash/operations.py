@@ -44,7 +44,7 @@ CALIBRATE = Operation(
               label="Parameter file", metavar="PARAMS.tif",
               help="Where to write the parameter file: a .tif path or a folder (then LLSpy's name "
                    "FlashParam_sn.._roi.._date...tif is used). Default: inside CALIB_DIR.",
-              frontends=("cli",)),
+              frontends=("cli", "fiji")),
         Param("progress", "bool", default=True, cli="--progress", label="Progress bar",
               help="Show a progress bar while reading the frames (--no-progress to hide it).",
               frontends=("cli",)),
