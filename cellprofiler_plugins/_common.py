@@ -26,7 +26,7 @@ from camcorr.errors import CamcorrError
 
 from _compat import patch_saveimages_compression
 from _headless import apply_headless_preferences
-from _settings import rst_escape
+from _settings import rst_escape, upgrade_by_keys
 
 LOGGER = logging.getLogger("camcorr.cellprofiler")
 IMAGE = "Image"
@@ -93,6 +93,30 @@ class CamcorrModule(Module):
     category = "Image Processing"
     #: measurement category, e.g. "FlashCarryover"
     measurement_category = "Camcorr"
+    #: setting keys of every revision, in file order ({revision: [key, ...]}); the keyed
+    #: settings (see :meth:`keyed_settings`) of the current revision come first, anything after
+    #: them (repeated groups) is kept as is by :meth:`upgrade_settings`.
+    SETTING_HISTORY: Dict[int, List[str]] = {}
+
+    # ---- settings revisions -------------------------------------------------------------------
+    def keyed_settings(self) -> list:
+        """The settings named in SETTING_HISTORY, in file order (default: all settings)."""
+        return self.settings()
+
+    @classmethod
+    def setting_keys(cls) -> List[str]:
+        """Keys of the keyed settings of a fresh module (the current revision's layout)."""
+        return [s.key for s in cls().keyed_settings()]
+
+    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        """Map values of an older revision onto the current keys (new keys get the defaults)."""
+        if variable_revision_number < self.variable_revision_number:
+            defaults = {s.key: s.value_text for s in type(self)().keyed_settings()}
+            setting_values = upgrade_by_keys(
+                list(setting_values), self.SETTING_HISTORY[variable_revision_number],
+                self.SETTING_HISTORY[self.variable_revision_number], defaults)
+            variable_revision_number = self.variable_revision_number
+        return setting_values, variable_revision_number
 
     # ---- to be provided by subclasses -------------------------------------------------------
     def measurement_features(self) -> List[Tuple[str, str]]:

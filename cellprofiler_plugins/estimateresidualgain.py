@@ -20,7 +20,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, upgrade_by_keys
+from _settings import ParamSettings, keyed
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("gain-estimate")
@@ -52,6 +52,7 @@ SETTING_HISTORY: Dict[int, List[str]] = {
 class EstimateResidualGain(CamcorrModule):
     module_name = "EstimateResidualGain"
     variable_revision_number = 1
+    SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "ResidualGain"
 
     __doc__ = build_help(
@@ -118,19 +119,6 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
         if self.params.raw("output_normalized"):
             result.append(self.normalized_name)
         return result
-
-    @classmethod
-    def setting_keys(cls) -> List[str]:
-        return [s.key for s in cls().settings()]
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        if variable_revision_number < self.variable_revision_number:
-            defaults = {s.key: s.value_text for s in EstimateResidualGain().settings()}
-            setting_values = upgrade_by_keys(
-                list(setting_values), SETTING_HISTORY[variable_revision_number],
-                SETTING_HISTORY[self.variable_revision_number], defaults)
-            variable_revision_number = self.variable_revision_number
-        return setting_values, variable_revision_number
 
     def is_aggregation_module(self):
         return True

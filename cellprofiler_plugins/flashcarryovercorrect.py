@@ -22,7 +22,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, upgrade_by_keys
+from _settings import ParamSettings, keyed
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("flash-correct")
@@ -49,6 +49,7 @@ FEATURES = [("MeanCarryover", COLTYPE_FLOAT), ("MaxCarryover", COLTYPE_FLOAT),
 class FlashCarryoverCorrect(CamcorrModule):
     module_name = "FlashCarryoverCorrect"
     variable_revision_number = 2
+    SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "FlashCarryover"
 
     __doc__ = build_help(
@@ -114,7 +115,8 @@ one worker, in order.""")
         self.channels.append(group)
 
     # ---- settings ---------------------------------------------------------------------------
-    def fixed_settings(self):
+    def keyed_settings(self):
+        """The fixed settings (SETTING_HISTORY keys); the channel groups follow them."""
         return self.params.settings() + [self.channel_count]
 
     @property
@@ -122,7 +124,7 @@ one worker, in order.""")
         return bool(self.params.raw("time_series"))
 
     def settings(self):
-        result = self.fixed_settings()
+        result = self.keyed_settings()
         for g in self.channels:
             result += [g.input_name, g.output_name]
         return result
@@ -139,26 +141,13 @@ one worker, in order.""")
         return self.params.settings() + [self.channels[0].input_name,
                                                        self.channels[0].output_name]
 
-    @classmethod
-    def setting_keys(cls) -> List[str]:
-        return [s.key for s in cls().fixed_settings()]
-
     def prepare_settings(self, setting_values):
-        n_fixed = len(self.fixed_settings())
+        n_fixed = len(self.keyed_settings())
         count = int(setting_values[n_fixed - 1])
         while len(self.channels) > count:
             del self.channels[-1]
         while len(self.channels) < count:
             self.add_channel()
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        if variable_revision_number < self.variable_revision_number:
-            defaults = {s.key: s.value_text for s in FlashCarryoverCorrect().fixed_settings()}
-            setting_values = upgrade_by_keys(
-                list(setting_values), SETTING_HISTORY[variable_revision_number],
-                SETTING_HISTORY[self.variable_revision_number], defaults)
-            variable_revision_number = self.variable_revision_number
-        return setting_values, variable_revision_number
 
     def volumetric(self):
         return True

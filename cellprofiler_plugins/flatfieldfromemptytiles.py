@@ -23,7 +23,7 @@ from camcorr.flatfield.operations import estimate_kwargs
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, setting_text, upgrade_by_keys
+from _settings import ParamSettings, keyed, setting_text
 from _units import from_adu, image_scale, to_adu
 
 ESTIMATE = get_operation("flatfield-estimate")
@@ -58,6 +58,7 @@ SETTING_HISTORY: Dict[int, List[str]] = {
 class FlatfieldFromEmptyTiles(CamcorrModule):
     module_name = "FlatfieldFromEmptyTiles"
     variable_revision_number = 1
+    SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "Flatfield"
 
     __doc__ = build_help(
@@ -145,19 +146,6 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
                  if (n not in _BASICPY or method in ("basicpy", "auto"))
                  and not (n == "grid" and self.grid_source.value == GRID_METADATA)]
         return result + self.estimate.settings(names) + self.apply.settings()
-
-    @classmethod
-    def setting_keys(cls) -> List[str]:
-        return [s.key for s in cls().settings()]
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        if variable_revision_number < self.variable_revision_number:
-            defaults = {s.key: s.value_text for s in FlatfieldFromEmptyTiles().settings()}
-            setting_values = upgrade_by_keys(
-                list(setting_values), SETTING_HISTORY[variable_revision_number],
-                SETTING_HISTORY[self.variable_revision_number], defaults)
-            variable_revision_number = self.variable_revision_number
-        return setting_values, variable_revision_number
 
     def volumetric(self):
         return True

@@ -20,7 +20,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, upgrade_by_keys
+from _settings import ParamSettings, keyed
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("median")
@@ -44,6 +44,7 @@ SETTING_HISTORY: Dict[int, List[str]] = {
 class SelectiveMedian(CamcorrModule):
     module_name = "SelectiveMedian"
     variable_revision_number = 2
+    SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "SelectiveMedian"
 
     __doc__ = build_help(
@@ -108,19 +109,6 @@ the number of frames (the noise is accumulated frame by frame).""")
         if self.params.raw("save_mask"):
             result.append(self.mask_name)
         return result
-
-    @classmethod
-    def setting_keys(cls) -> List[str]:
-        return [s.key for s in cls().settings()]
-
-    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        if variable_revision_number < self.variable_revision_number:
-            defaults = {s.key: s.value_text for s in SelectiveMedian().settings()}
-            setting_values = upgrade_by_keys(
-                list(setting_values), SETTING_HISTORY[variable_revision_number],
-                SETTING_HISTORY[self.variable_revision_number], defaults)
-            variable_revision_number = self.variable_revision_number
-        return setting_values, variable_revision_number
 
     def volumetric(self):
         return True

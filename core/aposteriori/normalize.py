@@ -100,6 +100,16 @@ def _blocks(frames: FramesLike, argument: str = "frames") -> Iterator[np.ndarray
         yield b
 
 
+def _frame_shape(block: np.ndarray, shape: Optional[Tuple[int, ...]]) -> Tuple[int, ...]:
+    """Frame shape (Y, X) of `block`; CamcorrError if it differs from `shape` (``None``: the
+    first block)."""
+    if shape is not None and block.shape[-2:] != shape:
+        raise CamcorrError("frame shapes differ", argument="frames",
+                           expected=f"frames of shape {shape}",
+                           received=f"a frame of shape {block.shape[-2:]}")
+    return block.shape[-2:]
+
+
 def frame_summary(frames: FramesLike) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
     """Mean and standard deviation of every frame (first pass of the rejection).
 
@@ -111,12 +121,7 @@ def frame_summary(frames: FramesLike) -> Tuple[np.ndarray, np.ndarray, Tuple[int
     means, stds = [], []
     shape = None
     for b in _blocks(frames):
-        if shape is None:
-            shape = b.shape[-2:]
-        elif b.shape[-2:] != shape:
-            raise CamcorrError("frame shapes differ", argument="frames",
-                               expected=f"frames of shape {shape}",
-                               received=f"a frame of shape {b.shape[-2:]}")
+        shape = _frame_shape(b, shape)
         flat = b.reshape(b.shape[0], -1).astype(np.float64)
         means.append(flat.mean(axis=1))
         stds.append(flat.std(axis=1))
@@ -370,12 +375,7 @@ def compute_stats(frames: FramesLike, *, reject_k: float = 5.0, split: str = "ev
     shape = None
     all_flags = []
     for b in _blocks(frames):
-        if shape is None:
-            shape = b.shape[-2:]
-        elif b.shape[-2:] != shape:
-            raise CamcorrError("frame shapes differ", argument="frames",
-                               expected=f"frames of shape {shape}",
-                               received=f"a frame of shape {b.shape[-2:]}")
+        shape = _frame_shape(b, shape)
         n = b.shape[0]
         if accepted is not None:
             acc = accepted[start:start + n]

@@ -272,7 +272,7 @@ def simulate(out: Path, size: str, seed: int, quiet: bool = False) -> Dict[str, 
     gm = scam.gain_map(shape, column_std=0.06, row_std=0.02, smooth_amplitude=0.0,
                        pixel_std=0.01, rng=rng)
     tifffile.imwrite(truth_dir / "gain.tif", gm.gain.astype(np.float32))
-    movie = scam.integrating_movie(gm.gain, cfg["gain_frames"], photons_per_px=400.0,
+    movie = scam.integrating_movie(gm.gain, cfg["gain_frames"], photons_per_px=2000.0,
                                    adu_per_e=1 / lls.E_PER_ADU, read_noise_adu=1.6, offset=100.0,
                                    motion="independent", rng=rng)
     gdir = out / "gain"
@@ -683,7 +683,7 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
     if runner == "cellprofiler":
         check_cellprofiler()  # fail before minutes of work, with a clear message
     cfg = dict(SIZES[size], name=size)
-    out = Path(out)
+    out = Path(out).resolve()  # CellProfiler runs in another folder: absolute paths only
     for sub in ("calibration", "raw", "corrected", "stages", "median", "flatfield", "gain", "frc",
                 "truth", "report", "cellprofiler"):
         if (out / sub).exists():
