@@ -99,6 +99,18 @@ def test_median_kernel_matches_numpy(k, rng):
                                rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["network", "select"])
+@pytest.mark.parametrize("k", [2, 3, 11, 64, 65, 128, 129])
+def test_median_kernels_match_numpy(backend, k, rng):
+    # both numba kernels (sorting network and selection), on widths that are not a multiple
+    # of the network's 64-pixel chunk, with ties and sizes on both sides of the switch
+    stack = rng.normal(100, 10, (k, 7, 131)).astype(np.float32)
+    stack[:, 3, 70] = 7.0
+    stack[: k // 2, 4, 5] = 1.0
+    np.testing.assert_array_equal(median_over_planes(stack, backend=backend),
+                                  median_over_planes_numpy(stack))
+
+
 # --------------------------------------------------------------------------------------------
 # simulated ground truth
 # --------------------------------------------------------------------------------------------
