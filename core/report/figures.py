@@ -307,7 +307,8 @@ def diagonal_profile(image, n: int = 200) -> np.ndarray:
     im = ndimage.uniform_filter(im, size=max(3, min(h, w) // 32), mode="nearest")
     t = np.linspace(0, 1, n)
     prof = ndimage.map_coordinates(im, [t * (h - 1), t * (w - 1)], order=1, mode="nearest")
-    mid = prof[int(0.475 * n):int(0.525 * n) + 1].mean()
+    # robust centre level: the median of the central 20 % (a bead at the centre must not set it)
+    mid = np.median(prof[int(0.4 * n):int(0.6 * n) + 1])
     return prof / mid if mid else prof
 
 
