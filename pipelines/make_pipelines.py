@@ -193,6 +193,73 @@ def chain_pipeline():
     return mods, notes
 
 
+def flash_timeseries_pipeline():
+    """Flash4.0 carryover on 2D time series: ``MOVIE_tNNNN_chC.tif``, grouped by MOVIE."""
+    mods = b.input_modules(
+        regex=r"^(?P<Movie>.+)_t(?P<Timepoint>[0-9]+)_ch(?P<Ch>[0-9]+)",
+        assignments=[("ch0", 'file does contain "_ch0"'), ("ch1", 'file does contain "_ch1"')],
+        match_keys=("Movie", "Timepoint"), group_keys=("Movie",))
+    fc = b.module("FlashCarryoverCorrect")
+    fc.params.by_name["time_series"][0].value = True
+    _set_file(fc, "params", "FlashParam_sn100740_roi1001-1011-1048-1050_date20240517.tif")
+    _set_file(fc, "settings", "cell1_Settings.txt")
+    fc.channels[0].input_name.value = "ch0"
+    fc.channels[0].output_name.value = "ch0_flash"
+    fc.add_channel()
+    fc.channels[1].input_name.value = "ch1"
+    fc.channels[1].output_name.value = "ch1_flash"
+    mods += [fc,
+             b.save_images("ch0_flash", suffix="_flash", from_image="ch0"),
+             b.save_images("ch1_flash", suffix="_flash", from_image="ch1"),
+             b.export_measurements()]
+    notes = {
+        1: ["One 2D TIFF per frame, named MOVIE_tNNNN_chC.tif (zero-padded NNNN: cycles follow "
+            "the timepoint order). 'Extract image planes' is left off: CellProfiler 5's ImageIO "
+            "reader splits multi-frame TIFFs wrongly."],
+        2: ["The channels of one timepoint are matched by Movie and Timepoint metadata: one cycle "
+            "= one timepoint, its 2D frames in ch0, ch1."],
+        3: ["Grouped by Movie: the frame taken before a cycle's first channel is the last "
+            "channel's raw frame of the previous cycle of the same group; the first cycle of a "
+            "group only has its offset subtracted."],
+        4: ["Time-series mode (2D frames). Channels listed in acquisition order (ch0 then ch1). "
+            "The parameter file and Settings.txt (for the camera ROI) are read from the Default "
+            "Input Folder. Output is offset-subtracted."],
+    }
+    return mods, notes
+
+
+def median_2d_frames_pipeline():
+    """Selective median over the 2D frames of a group: ``MOVIE_tNNNN.tif``, grouped by MOVIE."""
+    mods = b.input_modules(regex=r"^(?P<Movie>.+)_t(?P<Timepoint>[0-9]+)", single_name="frame",
+                           group_keys=("Movie",))
+    sm = b.module("SelectiveMedian")
+    sm.image_name.value = "frame"
+    sm.output_name.value = "MedianCorrected"
+    sm.mode.value = "2D frames of the group"
+    sm.params.by_name["save_mask"][0].value = True
+    sm.mask_name.value = "BadPixels"
+    mods += [sm,
+             b.save_images("MedianCorrected", suffix="_median", from_image="frame"),
+             b.save_images("BadPixels", suffix="", single_name=r"\g<Movie>_badpixels",
+                           bit_depth="8-bit integer", when="Last cycle"),
+             b.export_measurements()]
+    notes = {
+        1: ["One 2D TIFF per frame, named MOVIE_tNNNN.tif (zero-padded NNNN). 'Extract image "
+            "planes' is left off: CellProfiler 5's ImageIO reader splits multi-frame TIFFs "
+            "wrongly."],
+        3: ["Grouped by Movie: the frames of one group form the stack whose per-pixel noise "
+            "is examined."],
+        4: ["SelectiveMedian, '2D frames of the group': before the group's first cycle all its "
+            "frames are read (streamed) and the bad-pixel mask is found; every cycle then "
+            "replaces the flagged pixels of its frame by the median of their neighbours.",
+            "One mask per group: Flagged/PercentFlagged in Image.csv are the group's."],
+        5: ["16-bit TIFF, same bit depth as the raw data: values stay in ADU."],
+        6: ["The mask (one per group) is saved at the group's last cycle as "
+            "MOVIE_badpixels.tiff."],
+    }
+    return mods, notes
+
+
 def _set_file(mod, name, filename, folder="Default Input Folder|"):
     location, fname = mod.params.by_name[name]
     location.value = folder
@@ -205,6 +272,8 @@ PIPELINES = {
     "flatfield_empty_tiles.cppipe": flatfield_pipeline,
     "residual_gain.cppipe": gain_pipeline,
     "chain_flash_median_flatfield.cppipe": chain_pipeline,
+    "flash_carryover_timeseries.cppipe": flash_timeseries_pipeline,
+    "selective_median_2d_frames.cppipe": median_2d_frames_pipeline,
 }
 
 

@@ -46,7 +46,8 @@ def _row(rows, column, value):
 
 def test_every_pipeline_is_tested():
     tested = {"selective_median.cppipe", "flash_carryover.cppipe", "residual_gain.cppipe",
-              "flatfield_empty_tiles.cppipe", "chain_flash_median_flatfield.cppipe"}
+              "flatfield_empty_tiles.cppipe", "chain_flash_median_flatfield.cppipe",
+              "flash_carryover_timeseries.cppipe", "selective_median_2d_frames.cppipe"}
     present = {p.name for p in PIPELINES.glob("*.cppipe")}
     assert present <= tested, f"untested pipelines: {present - tested}"
     for p in PIPELINES.glob("*.cppipe"):
@@ -101,6 +102,49 @@ def test_selective_median_pipeline_rejects_2d_images(tmp_path, rng):
     assert not list(out_dir.glob("*_median.tif*"))
 
 
+def test_selective_median_2d_frames_pipeline_two_movies(tmp_path, rng, shared_data):
+    """'2D frames of the group': each movie (group) of 2D frame files is one stack."""
+    import camcorr.median as median
+    from camcorr.simulate import noise
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    var = noise.load_variance_map(shared_data / "scmos_variance_gain_maps" / "varsub.mat")
+    sims = {}
+    for name, (y0, x0) in (("movA", (0, 0)), ("movB", (200, 300))):
+        sim = noise.noisy_stack(var[y0:y0 + 40, x0:x0 + 48], 24, n_rts=8, rng=rng)
+        sims[name] = sim
+        for t, frame in enumerate(sim.stack):
+            tifffile.imwrite(in_dir / f"{name}_t{t:04d}.tif", frame)
+    _ok(h.run_headless(PIPELINES / "selective_median_2d_frames.cppipe", in_dir, out_dir))
+    rows = h.read_image_csv(out_dir)
+    assert len(rows) == 48
+    for name, sim in sims.items():
+        ref = median.selective_median(sim.stack)  # the engine on the stacked frames
+        mask = _out(out_dir, f"{name}_badpixels.tif*") > 0
+        assert mask.shape == sim.stack.shape[1:]
+        assert np.array_equal(mask, ref.mask)
+        for t in range(sim.stack.shape[0]):
+            got = _out(out_dir, f"{name}_t{t:04d}_median.tif*")
+            assert got.dtype == np.uint16 and got.shape == sim.stack.shape[1:]
+            assert np.abs(got.astype(np.int64) - ref.corrected[t].astype(np.int64)).max() <= 1
+        mrows = [r for r in rows if r["Metadata_Movie"] == name]
+        assert len(mrows) == sim.stack.shape[0]
+        for r in mrows:  # one mask for the whole group
+            assert int(float(r["SelectiveMedian_Flagged_MedianCorrected"])) == \
+                ref.counts["flagged"]
+            assert float(r["SelectiveMedian_PercentFlagged_MedianCorrected"]) == \
+                pytest.approx(ref.counts["percent"], rel=1e-6)
+            assert int(float(r["SelectiveMedian_NPlanes_MedianCorrected"])) == \
+                sim.stack.shape[0]
+        # truth: the pixels 5x noisier than the median (real map tail + RTS) are found
+        assert sim.truth.sum() >= 20
+        found = (mask & sim.truth).sum()
+        assert found >= 0.9 * sim.truth.sum(), (mask.sum(), sim.truth.sum())
+    assert not np.array_equal(_out(out_dir, "movA_badpixels.tif*"),
+                              _out(out_dir, "movB_badpixels.tif*"))  # one mask per group
+
+
 # ------------------------------------------------------------------------- Flash
 def _flash_folder(folder, n_timepoints=2, seed=5):
     from camcorr.flash.params import params_from_arrays, write_params
@@ -142,6 +186,59 @@ def test_flash_pipeline_matches_engine_and_truth(tmp_path):
         truth = acq.raw_nocarry[t, 1].astype(np.float64) - params.offset
         assert abs(dark.mean() - np.clip(truth, 0, None).mean()) < 0.5
         assert acq.carryover[t, 1].mean() > 10  # there was a lot to remove
+
+
+def test_flash_timeseries_pipeline_matches_engine_and_truth(tmp_path):
+    """2D time series: MOVIE_tNNNN_chC.tif, grouped by movie; the frame before a cycle's ch0 is
+    the previous cycle's raw ch1 of the same movie (acquisition order ch0 t0, ch1 t0, ch0 t1...)."""
+    import camcorr.flash as flash
+    from camcorr.flash.params import params_from_arrays, write_params
+    from camcorr.simulate import lls
+
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    n_t = 4
+    movies = {}
+    for i, name in enumerate(("movA", "movB")):
+        # 'per Z' interleaving = a 2-channel time series: plane z is timepoint z
+        acq = lls.write_acquisition(in_dir, n_planes=n_t, seed=11 + i, camera_seed=0,
+                                    peaks=(3000.0, 0.0), write=False)
+        movies[name] = acq
+        for t in range(n_t):
+            for c in range(2):
+                tifffile.imwrite(in_dir / f"{name}_t{t:04d}_ch{c}.tif", acq.raw[0, c, t])
+    roi = movies["movA"].truth.roi
+    lls.write_settings(in_dir / "cell1_Settings.txt", roi)
+    calib = lls.sensor_maps((1001, 1011, 1048, 1050), seed=0)
+    pfile = write_params(params_from_arrays(calib.A, calib.B, calib.offset, calib.noise,
+                                            roi=calib.roi, serial="100740", date="20240517"),
+                         in_dir)
+    _ok(h.run_headless(PIPELINES / "flash_carryover_timeseries.cppipe", in_dir, out_dir))
+    params = flash.crop_params(flash.read_params(pfile), roi)
+    rows = h.read_image_csv(out_dir)
+    assert len(rows) == 2 * n_t
+    for name, acq in movies.items():
+        seq = [acq.raw[0, c, t] for t in range(n_t) for c in range(2)]  # acquisition order
+        for i, raw in enumerate(seq):
+            t, c = divmod(i, 2)
+            ref = flash.correct_frame(raw, seq[i - 1] if i else None, params)
+            got = _out(out_dir, f"{name}_t{t:04d}_ch{c}_flash.tif*")
+            assert got.dtype == np.uint16 and got.shape == raw.shape
+            assert np.abs(got.astype(np.int64) - h.to_uint16(ref).astype(np.int64)).max() <= 1
+            row = _row(rows, f"FileName_ch{c}", f"{name}_t{t:04d}_")
+            removed = (raw - params.offset) - ref
+            assert float(row[f"FlashCarryover_MeanCarryover_ch{c}_flash"]) == \
+                pytest.approx(float(removed.mean()), abs=1e-3)
+            if i == 0:  # first frame of a group: offset only (the previous movie is not used)
+                assert float(row["FlashCarryover_MeanCarryover_ch0_flash"]) == 0.0
+            if c == 1:
+                # truth: dark channel after correction ~ its carryover-free content (0 + noise)
+                truth = acq.raw_nocarry[0, 1, t].astype(np.float64) - params.offset
+                got = got.astype(np.float64)
+                assert abs(got.mean() - np.clip(truth, 0, None).mean()) < 0.5
+                assert acq.carryover[0, 1, t].mean() > 10  # there was a lot to remove
+                assert float(row["FlashCarryover_MeanCarryover_ch1_flash"]) == \
+                    pytest.approx(float(acq.carryover[0, 1, t].mean()), rel=0.1)
 
 
 def test_flash_pipeline_missing_parameter_file(tmp_path):

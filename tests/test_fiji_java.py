@@ -306,6 +306,30 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
         o = run_on(raw, "Flash Carryover Correct",
                    "params=[{tmp_path / 'no_such_FlashParam.tif'}] dampening=1 dtype=keep")
         R["flash_missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+        # a 2-channel hyperstack (C = the channels of one timepoint, interleaved per Z)
+        zcyx = (100 + rng.poisson(300, (5, 2) + shp)).astype(np.uint16)
+        zcyx[:, 0, 3:7, 2:6] += 20000                     # bright ch0 object -> ch1 carryover
+        hs = numpy_to_imageplus(zcyx.reshape((-1,) + shp), "hs.tif", calibration=cal)
+        hs.setDimensions(2, 5, 1); hs.setOpenAsHyperStack(True)
+        IJ.log("\\Clear")
+        while WindowManager.getImageCount():
+            imp = WindowManager.getCurrentImage(); imp.changes = False; imp.close()
+        hs.show()
+        IJ.run("Flash Carryover Correct", f"params=[{{ppath}}] dampening=0.9 dtype=keep")
+        cur = WindowManager.getCurrentImage()
+        direct = correct_interleaved([zcyx[:, 0], zcyx[:, 1]], read_params(ppath), dampening=0.9,
+                                     cycle="per Z", dtype="keep")
+        got = None if cur is None or cur.getID() == hs.getID() else cur
+        px = None if got is None else imageplus_to_numpy(got).reshape(zcyx.shape)
+        R["flash_hyper"] = dict(
+            equal=px is not None and all(bool(np.array_equal(px[:, c], direct[c])) for c in (0, 1)),
+            dims=None if got is None else [int(got.getNChannels()), int(got.getNSlices()),
+                                           int(got.getNFrames())],
+            hyper=None if got is None else bool(got.isHyperStack()),
+            bitdepth=None if got is None else int(got.getBitDepth()),
+            cal=None if got is None else imageplus_calibration(got),
+            ch1_changed=int((direct[1] != zcyx[:, 1] - 100).sum()),
+            log=str(IJ.getLog() or ""), tmp_left=os.listdir({str(javatmp)!r}))
 
     # more engines, run through their menu command and in process (run_on_array: the same
     # command-line runner called in this Python) on the same simulated data
@@ -381,6 +405,13 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
     if "flash-correct" in real:
         f = r["flash"]
         assert f["equal"] and f["dtype"] == "uint16" and f["changed"] > 0 and f["tmp_left"] == [], f
+        assert "single-channel acquisition" in f["log"], f["log"]   # the one-line note
+        assert "hyperstack with C channels" in f["log"]
+        fh = r["flash_hyper"]
+        assert fh["equal"] and fh["dims"] == [2, 5, 1] and fh["hyper"], fh
+        assert fh["bitdepth"] == 16 and fh["ch1_changed"] > 0 and fh["tmp_left"] == [], fh
+        assert fh["cal"]["pixel_width"] == 0.25 and fh["cal"]["unit"] in ("micron", "microns")
+        assert "single-channel acquisition" not in fh["log"] and "ERROR" not in fh["log"]
         fm = r["flash_missing"]
         assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
         assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []

@@ -109,3 +109,88 @@ def test_demo(tmp_path):
     assert r["bright_residual_rms"] < r["noise_rms"]
     assert (tmp_path / "demo" / "flash_demo.json").is_file()
     assert len(list((tmp_path / "demo" / "corrected").glob("*.tif"))) == 4
+
+
+def test_correct_multichannel_hyperstack(folders, tmp_path, capsys):
+    """One ImageJ hyperstack (ZCYX, as Fiji saves a 2-channel stack) is the channels of one
+    timepoint: the result equals correct_interleaved on the channel stacks, exactly, with the
+    C/Z layout, dtype and calibration kept; TZCYX is corrected per timepoint."""
+    from camcorr.flash import correct_interleaved, parse_settings
+    from camcorr.flash._cli import SINGLE_CHANNEL_NOTE, prepare_params
+
+    ct, acq = folders
+    params_path = next(ct.folder.glob("FlashParam_*.tif"), None)
+    if params_path is None:
+        assert main(["flash", "calibrate", str(ct.folder), "--no-progress"]) == 0
+        params_path = next(ct.folder.glob("FlashParam_*.tif"))
+    settings = parse_settings(acq.settings)
+    cut = prepare_params(read_params(params_path), acq.raw.shape[-2:], settings)
+    data = tmp_path / "data"
+    data.mkdir()
+    zcyx = np.ascontiguousarray(np.moveaxis(acq.raw[0], 0, 1))        # (Z, C, Y, X)
+    hs = data / "cell_t0.tif"
+    tifffile.imwrite(hs, zcyx, imagej=True, resolution=(1 / 0.104, 1 / 0.104),
+                     metadata={"axes": "ZCYX", "spacing": 0.3, "unit": "micron"})
+    for dtype in ("keep", "float32"):
+        out = tmp_path / f"out_{dtype}"
+        capsys.readouterr()
+        assert main(["flash", "correct", str(hs), "-p", str(params_path), "-s",
+                     str(acq.settings), "--dtype", dtype, "-d", "0.9", "-o", str(out)]) == 0
+        assert SINGLE_CHANNEL_NOTE not in capsys.readouterr().err
+        direct = correct_interleaved([acq.raw[0, 0], acq.raw[0, 1]], cut, dampening=0.9,
+                                     dtype=dtype)
+        with tifffile.TiffFile(out / hs.name) as tif:
+            res = tif.series[0].asarray()
+            assert tif.series[0].axes == "ZCYX"
+            assert tif.imagej_metadata["spacing"] == 0.3
+            assert tif.imagej_metadata["unit"] == "micron"
+            assert tif.pages[0].tags["XResolution"].value[0] / \
+                tif.pages[0].tags["XResolution"].value[1] == pytest.approx(1 / 0.104, rel=1e-5)
+        assert res.dtype == (np.uint16 if dtype == "keep" else np.float32)
+        assert np.array_equal(res[:, 0], direct[0]) and np.array_equal(res[:, 1], direct[1])
+        # the wrong reading (each channel alone) differs: the channels really are interleaved
+        alone = correct_interleaved([acq.raw[0, 1]], cut, dampening=0.9, dtype=dtype)[0]
+        assert not np.array_equal(res[:, 1], alone)
+    # a time-lapse hyperstack (T, Z, C, Y, X): each timepoint on its own
+    tzcyx = np.ascontiguousarray(np.moveaxis(acq.raw, 1, 2))
+    ts = data / "cell_all.tif"
+    tifffile.imwrite(ts, tzcyx, imagej=True, metadata={"axes": "TZCYX"})
+    out = tmp_path / "out_t"
+    assert main(["flash", "correct", str(ts), "-p", str(params_path), "-s", str(acq.settings),
+                 "-o", str(out)]) == 0
+    res = tifffile.imread(out / ts.name)
+    assert res.shape == tzcyx.shape
+    for t in range(acq.raw.shape[0]):
+        direct = correct_interleaved(list(acq.raw[t]), cut, dtype="keep")
+        assert all(np.array_equal(res[t, :, c], direct[c]) for c in range(2))
+    # a hyperstack mixed with other stacks is ambiguous: clear error
+    assert main(["flash", "correct", str(hs), str(acq.files[0][0]), "-p", str(params_path),
+                 "-s", str(acq.settings), "-o", str(tmp_path / "bad")]) == 2
+    assert "hyperstack" in capsys.readouterr().err
+
+
+def test_single_channel_stack_logs_note(folders, tmp_path, capsys):
+    """A single single-channel stack: corrected as a single-channel acquisition, one-line note."""
+    from camcorr.flash import correct_interleaved, parse_settings
+    from camcorr.flash._cli import prepare_params
+
+    ct, acq = folders
+    params_path = next(ct.folder.glob("FlashParam_*.tif"), None)
+    if params_path is None:
+        assert main(["flash", "calibrate", str(ct.folder), "--no-progress"]) == 0
+        params_path = next(ct.folder.glob("FlashParam_*.tif"))
+    capsys.readouterr()
+    out = tmp_path / "one"
+    assert main(["flash", "correct", str(acq.files[0][1]), "-p", str(params_path), "-s",
+                 str(acq.settings), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    notes = [l for l in err.splitlines() if "single-channel acquisition" in l]
+    assert len(notes) == 1 and "hyperstack with C channels" in notes[0]
+    cut = prepare_params(read_params(params_path), acq.raw.shape[-2:],
+                         parse_settings(acq.settings))
+    direct = correct_interleaved([acq.raw[0, 1]], cut, dtype="keep")[0]
+    assert np.array_equal(tifffile.imread(out / acq.files[0][1].name), direct)
+    # two channel stacks: no note
+    assert main(["flash", "correct", *map(str, acq.files[0]), "-p", str(params_path), "-s",
+                 str(acq.settings), "-o", str(tmp_path / "two")]) == 0
+    assert "single-channel acquisition" not in capsys.readouterr().err

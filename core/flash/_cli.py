@@ -17,9 +17,66 @@ from .params import FlashParams, crop_params, param_filename, read_params, write
 from .settings import LLSSettings, find_settings, parse_settings
 
 __all__ = ["run_calibrate", "run_correct", "group_lls_files", "quality_filename",
-           "prepare_params"]
+           "prepare_params", "hyperstack_to_tczyx", "SINGLE_CHANNEL_NOTE"]
 
 _LLS = re.compile(r"^(?P<prefix>.*?)_ch(?P<ch>\d+)_stack(?P<stack>\d+)")
+
+
+#: One-line note printed when a single single-channel stack is corrected (Fiji shows it in the log).
+SINGLE_CHANNEL_NOTE = (
+    "note: one single-channel stack given, so a single-channel acquisition is assumed (the frame "
+    "before each plane is the previous plane of the same stack); for several channels give a "
+    "hyperstack with C channels (Fiji: Image > Hyperstacks > Stack to Hyperstack) or the channel "
+    "stacks in acquisition order")
+
+
+def hyperstack_to_tczyx(data: np.ndarray, axes: str, *, argument: str = "images"):
+    """View an ImageJ hyperstack as (T, C, Z, Y, X) and give the function that undoes it.
+
+    Parameters
+    ----------
+    data : ndarray
+        Pixels with tifffile axes `axes` (ImageJ order ``TZCYX`` minus singleton axes, e.g.
+        ``'ZCYX'`` for a 2-channel Z stack saved by Fiji).
+    axes : str
+        Axes of `data`.  C runs over the channels of one timepoint in acquisition order.  The
+        axis of consecutive camera frames is Z; an image without Z but with T (a 2D time
+        series, ``'TCYX'``) uses T as that axis.  With both Z and T each timepoint is corrected
+        on its own, as separate LLS stacks are.
+
+    Returns
+    -------
+    tczyx : ndarray, shape (T, C, Z, Y, X)
+        A view of `data`.
+    restore : callable
+        ``restore(array of shape (T, C, Z, Y, X))`` -> array with the axes of `data`.
+
+    Raises
+    ------
+    CamcorrError
+        Axes other than T, Z, C, Y, X (e.g. RGB samples), or axes that do not match `data`.
+    """
+    ax = (axes or "").upper()
+    if (len(ax) != data.ndim or ax[-2:] != "YX" or len(set(ax)) != len(ax)
+            or not set(ax) <= set("TZCYX")):
+        raise CamcorrError("cannot tell the channel and plane axes of the image", argument=argument,
+                           expected="an ImageJ hyperstack with axes among T, Z, C, Y, X",
+                           received=f"axes {axes!r} for shape {data.shape}",
+                           fix="Save the image as an ImageJ TIFF (Fiji: File > Save As > Tiff), "
+                               "grayscale (no RGB)")
+    if "Z" not in ax and "T" in ax:
+        ax = ax.replace("T", "Z")  # 2D time series: consecutive frames along T
+    missing = "".join(a for a in "TCZ" if a not in ax)
+    full = data.reshape(data.shape + (1,) * len(missing))
+    ax_full = ax + missing
+    perm = [ax_full.index(a) for a in "TCZYX"]
+    inverse = np.argsort(perm)
+    shape = data.shape
+
+    def restore(tczyx: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(tczyx, inverse).reshape(shape))
+
+    return np.transpose(full, perm), restore
 
 
 def _err(msg: str):
@@ -150,10 +207,34 @@ def run_correct(values: Dict) -> int:
     all_inputs = [p for g in groups for p in g]
     cut: Optional[FlashParams] = None
     written = 0
+    noted = False
     for files in groups:
         stacks, infos = [], []
         for f in files:
             data, info = read_tiff(f, argument="images")
+            hyper = "C" in info.axes.upper() or "T" in info.axes.upper()
+            if hyper and len(files) > 1:
+                raise CamcorrError("a multi-channel or time-lapse hyperstack among other stacks",
+                                   argument="images",
+                                   expected="either one hyperstack (axes with C and/or T) or "
+                                            "single-channel (Z, Y, X) stacks, one per channel",
+                                   received=f"axes {info.axes!r} in {f} among {len(files)} files",
+                                   fix="Give the hyperstack alone")
+            if hyper:
+                tczyx, restore = hyperstack_to_tczyx(data, info.axes)
+                if cut is None or cut.shape != tczyx.shape[-2:]:
+                    cut = prepare_params(params, tczyx.shape[-2:], settings)
+                if tczyx.shape[1] == 1 and not noted:
+                    _err(SINGLE_CHANNEL_NOTE)
+                    noted = True
+                res = [np.stack(correct_interleaved(list(chans), cut,
+                                                    dampening=values.get("dampening", 1.0),
+                                                    cycle=cycle, dtype=dtype))
+                       for chans in tczyx]
+                write_tiff(out_dir / f.name, restore(np.stack(res)), inputs=all_inputs,
+                           **info.write_kwargs())
+                written += 1
+                continue
             if data.ndim == 2:
                 data = data[None]
             if data.ndim != 3:
@@ -161,6 +242,11 @@ def run_correct(values: Dict) -> int:
                                    expected="3D stacks, one per channel", received=f"shape {data.shape} in {f}")
             stacks.append(data)
             infos.append(info)
+        if not stacks:
+            continue
+        if len(stacks) == 1 and not noted:
+            _err(SINGLE_CHANNEL_NOTE)
+            noted = True
         if cut is None or cut.shape != stacks[0].shape[1:]:
             cut = prepare_params(params, stacks[0].shape[1:], settings)
         outs = correct_interleaved(stacks, cut, dampening=values.get("dampening", 1.0),

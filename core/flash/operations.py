@@ -67,6 +67,12 @@ CORRECT = Operation(
         plane by plane (ch0 z0, ch1 z0, ..., ch0 z1, ...), so give the channel stacks of ONE
         timepoint in acquisition order (ch0 first).  A folder of LLS files is also accepted:
         its *_ch<c>_stack<t>_*.tif files are grouped by timepoint and camera, channels in order.
+        One ImageJ hyperstack file (axes with C, e.g. ZCYX as Fiji saves a 2-channel stack) is
+        also accepted: its channels, in C order, are the channels of one timepoint (with a T
+        axis, each timepoint is corrected on its own); the result is a hyperstack of the same
+        layout.  A single single-channel stack is corrected as a single-channel acquisition (the
+        previous frame is the previous plane) and a one-line note says so.  In Fiji, the
+        current image is the input: open the channels as one hyperstack with C channels.
 
         The data's Settings.txt tells where the data's camera ROI lies inside the calibration
         ROI; it is taken from --settings, or found beside the data.  Without it the parameter
@@ -79,8 +85,9 @@ CORRECT = Operation(
         """,
     params=(
         Param("images", "images", required=True, label="Raw stacks", metavar="STACK.tif",
-              help="Channel stacks of one timepoint in acquisition order (ch0 first), or one "
-                   "folder of LLS files.", frontends=("cli",)),
+              help="Channel stacks of one timepoint in acquisition order (ch0 first), one "
+                   "multi-channel ImageJ hyperstack (axes with C: the channels of one "
+                   "timepoint), or one folder of LLS files.", frontends=("cli",)),
         Param("params", "file", required=True, cli="--params", short="-p",
               label="Carryover parameter file", metavar="PARAMS.tif",
               help="FlashParam_*.tif written by 'camcorr flash calibrate' or by LLSpy. Its name "
