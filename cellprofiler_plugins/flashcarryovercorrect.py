@@ -270,6 +270,18 @@ one worker, in order.""")
         numbers = d.get("group_image_numbers") or []
         current = int(workspace.measurements.image_set_number)
         if current not in numbers or numbers.index(current) == 0:
+            # CellProfiler hands prepare_group only the image sets of this run: a run started
+            # inside a group (-f/-l) would silently treat a middle frame as the first one.
+            group_index = self._group_index(workspace)
+            if group_index is not None and group_index > 1:
+                raise CamcorrError(
+                    "the time series starts in the middle of a group",
+                    argument="FlashCarryoverCorrect",
+                    expected="the first cycle of a group to be its first frame (Group_Index 1)",
+                    received=f"image set {current} with Group_Index {group_index}: the frame "
+                             "before it was not processed, so its carryover cannot be removed",
+                    fix="Run whole groups (one movie per group, in time order); do not start a "
+                        "time series in the middle with -f/-l")
             return None
         expected = numbers[numbers.index(current) - 1]
         if d.get("previous_image_number") != expected:
@@ -282,6 +294,18 @@ one worker, in order.""")
                 fix="Run whole groups (one movie per group, in time order); do not start a "
                     "time series in the middle with -f/-l")
         return d["previous_raw"]
+
+    @staticmethod
+    def _group_index(workspace):
+        """Group_Index of the current image set (1-based), or None if CellProfiler has none."""
+        try:
+            value = workspace.measurements.get_measurement("Image", "Group_Index")
+        except Exception:  # no grouping measurement (e.g. a bare Workspace in a test)
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
 
     def measurement_features(self):
         return FEATURES
