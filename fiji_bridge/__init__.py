@@ -15,9 +15,10 @@ run_operation(name, image, ij=None, **values)
     Run an operation on an ImagePlus / Dataset / array; returns an ImagePlus.
 run_on_array(name, array, values)
     The same on numpy arrays.
-numpy_to_imageplus(array, title, axes=None, calibration=None), imageplus_to_numpy(imp),
-imageplus_calibration(imp), start_ij1(ij_jar=None, plugins_dir=None, gui=False)
-    numpy <-> ImageJ 1.x conversion through JPype.
+numpy_to_imageplus(array, title, axes=None, calibration=None), imageplus_to_numpy(imp,
+keep_axes=False), imageplus_axes(imp), imageplus_calibration(imp),
+start_ij1(ij_jar=None, plugins_dir=None, gui=False)
+    numpy <-> ImageJ 1.x conversion through JPype; hyperstacks keep their axes ('ZCYX', ...).
 """
 from importlib import import_module
 
@@ -26,7 +27,7 @@ _EXPORTS = {
     "script_files": "generate", "render_ijm": "generate", "render_python": "generate",
     "start_fiji": "session", "run_operation": "session", "to_numpy": "session",
     "run_on_array": "engine",
-    "numpy_to_imageplus": "convert", "imageplus_to_numpy": "convert",
+    "numpy_to_imageplus": "convert", "imageplus_to_numpy": "convert", "imageplus_axes": "convert",
     "imageplus_calibration": "convert", "start_ij1": "convert", "find_ij_jar": "convert",
 }
 __all__ = sorted(_EXPORTS)

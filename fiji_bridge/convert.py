@@ -1,7 +1,10 @@
 """numpy <-> ImagePlus for plain ImageJ 1.x through JPype (also works inside a pyimagej session).
 
 Axes follow camcorr: (Y, X) for one plane, (Z, Y, X) for a stack (an ImagePlus with Z slices; pass
-``axes='TYX'`` or ``'CYX'`` to make them frames or channels).  Pixel types map one to one:
+``axes='TYX'`` or ``'CYX'`` to make them frames or channels).  Hyperstacks keep their axes with
+ImageJ's (and tifffile's) axis letters ``'TZCYX'`` minus the size-1 axes, e.g. ``'ZCYX'`` for a
+2-channel Z stack: :func:`imageplus_axes`, ``imageplus_to_numpy(imp, keep_axes=True)`` and
+``numpy_to_imageplus(array, axes='ZCYX')``.  Pixel types map one to one:
 uint8 <-> 8-bit (``ByteProcessor``), uint16 <-> 16-bit (``ShortProcessor``), float32 <-> 32-bit
 (``FloatProcessor``); other dtypes raise :class:`~camcorr.errors.CamcorrError` rather than being
 converted silently.  The spatial calibration (pixel width/height/depth and unit) travels as a dict
@@ -19,11 +22,13 @@ import numpy as np
 
 from camcorr.errors import CamcorrError
 
-__all__ = ["numpy_to_imageplus", "imageplus_to_numpy", "imageplus_calibration", "start_ij1",
-           "find_ij_jar", "SUPPORTED_DTYPES"]
+__all__ = ["numpy_to_imageplus", "imageplus_to_numpy", "imageplus_axes", "imageplus_calibration",
+           "start_ij1", "find_ij_jar", "SUPPORTED_DTYPES", "IMAGEJ_AXES"]
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _BITDEPTH = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32}
+#: ImageJ's hyperstack axes, slowest first (the stack runs channels fastest, then slices, frames).
+IMAGEJ_AXES = "TZCYX"
 
 
 def find_ij_jar() -> Optional[str]:
@@ -83,41 +88,68 @@ def _java_array(plane: np.ndarray):
     return JArray(JFloat)(flat)
 
 
+def _check_axes(axes: Optional[str], shape) -> str:
+    """Validated axes of an array of `shape` for ImageJ (default: ``'YX'``/``'ZYX'``)."""
+    ndim = len(shape)
+    if axes is None:
+        if ndim in (2, 3):
+            return "YX" if ndim == 2 else "ZYX"
+        raise CamcorrError("wrong number of dimensions", argument="array",
+                           expected="(Y, X) or (Z, Y, X); 4D/5D hyperstacks need axes, "
+                                    "e.g. axes='ZCYX'", received=f"shape {shape}",
+                           fix="Pass axes= (letters of 'TZCYX')")
+    ax = str(axes).upper()
+    if (len(ax) != ndim or ax[-2:] != "YX" or len(set(ax)) != len(ax)
+            or not set(ax[:-2]) <= set("TZC")):
+        raise CamcorrError("axes do not match the array", argument="axes",
+                           expected="'YX' for 2D, then one letter each of T, Z, C before 'YX' "
+                                    "(e.g. 'ZYX', 'CYX', 'ZCYX', 'TZCYX')",
+                           received=f"{axes!r} for shape {shape}")
+    return ax
+
+
 def numpy_to_imageplus(array, title: str = "image", *, axes: Optional[str] = None,
                        calibration: Optional[Dict] = None):
     """An ``ij.ImagePlus`` holding a copy of `array`.
 
     Parameters
     ----------
-    array : ndarray, uint8, uint16 or float32, shape (Y, X) or (N, Y, X)
+    array : ndarray, uint8, uint16 or float32, 2 to 5 dimensions
+        (Y, X), (N, Y, X), or a hyperstack such as (Z, C, Y, X) or (T, Z, C, Y, X).
     title : str
-    axes : {'YX', 'ZYX', 'TYX', 'CYX'}, optional
-        Meaning of the first axis of a 3D array (default ``'ZYX'``).
+    axes : str, optional
+        Axis letters of `array`: ``'YX'``, or some of ``T``, ``Z``, ``C`` (each once, any order)
+        followed by ``'YX'``, e.g. ``'ZYX'`` (default for 3D), ``'TYX'``, ``'CYX'``, ``'ZCYX'``,
+        ``'TZCYX'``.  Required for 4D and 5D arrays.
     calibration : dict, optional
         ``pixel_width``, ``pixel_height``, ``pixel_depth`` (floats) and ``unit`` (str).
 
     Returns
     -------
     ij.ImagePlus
+        With dimensions (channels, slices, frames) set; a 4D/5D array gives a hyperstack (planes
+        in ImageJ order: channels fastest, then slices, then frames).
 
     Raises
     ------
     CamcorrError
-        Unsupported dtype or number of dimensions.
+        Unsupported dtype or number of dimensions, or axes that do not fit the array.
     """
     arr = np.asarray(array)
     if arr.dtype not in SUPPORTED_DTYPES:
         raise CamcorrError("pixel type not supported by ImageJ", argument="array",
                            expected="uint8, uint16 or float32", received=str(arr.dtype),
                            fix="Convert first, e.g. array.astype(np.float32)")
-    if arr.ndim not in (2, 3):
+    if arr.ndim not in (2, 3, 4, 5):
         raise CamcorrError("wrong number of dimensions", argument="array",
-                           expected="(Y, X) or (Z, Y, X)", received=f"shape {arr.shape}")
-    axes = axes or ("YX" if arr.ndim == 2 else "ZYX")
-    if len(axes) != arr.ndim or axes[-2:] != "YX" or (arr.ndim == 3 and axes[0] not in "ZTC"):
-        raise CamcorrError("axes do not match the array", argument="axes",
-                           expected="'YX' for 2D, 'ZYX', 'TYX' or 'CYX' for 3D",
-                           received=f"{axes!r} for shape {arr.shape}")
+                           expected="(Y, X), (Z, Y, X) or a 4D/5D hyperstack with axes",
+                           received=f"shape {arr.shape}")
+    axes = _check_axes(axes, arr.shape)
+    # to ImageJ's order (T, Z, C, Y, X), missing axes of size 1
+    present = [a for a in IMAGEJ_AXES[:3] if a in axes]
+    tzc = arr.transpose([axes.index(a) for a in present] + [arr.ndim - 2, arr.ndim - 1])
+    size = {a: tzc.shape[i] for i, a in enumerate(present)}
+    c, z, t = size.get("C", 1), size.get("Z", 1), size.get("T", 1)
     import jpype.imports  # noqa: F401  (Java packages importable; pyimagej sessions too)
     from ij import ImagePlus, ImageStack
     from ij.process import ByteProcessor, FloatProcessor, ShortProcessor
@@ -126,15 +158,15 @@ def numpy_to_imageplus(array, title: str = "image", *, axes: Optional[str] = Non
     make = {8: lambda a: ByteProcessor(width, height, a),
             16: lambda a: ShortProcessor(width, height, a, None),
             32: lambda a: FloatProcessor(width, height, a)}[_BITDEPTH[arr.dtype]]
-    planes = arr.reshape((-1, height, width))
+    planes = tzc.reshape((-1, height, width))
     stack = ImageStack(width, height)
     for plane in planes:
         stack.addSlice("", make(_java_array(plane)))
     imp = ImagePlus(str(title), stack)
-    n = planes.shape[0]
-    if arr.ndim == 3:
-        c, z, t = {"Z": (1, n, 1), "T": (1, 1, n), "C": (n, 1, 1)}[axes[0]]
+    if arr.ndim >= 3:
         imp.setDimensions(c, z, t)
+    if arr.ndim >= 4:
+        imp.setOpenAsHyperStack(True)
     imp.resetDisplayRange()  # display range = data range, as File > Open does
     if calibration:
         cal = imp.getCalibration()
@@ -149,10 +181,34 @@ def numpy_to_imageplus(array, title: str = "image", *, axes: Optional[str] = Non
     return imp
 
 
-def imageplus_to_numpy(imp) -> np.ndarray:
-    """The pixels of an ``ij.ImagePlus`` as a new array, (Y, X) or (N, Y, X).
+def imageplus_axes(imp) -> str:
+    """Axis letters of an ``ij.ImagePlus``: ``'TZCYX'`` without its size-1 axes.
 
-    N runs over the ImageJ stack (channels fastest, then slices, then frames: ImageJ's order).
+    ImageJ stores the planes channels fastest, then slices, then frames, so the flat stack
+    reshapes to (T, Z, C, Y, X); e.g. a 2-channel Z stack gives ``'ZCYX'``, a plane ``'YX'``.
+    A stack whose dimensions do not multiply to its size counts as a Z stack (``'ZYX'``).
+    """
+    n = int(imp.getStackSize())
+    dims = {"T": int(imp.getNFrames()), "Z": int(imp.getNSlices()), "C": int(imp.getNChannels())}
+    if dims["T"] * dims["Z"] * dims["C"] != n:
+        return "YX" if n == 1 else "ZYX"
+    return "".join(a for a in IMAGEJ_AXES[:3] if dims[a] > 1) + "YX"
+
+
+def imageplus_to_numpy(imp, keep_axes: bool = False):
+    """The pixels of an ``ij.ImagePlus`` as a new array.
+
+    Parameters
+    ----------
+    imp : ij.ImagePlus
+    keep_axes : bool
+        False (default): (Y, X) or (N, Y, X), N running over the ImageJ stack (channels fastest,
+        then slices, then frames: ImageJ's order).  True: return ``(array, axes)`` with the array
+        shaped by :func:`imageplus_axes`, e.g. (Z, C, Y, X) and ``'ZCYX'``.
+
+    Returns
+    -------
+    ndarray, or (ndarray, str) when `keep_axes`
 
     Raises
     ------
@@ -176,7 +232,13 @@ def imageplus_to_numpy(imp) -> np.ndarray:
     for i in range(n):
         pixels = np.asarray(stack.getPixels(i + 1))
         out[i] = pixels.view(dtype).reshape(height, width)
-    return out[0] if n == 1 else out
+    if not keep_axes:
+        return out[0] if n == 1 else out
+    axes = imageplus_axes(imp)
+    if axes == "ZYX":
+        return out, axes
+    sizes = {"T": int(imp.getNFrames()), "Z": int(imp.getNSlices()), "C": int(imp.getNChannels())}
+    return out.reshape(tuple(sizes[a] for a in axes[:-2]) + (height, width)), axes
 
 
 def imageplus_calibration(imp) -> Dict:

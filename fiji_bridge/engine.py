@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -22,8 +22,8 @@ __all__ = ["run_on_array"]
 
 
 def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] = None,
-                 values: Optional[Dict] = None, *, calibration: Optional[Dict] = None
-                 ) -> Optional[Union[np.ndarray, List[np.ndarray]]]:
+                 values: Optional[Dict] = None, *, calibration: Optional[Dict] = None,
+                 axes: Optional[str] = None, return_axes: bool = False):
     """Run `operation` on `image` and return its image output(s).
 
     Parameters
@@ -31,16 +31,23 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
     operation : str or Operation
         Operation name (``'median'``, ...) or definition.
     image : ndarray, optional
-        The current image, axes (Y, X) or (Z, Y, X), in ADU.  Required when the operation takes
-        an image.
+        The current image in ADU, axes (Y, X) or (Z, Y, X) unless `axes` says otherwise.
+        Required when the operation takes an image.
     values : dict, optional
         Other parameters by name (missing ones take their defaults).
     calibration : dict, optional
         ``pixel_width``/``pixel_height``/``unit`` written with the temporary input.
+    axes : str, optional
+        ImageJ axes of `image` (letters of ``'TZCYX'`` in that order, e.g. ``'ZCYX'`` for a
+        2-channel Z stack, see :func:`fiji_bridge.convert.imageplus_axes`), stored in the temporary
+        TIFF so that the operation sees the hyperstack's channels and frames.  Default: the
+        trailing part of ``'TZCYX'`` (``'YX'``, ``'ZYX'``, ...).
+    return_axes : bool
+        Return ``(array, axes)`` pairs (axes as read back from the output TIFF) instead of arrays.
 
     Returns
     -------
-    ndarray, list of ndarray or None
+    ndarray, (ndarray, str), a list of these, or None
         The output image (or the images of an output folder, sorted by file name); None when the
         operation has no image output in Fiji.
 
@@ -49,7 +56,7 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
     CamcorrError
         Bad parameters, missing image, or the operation failed.
     """
-    from camcorr.io import read_image, write_tiff
+    from camcorr.io import read_tiff, write_tiff
 
     op = get_operation(operation) if isinstance(operation, str) else operation
     current, dialog, hidden = _roles(op)
@@ -62,13 +69,18 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
                                    expected="an image", received="nothing",
                                    fix="Open or pass the image to correct")
             arr = np.asarray(image)
+            if axes is not None and (len(axes) != arr.ndim or not _in_imagej_order(axes)):
+                raise CamcorrError("axes do not match the image", argument="axes",
+                                   expected=f"{arr.ndim} axis letters of 'TZCYX', in that order, "
+                                            "ending in 'YX'",
+                                   received=f"{axes!r} for shape {arr.shape}")
             resolution = None
             meta = None
             if calibration and calibration.get("pixel_width"):
                 resolution = (1.0 / calibration["pixel_width"],
                               1.0 / calibration.get("pixel_height", calibration["pixel_width"]))
                 meta = {"unit": calibration.get("unit", "")}
-            path = write_tiff(tmp / "input.tif", arr, resolution=resolution,
+            path = write_tiff(tmp / "input.tif", arr, axes=axes, resolution=resolution,
                               imagej_metadata=meta)
             vals[current.name] = [str(path)] if current.kind == "images" else str(path)
         outputs = []
@@ -82,12 +94,25 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
         if status:
             raise CamcorrError("the operation failed", argument=op.title,
                                expected="exit status 0", received=str(status))
-        results: List[np.ndarray] = []
+        results: List[Tuple[np.ndarray, str]] = []
         for p, path in outputs:
             if p.kind == "output_folder":
-                results += [read_image(f) for f in sorted(path.glob("*.tif*"))]
+                files = sorted(path.glob("*.tif*"))
             elif path.suffix.lower() in (".tif", ".tiff") and path.exists():
-                results.append(read_image(path))
+                files = [path]
+            else:
+                files = []
+            for f in files:
+                data, info = read_tiff(f, argument=p.name)
+                results.append((data, str(info.axes or "")))
     if not results:
         return None
+    if not return_axes:
+        results = [r[0] for r in results]
     return results[0] if len(results) == 1 else results
+
+
+def _in_imagej_order(axes: str) -> bool:
+    """True when `axes` is ``'TZCYX'`` with some of T, Z, C left out (ImageJ's TIFF order)."""
+    it = iter("TZCYX")
+    return str(axes).upper().endswith("YX") and all(a in it for a in str(axes).upper())

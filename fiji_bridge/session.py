@@ -68,22 +68,29 @@ def start_fiji(fiji_dir=None, *, mode: str = "headless", add_legacy: bool = True
     return imagej.init(str(root), mode=mode, add_legacy=add_legacy)
 
 
-def to_numpy(image, ij=None):
-    """Pixels and calibration of an ImagePlus, Dataset/ImgPlus or array: ``(array, calibration)``."""
+def to_numpy(image, ij=None, *, keep_axes: bool = False):
+    """Pixels and calibration of an ImagePlus, Dataset/ImgPlus or array: ``(array, calibration)``.
+
+    With `keep_axes`, ``(array, calibration, axes)``: the array keeps the hyperstack's axes
+    (``'TZCYX'`` minus size-1 axes, e.g. ``'ZCYX'``; see
+    :func:`fiji_bridge.convert.imageplus_axes`); axes is None for a numpy array.
+    """
     import numpy as np
 
     from .convert import imageplus_calibration, imageplus_to_numpy
 
     if isinstance(image, np.ndarray):
-        return image, None
+        return (image, None, None) if keep_axes else (image, None)
     cls = str(image.getClass().getName()) if hasattr(image, "getClass") else ""
-    if cls == "ij.ImagePlus" or hasattr(image, "getProcessor"):
-        return imageplus_to_numpy(image), imageplus_calibration(image)
-    if ij is None:
-        raise CamcorrError("need the ImageJ gateway to convert this image", argument="image",
-                           expected="an ImagePlus, or pass ij=", received=cls)
-    imp = ij.py.to_imageplus(image)
-    return imageplus_to_numpy(imp), imageplus_calibration(imp)
+    if not (cls == "ij.ImagePlus" or hasattr(image, "getProcessor")):
+        if ij is None:
+            raise CamcorrError("need the ImageJ gateway to convert this image", argument="image",
+                               expected="an ImagePlus, or pass ij=", received=cls)
+        image = ij.py.to_imageplus(image)
+    if keep_axes:
+        array, axes = imageplus_to_numpy(image, keep_axes=True)
+        return array, imageplus_calibration(image), axes
+    return imageplus_to_numpy(image), imageplus_calibration(image)
 
 
 def run_operation(name: str, image=None, *, ij=None, show: bool = False, title: Optional[str] = None,
@@ -107,7 +114,8 @@ def run_operation(name: str, image=None, *, ij=None, show: bool = False, title: 
     Returns
     -------
     ij.ImagePlus, list of ij.ImagePlus, or None
-        With the input's calibration.
+        With the input's calibration.  Hyperstack axes are kept: a (Z, C, Y, X) input reaches
+        the operation as a ``'ZCYX'`` TIFF and its result comes back as a hyperstack.
     """
     from camcorr.operations import get_operation
 
@@ -115,17 +123,28 @@ def run_operation(name: str, image=None, *, ij=None, show: bool = False, title: 
     from .engine import run_on_array
 
     op = get_operation(name)
-    array, calibration = (None, None) if image is None else to_numpy(image, ij)
-    result = run_on_array(op, array, values, calibration=calibration)
+    array, calibration, axes = ((None, None, None) if image is None
+                                else to_numpy(image, ij, keep_axes=True))
+    result = run_on_array(op, array, values, calibration=calibration, axes=axes,
+                          return_axes=True)
     if result is None:
         return None
     base = str(image.getTitle()) if hasattr(image, "getTitle") else "image"
     results = result if isinstance(result, list) else [result]
     imps = []
-    for i, arr in enumerate(results):
+    for i, (arr, ax) in enumerate(results):
         t = title or f"{base} ({op.title})" + (f" {i + 1}" if len(results) > 1 else "")
-        imp = numpy_to_imageplus(arr, t, calibration=calibration)
+        imp = numpy_to_imageplus(arr, t, axes=_imagej_axes(ax, arr.ndim), calibration=calibration)
         if show:
             imp.show()
         imps.append(imp)
     return imps[0] if len(imps) == 1 else imps
+
+
+def _imagej_axes(axes: str, ndim: int) -> Optional[str]:
+    """`axes` read from an output TIFF if ImageJ can show them, else None (the default: 'YX' or
+    'ZYX'; e.g. tifffile's 'QYX' for a plain multi-page TIFF)."""
+    ax = (axes or "").upper()
+    if len(ax) == ndim and ax.endswith("YX") and set(ax[:-2]) <= set("TZC") and len(set(ax)) == ndim:
+        return ax
+    return None

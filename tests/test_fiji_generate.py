@@ -311,3 +311,28 @@ def test_run_on_array_matches_engine(rng):
         run_on_array(TOY, None, {})
     with pytest.raises(CamcorrError, match="out of range"):
         run_on_array(TOY, img, {"factor": -1})
+
+
+def test_run_on_array_keeps_hyperstack_axes(rng, tmp_path):
+    """A (Z, C, Y, X) array with axes='ZCYX' reaches flash-correct as a 2-channel hyperstack (the
+    channels of one timepoint) and comes back with its axes; bad axes are refused."""
+    from camcorr.flash import correct_interleaved, read_params, write_params
+    from camcorr.flash.params import FlashParams
+    from fiji_bridge.engine import run_on_array
+
+    shp = (8, 6)
+    fp = FlashParams(A=np.full(shp, 40.0, np.float32), B=np.full(shp, 2e-3, np.float32),
+                     offset=np.full(shp, 100.0, np.float32), noise=np.ones(shp, np.float32))
+    ppath = write_params(fp, tmp_path / "FlashParam_t.tif")
+    zcyx = (100 + rng.poisson(300, (4, 2) + shp)).astype(np.uint16)
+    zcyx[:, 0, 2:5, 2:4] += 20000
+    out, axes = run_on_array("flash-correct", zcyx, {"params": str(ppath), "dampening": 1.0},
+                             axes="ZCYX", return_axes=True)
+    direct = correct_interleaved([zcyx[:, 0], zcyx[:, 1]], read_params(ppath), dampening=1.0,
+                                 dtype="keep")
+    assert axes == "ZCYX" and out.shape == zcyx.shape and out.dtype == np.uint16
+    for c in (0, 1):
+        np.testing.assert_array_equal(out[:, c], direct[c])
+    for bad in ("CZYX", "ZCY", "ZYX"):
+        with pytest.raises(CamcorrError, match="axes"):
+            run_on_array("flash-correct", zcyx, {"params": str(ppath)}, axes=bad)

@@ -133,6 +133,40 @@ def test_numpy_imageplus_round_trips(tmp_path):
                                "dims": [int(imp.getNChannels()), int(imp.getNSlices()),
                                         int(imp.getNFrames())],
                                "cal": imageplus_calibration(imp)})
+    # hyperstacks: axes kept both ways; ImageJ's own (c, z, t) -> plane index agrees
+    from fiji_bridge.convert import imageplus_axes
+    R["hyper"] = []
+    for dt in ("uint16", "float32"):
+        for shape, axes in (((3, 2, 9, 11), "ZCYX"), ((2, 3, 2, 9, 11), "TZCYX"),
+                            ((2, 3, 9, 11), "TZYX"), ((2, 3, 9, 11), "CZYX")):
+            a = (rng.integers(0, 60000, shape) if dt == "uint16"
+                 else rng.standard_normal(shape) * 1e4).astype(dt)
+            imp = numpy_to_imageplus(a, "h", axes=axes, calibration=cal)
+            b, bax = imageplus_to_numpy(imp, keep_axes=True)
+            full = a if "T" in axes else a[None]  # (T, ...) view of the input by letter
+            fax = axes if "T" in axes else "T" + axes
+            idx_ok = True
+            for t in range(imp.getNFrames()):
+                for z in range(imp.getNSlices()):
+                    for c in range(imp.getNChannels()):
+                        sel = tuple({"T": t, "Z": z, "C": c}[l] for l in fax[:-2])
+                        plane = imp.getStack().getProcessor(imp.getStackIndex(c + 1, z + 1, t + 1))
+                        got = np.asarray(plane.getPixels()).view(dt).reshape(9, 11)
+                        idx_ok &= bool(np.array_equal(got, full[sel]))
+            want = a.transpose(1, 0, 2, 3) if axes == "CZYX" else a
+            R["hyper"].append(dict(dtype=dt, axes=axes, out_axes=bax, ij_axes=imageplus_axes(imp),
+                                   equal=bool(np.array_equal(b, want)) and b.dtype == a.dtype,
+                                   plane_order=idx_ok, hyper=bool(imp.isHyperStack()),
+                                   flat=list(imageplus_to_numpy(imp).shape),
+                                   dims=[int(imp.getNChannels()), int(imp.getNSlices()),
+                                         int(imp.getNFrames())]))
+    errors = []
+    for bad_axes in ("ZZYX", "ZCXY", "ZCY", "QCYX"):
+        try:
+            numpy_to_imageplus(np.zeros((2, 2, 4, 4), np.uint16), axes=bad_axes)
+        except CamcorrError as exc:
+            errors.append(str(exc))
+    R["axes_errors"] = errors
     errors = []
     for bad in (np.zeros((4, 4), np.int32), np.zeros((4, 4), np.float64), np.zeros((2, 2, 4, 4), np.uint8)):
         try:
@@ -155,6 +189,16 @@ def test_numpy_imageplus_round_trips(tmp_path):
         assert c["dims"] == expected, c
         assert c["cal"] == {"pixel_width": 0.108, "pixel_height": 0.108, "pixel_depth": 0.3,
                             "unit": "micron"}
+    assert len(r["hyper"]) == 8
+    for h in r["hyper"]:
+        want_axes = "ZCYX" if h["axes"] == "CZYX" else h["axes"]
+        assert h["equal"] and h["plane_order"] and h["hyper"], h
+        assert h["out_axes"] == h["ij_axes"] == want_axes, h
+        size = dict(zip(h["axes"], {"ZCYX": (3, 2), "TZCYX": (2, 3, 2), "TZYX": (2, 3),
+                                    "CZYX": (2, 3)}[h["axes"]]))
+        assert h["dims"] == [size.get("C", 1), size.get("Z", 1), size.get("T", 1)], h
+        assert h["flat"] == [int(np.prod(h["dims"])), 9, 11]   # keep_axes=False: as before
+    assert len(r["axes_errors"]) == 4 and all("axes" in e for e in r["axes_errors"])
     assert len(r["errors"]) == 4
     assert "int32" in r["errors"][0] and "float64" in r["errors"][1]
     assert "dimensions" in r["errors"][2] and "RGB" in r["errors"][3]
@@ -331,6 +375,41 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
             ch1_changed=int((direct[1] != zcyx[:, 1] - 100).sum()),
             log=str(IJ.getLog() or ""), tmp_left=os.listdir({str(javatmp)!r}))
 
+        # in process on the same hyperstack: run_operation and the Python-mode script keep the
+        # channels (before: one stack of C*Z planes, corrected as a single channel).  With lasers
+        # cycled per stack (Settings.txt) that flat stack would be corrected wrongly.
+        from camcorr.simulate.lls import write_settings
+        spath = write_settings({str(tmp_path / "ps_Settings.txt")!r}, (1, 1, 10, 14),
+                               n_planes=5, cycle="per stack")
+        direct = correct_interleaved([zcyx[:, 0], zcyx[:, 1]], read_params(ppath), dampening=0.9,
+                                     cycle="per stack", dtype="keep")
+        from fiji_bridge.session import run_operation
+        from fiji_bridge.generate import render_python as _render_python
+        from fiji_bridge.convert import imageplus_axes
+        import fiji_bridge.script_runtime as _srt
+        from camcorr.operations import get_operation
+        _srt.SHOW_DIALOGS = False
+        hs2 = numpy_to_imageplus(zcyx, "hs2.tif", axes="ZCYX", calibration=cal)
+        res = {{"api": run_operation("flash-correct", hs2, params=str(ppath), settings=str(spath),
+                                    dampening=0.9, dtype="keep")}}
+        ns = dict(imp=hs2, params=str(ppath), settings=str(spath), dampening=0.9, dtype="keep",
+                  time_series=False)
+        exec(compile(_render_python(get_operation("flash-correct")), "Flash_(Python).py", "exec"), ns)
+        res["script"] = ns["result"]
+        R["flash_inproc"] = {{"in_axes": imageplus_axes(hs2)}}
+        for k, out in res.items():
+            px, ax = imageplus_to_numpy(out, keep_axes=True)
+            R["flash_inproc"][k] = dict(
+                axes=ax, hyper=bool(out.isHyperStack()), bitdepth=int(out.getBitDepth()),
+                equal=px.shape == zcyx.shape and all(bool(np.array_equal(px[:, c], direct[c]))
+                                                     for c in (0, 1)),
+                flat_differs=not np.array_equal(
+                    px.reshape((-1,) + shp),
+                    correct_interleaved([zcyx.reshape((-1,) + shp)], read_params(ppath),
+                                        dampening=0.9, cycle="per stack", dtype="keep")[0]),
+                dims=[int(out.getNChannels()), int(out.getNSlices()), int(out.getNFrames())],
+                title=str(out.getTitle()), cal=imageplus_calibration(out))
+
     # more engines, run through their menu command and in process (run_on_array: the same
     # command-line runner called in this Python) on the same simulated data
     from fiji_bridge.engine import run_on_array
@@ -412,6 +491,13 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
         assert fh["bitdepth"] == 16 and fh["ch1_changed"] > 0 and fh["tmp_left"] == [], fh
         assert fh["cal"]["pixel_width"] == 0.25 and fh["cal"]["unit"] in ("micron", "microns")
         assert "single-channel acquisition" not in fh["log"] and "ERROR" not in fh["log"]
+        fi = r["flash_inproc"]
+        assert fi["in_axes"] == "ZCYX"
+        for k in ("api", "script"):
+            assert fi[k]["equal"] and fi[k]["flat_differs"], (k, fi[k])
+            assert fi[k]["axes"] == "ZCYX" and fi[k]["dims"] == [2, 5, 1] and fi[k]["hyper"], fi[k]
+            assert fi[k]["bitdepth"] == 16 and fi[k]["title"] == "hs2.tif (Flash Carryover Correct)"
+            assert fi[k]["cal"]["pixel_width"] == 0.25
         fm = r["flash_missing"]
         assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
         assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []
