@@ -49,14 +49,10 @@ def median_pipeline():
     return mods, notes
 
 
-def flash_pipeline():
-    """Flash4.0 carryover on LLS acquisitions: ``*_ch0_stack0000_*.tif`` + ``*_ch1_...``."""
-    mods = b.input_modules(
-        regex=r"^(?P<Cell>.+)_ch(?P<Ch>\d+)_stack(?P<Stack>\d{4})",
-        assignments=[("ch0", 'file does contain "_ch0_"'), ("ch1", 'file does contain "_ch1_"')],
-        match_keys=("Cell", "Stack"), volume=True)
+def _flash_two_channels(time_series: bool) -> list:
+    """FlashCarryoverCorrect on ch0, ch1 (acquisition order) + saving both + the measurements."""
     fc = b.module("FlashCarryoverCorrect")
-    fc.params.by_name["time_series"][0].value = False
+    fc.params.by_name["time_series"][0].value = time_series
     _set_file(fc, "params", "FlashParam_sn100740_roi1001-1011-1048-1050_date20240517.tif")
     _set_file(fc, "settings", "cell1_Settings.txt")
     fc.channels[0].input_name.value = "ch0"
@@ -64,10 +60,19 @@ def flash_pipeline():
     fc.add_channel()
     fc.channels[1].input_name.value = "ch1"
     fc.channels[1].output_name.value = "ch1_flash"
-    mods += [fc,
-             b.save_images("ch0_flash", suffix="_flash", from_image="ch0"),
-             b.save_images("ch1_flash", suffix="_flash", from_image="ch1"),
-             b.export_measurements()]
+    return [fc,
+            b.save_images("ch0_flash", suffix="_flash", from_image="ch0"),
+            b.save_images("ch1_flash", suffix="_flash", from_image="ch1"),
+            b.export_measurements()]
+
+
+def flash_pipeline():
+    """Flash4.0 carryover on LLS acquisitions: ``*_ch0_stack0000_*.tif`` + ``*_ch1_...``."""
+    mods = b.input_modules(
+        regex=r"^(?P<Cell>.+)_ch(?P<Ch>\d+)_stack(?P<Stack>\d{4})",
+        assignments=[("ch0", 'file does contain "_ch0_"'), ("ch1", 'file does contain "_ch1_"')],
+        match_keys=("Cell", "Stack"), volume=True)
+    mods += _flash_two_channels(time_series=False)
     notes = {
         2: ["Channels of one timepoint matched by Cell and Stack metadata; each file is a "
             "volume ('Process as 3D')."],
@@ -199,19 +204,7 @@ def flash_timeseries_pipeline():
         regex=r"^(?P<Movie>.+)_t(?P<Timepoint>[0-9]+)_ch(?P<Ch>[0-9]+)",
         assignments=[("ch0", 'file does contain "_ch0"'), ("ch1", 'file does contain "_ch1"')],
         match_keys=("Movie", "Timepoint"), group_keys=("Movie",))
-    fc = b.module("FlashCarryoverCorrect")
-    fc.params.by_name["time_series"][0].value = True
-    _set_file(fc, "params", "FlashParam_sn100740_roi1001-1011-1048-1050_date20240517.tif")
-    _set_file(fc, "settings", "cell1_Settings.txt")
-    fc.channels[0].input_name.value = "ch0"
-    fc.channels[0].output_name.value = "ch0_flash"
-    fc.add_channel()
-    fc.channels[1].input_name.value = "ch1"
-    fc.channels[1].output_name.value = "ch1_flash"
-    mods += [fc,
-             b.save_images("ch0_flash", suffix="_flash", from_image="ch0"),
-             b.save_images("ch1_flash", suffix="_flash", from_image="ch1"),
-             b.export_measurements()]
+    mods += _flash_two_channels(time_series=True)
     notes = {
         1: ["One 2D TIFF per frame, named MOVIE_tNNNN_chC.tif (zero-padded NNNN: cycles follow "
             "the timepoint order). 'Extract image planes' is left off: CellProfiler 5's ImageIO "
