@@ -122,12 +122,16 @@ def build_parser(operations: Optional[Dict[str, Operation]] = None) -> argparse.
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Optional[Sequence[str]] = None,
+         operations: Optional[Dict[str, Operation]] = None) -> int:
+    """Run the command line; returns the exit status.
+
+    `operations` (``{name: Operation}``) replaces the discovered registry (tests use it).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("CAMCORR_DEBUG"))
     try:
-        parser = build_parser()
+        parser = build_parser(operations)
     except CamcorrError as exc:  # a broken operation definition
         print(f"camcorr: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@ import pytest
 import tifffile
 
 from camcorr import CamcorrError
-from camcorr.report import demo as demo_mod
+from camcorr import demo as demo_mod
+from camcorr.demo import cellprofiler as demo_cp
 
 from conftest import require
 
@@ -82,7 +83,7 @@ def test_tiny_demo_with_the_engine_runner(tmp_path):
 
 def test_tiny_demo_with_cellprofiler(tmp_path):
     _require_engine()
-    pipes = demo_mod.find_pipelines_dir()
+    pipes = demo_cp.find_pipelines_dir()
     require(pipes is not None and (pipes / "chain_flash_median_flatfield.cppipe").is_file(),
             "pipelines/chain_flash_median_flatfield.cppipe")
     require(importlib.util.find_spec("cellprofiler") is not None
@@ -111,7 +112,7 @@ def test_demo_bad_inputs(tmp_path, monkeypatch):
         demo_mod.run_demo(tmp_path, runner="fiji")
     monkeypatch.setenv("CAMCORR_PIPELINES", str(tmp_path / "nowhere"))
     with pytest.raises(CamcorrError, match="pipeline"):
-        demo_mod.check_cellprofiler()
+        demo_cp.check_cellprofiler()
 
 
 def test_tiny_demo_calibrates_on_a_dask_cluster(tmp_path):
@@ -133,7 +134,7 @@ def test_adapt_pipeline_substitutes_only_file_settings():
             "    Carryover parameter file:FlashParam_sn100740_roi1001-1011-1048-1050_date20240517.tif\n"
             "    Settings.txt of the data (optional):cell1_Settings.txt\n"
             "    Z-levels (low, high):50, 600\n")
-    out = demo_mod.adapt_pipeline(text, params_name="FlashParam_sn1_roi1-1-9-9_date20260101.tif",
+    out = demo_cp.adapt_pipeline(text, params_name="FlashParam_sn1_roi1-1-9-9_date20260101.tif",
                                   settings_name="run_Settings.txt", z_levels=(3, 30))
     assert "file:FlashParam_sn1_roi1-1-9-9_date20260101.tif\n" in out
     assert "FlashParam_*.tif beside" in out  # notes untouched

@@ -13,7 +13,7 @@ import pytest
 from camcorr.errors import CamcorrError
 from camcorr.operations import Operation, Param, all_operations
 from fiji_bridge import generate
-from fiji_bridge._toy import TOY, scale
+from toy_operation import TOY, scale
 from fiji_bridge.generate import (GOLDEN_DIR, MENU, compare_golden, fiji_operations, golden_files,
                                   render_ijm, render_python, script_files)
 from fiji_bridge.install import detect_installation, install, uninstall

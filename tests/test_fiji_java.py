@@ -92,6 +92,9 @@ def run_worker(tmp_path: Path, body: str, timeout: float = 240, env=None) -> dic
     script = tmp_path / "worker.py"
     script.write_text(PRELUDE + textwrap.dedent(body) + "\ndone()\n")
     e = dict(os.environ, WATCHDOG=str(min(timeout - 30, 150)), **(env or {}))
+    # tests/ on the path of the worker and of the Python the macros start (toy_operation)
+    e["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent)] + [x for x in [e.get("PYTHONPATH")] if x])
     proc = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=timeout,
                           cwd=str(tmp_path), env=e)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
@@ -219,14 +222,14 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
     clear log message, no new image, no temporary file and no hang."""
     _need_java()
     from camcorr.operations import all_operations
-    from fiji_bridge._toy import TOY
+    from toy_operation import TOY
     from fiji_bridge.generate import render_ijm
     from fiji_bridge.install import install
 
     root = tmp_path / "ImageJ"
     (root / "plugins").mkdir(parents=True)
     os.symlink(IJ_JAR, root / "ij.jar")
-    install(root, PY, operations={"toy-scale": TOY}, cli_module="fiji_bridge._toy")
+    install(root, PY, operations={"toy-scale": TOY}, cli_module="toy_operation")
     real = {k: v for k, v in all_operations().items() if "fiji" in v.frontends}
     install_real = tmp_path / "ImageJreal"
     (install_real / "plugins").mkdir(parents=True)
@@ -240,17 +243,17 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
     from dataclasses import replace
     (tests_dir / "Toy_Nopython.ijm").write_text(render_ijm(
         replace(TOY, title="Toy Nopython"), "ij1", str(tmp_path / "no" / "python"),
-        "fiji_bridge._toy"))
+        "toy_operation"))
     if bare:
         (tests_dir / "Toy_Bare.ijm").write_text(render_ijm(
-            replace(TOY, title="Toy Bare"), "ij1", bare, "fiji_bridge._toy"))
+            replace(TOY, title="Toy Bare"), "ij1", bare, "toy_operation"))
     javatmp = tmp_path / "javatmp"
     javatmp.mkdir()
     (tmp_path / "offset_bad.txt").write_text("not a tiff")
 
     r = run_worker(tmp_path, rf'''
     from fiji_bridge.convert import start_ij1, numpy_to_imageplus, imageplus_to_numpy, imageplus_calibration
-    from fiji_bridge._toy import scale
+    from toy_operation import scale
     IJ = start_ij1(plugins_dir={str(root)!r}, gui=True)
     from java.lang import System
     System.setProperty("java.io.tmpdir", {str(javatmp)!r})

@@ -26,17 +26,17 @@ pytestmark = pytest.mark.skipif(not FIJI_DIR or os.environ.get("CI") == "true",
 
 def _install(fiji: Path):
     """Install the real operations and the toy stand-in into `fiji` (removed again by the test)."""
-    from fiji_bridge._toy import TOY
+    from toy_operation import TOY
     from fiji_bridge.generate import script_files
 
     install(fiji, sys.executable)
-    for f in script_files({"toy-scale": TOY}, python=sys.executable, cli_module="fiji_bridge._toy"):
+    for f in script_files({"toy-scale": TOY}, python=sys.executable, cli_module="toy_operation"):
         (fiji / f.relpath).write_text(f.text)
 
 
 def test_fiji_session_menus_and_command(tmp_path):
     from camcorr.operations import all_operations
-    from fiji_bridge._toy import scale
+    from toy_operation import scale
 
     mirror = Path(FIJI_DIR).resolve()
     _install(mirror)
@@ -48,7 +48,7 @@ def test_fiji_session_menus_and_command(tmp_path):
 
 def _run(tmp_path, mirror):
     from camcorr.operations import all_operations
-    from fiji_bridge._toy import scale
+    from toy_operation import scale
 
     rng = np.random.default_rng(5)
     a16 = rng.integers(0, 20000, (2, 16, 12)).astype(np.uint16)
@@ -59,7 +59,7 @@ def _run(tmp_path, mirror):
     titles = sorted(op.title for op in all_operations().values() if "fiji" in op.frontends)
     r = run_worker(tmp_path, rf'''
     import camcorr.operations as reg
-    from fiji_bridge._toy import TOY, scale
+    from toy_operation import TOY, scale
     from fiji_bridge.session import start_fiji, run_operation
     from fiji_bridge.convert import imageplus_to_numpy
     ij = start_fiji({str(mirror)!r}, mode="headless")

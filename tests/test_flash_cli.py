@@ -116,7 +116,7 @@ def test_correct_multichannel_hyperstack(folders, tmp_path, capsys):
     timepoint: the result equals correct_interleaved on the channel stacks, exactly, with the
     C/Z layout, dtype and calibration kept; TZCYX is corrected per timepoint."""
     from camcorr.flash import correct_interleaved, parse_settings
-    from camcorr.flash._cli import SINGLE_CHANNEL_NOTE, prepare_params
+    from camcorr.flash.cli import SINGLE_CHANNEL_NOTE, prepare_params
 
     ct, acq = folders
     params_path = next(ct.folder.glob("FlashParam_*.tif"), None)
@@ -172,7 +172,7 @@ def test_correct_multichannel_hyperstack(folders, tmp_path, capsys):
 def test_single_channel_stack_logs_note(folders, tmp_path, capsys):
     """A single single-channel stack: corrected as a single-channel acquisition, one-line note."""
     from camcorr.flash import correct_interleaved, parse_settings
-    from camcorr.flash._cli import prepare_params
+    from camcorr.flash.cli import prepare_params
 
     ct, acq = folders
     params_path = next(ct.folder.glob("FlashParam_*.tif"), None)

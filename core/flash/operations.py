@@ -50,7 +50,7 @@ CALIBRATE = Operation(
               frontends=("cli",)),
     ),
     references=_REFS,
-    runner="camcorr.flash._cli:run_calibrate",
+    runner="camcorr.flash.cli:run_calibrate",
     frontends=("cli", "fiji"),
     epilog="Example: camcorr flash calibrate /data/flash_calibration_2024-05-17/",
 )
@@ -115,7 +115,7 @@ CORRECT = Operation(
                    "'flash_corrected' beside the data.", frontends=("cli",)),
     ),
     references=_REFS,
-    runner="camcorr.flash._cli:run_correct",
+    runner="camcorr.flash.cli:run_correct",
     cellprofiler_module="FlashCarryoverCorrect",
     epilog=("Examples:\n"
             "  camcorr flash correct cell1/ --params FlashParam_sn100740_roi513-769-1536-1280_"

@@ -24,7 +24,7 @@ J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
 """
 from .estimate import (DEFAULT_SIGMAS, GainAccumulator, GainResult, estimate_gain,
                        prepare_gain_ref, sme_frame)
-from .report import THRESHOLDS, counting_noise_floor, gain_report
+from .qc import THRESHOLDS, counting_noise_floor, gain_report
 
 __all__ = [
     "DEFAULT_SIGMAS",

@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import CamcorrError, check_finite, check_ndim, describe
 from . import _kernels as K
-from .report import gain_report
+from .qc import gain_report
 
 __all__ = [
     "DEFAULT_SIGMAS",

@@ -36,7 +36,7 @@ PARALLEL_DARK = Operation(
     ),
     references=("Chan, Golub & LeVeque (1983) Am. Stat. 37(3), 242-247. "
                 "doi:10.1080/00031305.1983.10483115",),
-    runner="camcorr.parallel._cli:run_dark",
+    runner="camcorr.parallel.cli:run_dark",
     frontends=_CLI,
 )
 
@@ -64,7 +64,7 @@ PARALLEL_CALIBRATE = Operation(
               help="Planes per block and per robust median, as 'flash calibrate' uses them.",
               frontends=_CLI),
     ),
-    runner="camcorr.parallel._cli:run_calibrate",
+    runner="camcorr.parallel.cli:run_calibrate",
     frontends=_CLI,
 )
 

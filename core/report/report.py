@@ -24,7 +24,7 @@ from ..io import atomic_write
 from . import figures
 from .manifest import read_manifest, resolve
 
-__all__ = ["build_report", "ReportResult", "run_cli", "calibration_pixel_data", "frc_cutoff",
+__all__ = ["build_report", "ReportResult", "calibration_pixel_data", "frc_cutoff",
            "carryover_removed"]
 
 
@@ -663,15 +663,3 @@ def build_report(run_dir, out_dir=None, *, pixel=None, title: Optional[str] = No
     page = _html(page_title, qc, figs, notes, missing, checks, out)
     index = atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page))
     return ReportResult(index=index, qc=qc, figures=figs, missing=missing)
-
-
-def run_cli(values: Dict[str, Any]) -> int:
-    """Runner of ``camcorr report``."""
-    res = build_report(values["run_dir"], values.get("output"), pixel=values.get("pixel"))
-    print(f"Report written: {res.index.resolve()}")
-    if res.missing:
-        print("Not in this run: " + ", ".join(res.missing))
-    failed = [c["name"] for c in res.qc.get("checks", []) if not c["pass"]]
-    if failed:
-        print("Checks against the truth that failed: " + "; ".join(failed))
-    return 0

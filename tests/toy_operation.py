@@ -1,9 +1,9 @@
-"""A stand-in operation for the Fiji bridge tests (not a user command).
+"""A stand-in operation for the Fiji bridge tests (not a user command; not shipped).
 
 ``toy-scale`` multiplies or offsets an image, with every parameter kind a Fiji dialog maps
-(number with limits, choice, boolean, optional file).  ``python -m fiji_bridge._toy ARGS`` and
-:func:`main` are the ``camcorr`` command line restricted to it, so the Java tests can run an
-installed macro end to end whatever engines exist yet.
+(number with limits, choice, boolean, optional file).  ``python -m toy_operation ARGS`` (with
+``tests/`` on ``PYTHONPATH``) and :func:`main` are the ``camcorr`` command line given a registry
+holding only this operation, so the Java tests can run an installed macro end to end.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ TOY = Operation(
         Param("output", "output_file", required=True, cli="--output", short="-o",
               frontends=("cli",), help="Output TIFF."),
     ),
-    runner="fiji_bridge._toy:run",
+    runner="toy_operation:run",
 )
 
 
@@ -65,11 +65,9 @@ def run(values) -> int:
 
 
 def main(argv=None) -> int:
-    import camcorr.operations as registry
     from camcorr.cli import main as cli_main
 
-    registry._REGISTRY = {TOY.name: TOY}
-    return cli_main(argv)
+    return cli_main(argv, operations={TOY.name: TOY})
 
 
 if __name__ == "__main__":  # pragma: no cover
