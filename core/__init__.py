@@ -20,7 +20,14 @@ Conventions
 Axes are (..., Z, Y, X).  Camera quantities (offset, noise, carryover, thresholds, darkfield,
 baseline) are in ADU.  Outputs keep the input dtype unless asked, clipped, never wrapped.
 """
-from ._version import __version__
-from .errors import CamcorrError
+import os as _os
+
+from . import _numba_cache
+
+# before any kernel module imports numba: a read-only install gets a private writable cache
+_numba_cache.configure(_os.path.dirname(__file__))
+
+from ._version import __version__  # noqa: E402
+from .errors import CamcorrError  # noqa: E402
 
 __all__ = ["__version__", "CamcorrError"]

@@ -2,7 +2,9 @@
 
 Every sub-command comes from an :class:`~camcorr.operations.Operation`; its options, defaults and
 help text are the ones CellProfiler and Fiji show.  Errors in the input print one paragraph and
-exit with status 2 (no traceback; set ``CAMCORR_DEBUG=1`` to see one).
+exit with status 2; unexpected errors print one paragraph, exit with status 1 and leave the
+traceback in a log file (``--debug`` or ``CAMCORR_DEBUG=1`` shows it).  Paths are checked before
+any work (:mod:`camcorr.preflight`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import textwrap
 from typing import Dict, List, Optional, Sequence
 
 from ._version import __version__
-from .errors import CamcorrError
 from .operations import Operation, Param, all_operations
 
 __all__ = ["main", "build_parser"]
@@ -90,6 +91,9 @@ def build_parser(operations: Optional[Dict[str, Operation]] = None) -> argparse.
     parser = argparse.ArgumentParser(prog="camcorr", description=_DESCRIPTION,
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"camcorr {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="Show the full traceback of an error (also CAMCORR_DEBUG=1); may be "
+                             "given anywhere on the line.")
     groups: Dict[tuple, argparse._SubParsersAction] = {}
     parsers: Dict[tuple, argparse.ArgumentParser] = {(): parser}
 
@@ -127,46 +131,55 @@ def main(argv: Optional[Sequence[str]] = None,
     """Run the command line; returns the exit status.
 
     `operations` (``{name: Operation}``) replaces the discovered registry (tests use it).
+    ``--debug`` (anywhere on the line) or ``CAMCORR_DEBUG=1`` shows full tracebacks; otherwise
+    every failure is one paragraph on stderr (see :func:`camcorr.guard.explain`) and unexpected
+    errors leave their traceback in a log file.  SIGTERM and SIGINT remove temporary files and
+    exit with 143 and 130.
     """
+    from .guard import debug_requested, explain
+    from .io import install_signal_handlers
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = bool(os.environ.get("CAMCORR_DEBUG"))
+    debug = debug_requested() or "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    install_signal_handlers()
+    prog = "camcorr"
+    inputs: List[str] = []
     try:
         parser = build_parser(operations)
-    except CamcorrError as exc:  # a broken operation definition
-        print(f"camcorr: error: {exc}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    op: Optional[Operation] = getattr(args, "_operation", None)
-    if op is None:
-        args._parser_help.print_help()
-        return 0 if not argv else 2
-    prog = "camcorr " + " ".join(op.command)
-    try:
+        args = parser.parse_args(argv)
+        op: Optional[Operation] = getattr(args, "_operation", None)
+        if op is None:
+            args._parser_help.print_help()
+            return 0 if not argv else 2
+        prog = "camcorr " + " ".join(op.command)
         values = {p.name: getattr(args, p.name) for p in op.params_for("cli")}
+        inputs = _input_paths(op, values)
         values = op.validate(values, frontend="cli")
+        from .preflight import check_operation
+
+        check_operation(op, values)
         status = op.load_runner()(values)
         return int(status or 0)
-    except CamcorrError as exc:
-        if debug:
-            raise
-        print(f"{prog}: error: {textwrap.fill(str(exc), 100)}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        if debug:
-            raise
-        print(f"{prog}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-              file=sys.stderr)
-        return 2
-    except MemoryError:
-        if debug:
-            raise
-        print(f"{prog}: error: out of memory. Process fewer files at once or use a machine with "
-              "more memory.", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no partial output was left under its final name.",
-              file=sys.stderr)
-        return 130
+    except SystemExit as exc:  # argparse (usage errors: status 2, --help/--version: 0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except BaseException as exc:  # noqa: B902 - the one top-level handler of the command line
+        msg, status = explain(exc, what=prog, inputs=inputs, debug=debug, argv=["camcorr"] + argv)
+        text = msg if debug else textwrap.fill(msg, 100, break_long_words=False,
+                                               break_on_hyphens=False)
+        print(f"{prog}: error: {text}", file=sys.stderr)
+        return status
+
+
+def _input_paths(op: Operation, values: Dict) -> List[str]:
+    """Input files named on the command line (for the message of an unexpected error)."""
+    out: List[str] = []
+    for p in op.params_for("cli"):
+        v = values.get(p.name)
+        if v is None or p.kind not in ("image", "images", "file", "files", "folder"):
+            continue
+        out.extend(str(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover
