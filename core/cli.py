@@ -161,8 +161,8 @@ def main(argv: Optional[Sequence[str]] = None,
         check_operation(op, values)
         status = op.load_runner()(values)
         return int(status or 0)
-    except SystemExit as exc:  # argparse (usage errors: status 2, --help/--version: 0)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except SystemExit:  # argparse: usage errors (status 2), --help and --version (0)
+        raise
     except BaseException as exc:  # noqa: B902 - the one top-level handler of the command line
         msg, status = explain(exc, what=prog, inputs=inputs, debug=debug, argv=["camcorr"] + argv)
         text = msg if debug else textwrap.fill(msg, 100, break_long_words=False,

@@ -110,7 +110,9 @@ def check_operation(op, values: Dict) -> None:
         v = values.get(p.name)
         if v is None or str(v) == "":
             continue
-        folder = p.kind == "output_folder"
+        # some output files may be given as a folder to hold a file named by the operation
+        # (flash calibrate); the runner refuses a folder where it needs a file name
+        folder = p.kind == "output_folder" or os.path.isdir(str(v))
         preflight_output(v, argument=p.display_name, inputs=input_files,
                          expected_bytes=expected, folder=folder)
         if folder and op.name in SAME_NAME_OUTPUTS:
@@ -122,7 +124,7 @@ def check_operation(op, values: Dict) -> None:
                                        expected="an output folder other than the inputs' folder",
                                        received=f"{v} (holds the input {path})",
                                        fix="Choose another output folder (e.g. -o corrected/)")
-        if not folder:
+        if p.kind == "output_file" and not os.path.isdir(str(v)):
             outputs.append((p.display_name, str(v)))
     for i, (arg, path) in enumerate(outputs):
         for arg2, path2 in outputs[:i]:
