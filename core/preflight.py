@@ -32,6 +32,9 @@ _INPUT_KINDS = ("image", "images", "file", "files")
 SAME_NAME_OUTPUTS = ("flash-correct", "flatfield-apply", "gain-normalize")
 # Estimated output size from the input sizes: "same" (about the inputs' size), "one" (the size of
 # the largest single input), or a fixed small size for reductions (a few planes).
+#: Output-file parameters that may name a folder (the operation names the file inside it).
+FOLDER_OK_OUTPUTS = (("flash-calibrate", "output"), ("parallel-calibrate", "output"),
+                     ("flatfield-estimate", "output"))
 _SIZE_RULE = {"flash-correct": "same", "flatfield-apply": "same", "gain-normalize": "same",
               "median": "one"}
 
@@ -100,7 +103,7 @@ def check_operation(op, values: Dict) -> None:
         if p.kind in _INPUT_KINDS:
             for v in _as_list(values.get(p.name)):
                 inputs.append((p.display_name, p.kind, str(v)))
-    check_distinct_inputs([(a, path) for a, kind, path in inputs if kind in ("image", "images")])
+    check_distinct_inputs([(a, path) for a, kind, path in inputs])
     input_files = [path for _a, _k, path in inputs if os.path.isfile(path)]
     outputs: List[Tuple[str, str]] = []
     expected = _expected_bytes(op, inputs)
@@ -108,11 +111,16 @@ def check_operation(op, values: Dict) -> None:
         if p.kind not in ("output_file", "output_folder"):
             continue
         v = values.get(p.name)
-        if v is None or str(v) == "":
+        if v is None:
             continue
+        if str(v).strip() == "":
+            raise CamcorrError("empty path", argument=p.display_name, expected="a file or folder name",
+                               received="an empty string",
+                               fix="Leave the option out to use the default")
         # some output files may be given as a folder to hold a file named by the operation
-        # (flash calibrate); the runner refuses a folder where it needs a file name
-        folder = p.kind == "output_folder" or os.path.isdir(str(v))
+        # (flash calibrate); the others need a file name
+        folder = p.kind == "output_folder" or (
+            (op.name, p.name) in FOLDER_OK_OUTPUTS and os.path.isdir(str(v)))
         preflight_output(v, argument=p.display_name, inputs=input_files,
                          expected_bytes=expected, folder=folder)
         if folder and op.name in SAME_NAME_OUTPUTS:

@@ -46,3 +46,10 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(20261121)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the summaries tests leave in ``config._camcorr_summaries`` (bad-input table, ...)."""
+    for text in getattr(config, "_camcorr_summaries", []):
+        terminalreporter.write_sep("-", "camcorr reliability")
+        terminalreporter.write_line(text)

@@ -1,13 +1,14 @@
 """Command-line runners of ``camcorr gain normalize`` and ``camcorr frc``."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
 import numpy as np
 
 from ..errors import CamcorrError
-from ..io import ensure_not_input, iter_planes, read_image, read_tiff, write_tiff
+from ..io import cast_to_dtype, ensure_not_input, inspect_tiff, iter_planes, read_image, read_tiff, write_tiff
 from .frc import frc
 from .normalize import NormalizationStats, compute_stats, normalize
 
@@ -25,10 +26,14 @@ def run_normalize(values: Dict[str, Any]) -> int:
                            received=", ".join(str(p) for p in paths))
     for o in outputs:
         ensure_not_input(o, paths, argument="--output")
+    first_dtype = np.dtype(inspect_tiff(paths[0], argument="FRAMES").dtype) if paths else None
+    out_dtype = first_dtype if values["dtype"] == "keep" else np.dtype(np.float32)
+    if values.get("i0") is not None:  # before the statistics are computed or saved
+        check_levels_fit(out_dtype, values.get("sigma0") or 0.0, values["i0"])
     stats_path = Path(values["stats"]) if values.get("stats") else outdir / "normalization_stats.npz"
     ensure_not_input(stats_path, paths, argument="--stats")
     if values.get("from_stats"):
-        stats = NormalizationStats.load(values["from_stats"])
+        stats = NormalizationStats.load(values["from_stats"], argument="--from-stats")
         source = f"statistics from {values['from_stats']}"
     else:
         stats = compute_stats(lambda: iter_planes(paths, argument="FRAMES"),
@@ -52,15 +57,45 @@ def run_normalize(values: Dict[str, Any]) -> int:
         if values["zero_sigma"] == "error":
             normalize(np.zeros((1,) + stats.shape), stats, sigma0=s0, i0=c0, zero_sigma="error")
         print(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
+    check_levels_fit(out_dtype, s0, c0, given_i0=i0 is not None)
     for src, dst in zip(paths, outputs):
         data, info = read_tiff(src, argument="FRAMES")
         dtype = data.dtype if values["dtype"] == "keep" else np.float32
         corrected = normalize(data, stats, sigma0=s0, i0=c0, zero_sigma=values["zero_sigma"],
-                              dtype=dtype)
-        write_tiff(dst, corrected, inputs=paths, **info.write_kwargs())
+                              dtype=np.float64)
+        corrected, n_low, n_high = cast_to_dtype(corrected, dtype, return_counts=True)
+        if n_low or n_high:
+            share = 100.0 * (n_low + n_high) / max(1, corrected.size)
+            print(f"camcorr gain normalize: warning: {share:.3g} % of the values of {src.name} "
+                  f"clipped to the {np.dtype(dtype)} range ({n_low} below, {n_high} above); "
+                  "use --dtype float32 to keep them", file=sys.stderr)
+        write_tiff(dst, corrected, inputs=paths, argument="--output", **info.write_kwargs())
     print(f"camcorr gain normalize: wrote {len(outputs)} file(s) to {outdir}"
           + ("" if values.get("from_stats") else f"; statistics in {stats_path}"))
     return 0
+
+
+def check_levels_fit(dtype, sigma0: float, i0: float, *, given_i0: bool = True):
+    """Refuse target levels that saturate an integer output type (before any file is written).
+
+    Raises
+    ------
+    CamcorrError
+        If ``i0`` (the target mean) lies outside the range of `dtype`, or ``i0 +- 3 sigma0``
+        does not fit in it at all (every pixel would be clipped).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui":
+        return
+    info = np.iinfo(dtype)
+    if not (info.min <= i0 <= info.max) or i0 + 3 * sigma0 < info.min or \
+            i0 - 3 * sigma0 > info.max:
+        raise CamcorrError("target level outside the output type's range",
+                           argument="--i0" if given_i0 else "--sigma0/--i0",
+                           expected=f"I0 within [{info.min}, {info.max}] for {dtype} output",
+                           received=f"I0 = {i0:.6g} ADU, sigma0 = {sigma0:.6g} ADU: nearly every "
+                                    f"pixel would be clipped to {info.max if i0 > info.max else info.min}",
+                           fix="Choose an I0 inside the range, or write --dtype float32")
 
 
 def _image2d(path, argument):

@@ -287,13 +287,13 @@ class NormalizationStats:
         return atomic_write(path, _w, suffix=".npz")
 
     @classmethod
-    def load(cls, path) -> "NormalizationStats":
-        """Read a file written by :meth:`save`."""
+    def load(cls, path, *, argument: str = "stats") -> "NormalizationStats":
+        """Read a file written by :meth:`save`; `argument` names it in error messages."""
         from pathlib import Path
 
         p = Path(path)
         if not p.is_file():
-            raise CamcorrError("statistics file not found", argument="stats",
+            raise CamcorrError("statistics file not found", argument=argument,
                                expected="an .npz file written by 'camcorr gain normalize'",
                                received=str(p))
         try:
@@ -310,7 +310,7 @@ class NormalizationStats:
         except CamcorrError:
             raise
         except Exception as exc:
-            raise CamcorrError("cannot read statistics file", argument="stats",
+            raise CamcorrError("cannot read statistics file", argument=argument,
                                expected="an .npz file written by 'camcorr gain normalize'",
                                received=f"{p} ({type(exc).__name__}: {exc})") from None
 

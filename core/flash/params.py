@@ -231,6 +231,9 @@ def read_params(path, *, roi=None) -> FlashParams:
         raise CamcorrError("parameter file not found", argument="params",
                            expected="a FlashParam_*.tif file from 'camcorr flash calibrate' or LLSpy",
                            received=str(p))
+    from ..io import inspect_tiff
+
+    inspect_tiff(p, argument="params")  # the input gate: colour, empty, truncated, pixel type
     info = {}
     try:
         with tifffile.TiffFile(p) as tif:

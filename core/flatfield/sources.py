@@ -107,6 +107,9 @@ class TileSet:
         if not p.is_file():
             raise CamcorrError("tile file not found", argument=f"{self.argument}: tile {i + 1}",
                                expected="an existing TIFF file", received=str(p))
+        from ..io import inspect_tiff
+
+        inspect_tiff(p, argument=f"{self.argument}: tile {i + 1}")  # colour, truncated, ...
         try:  # uncompressed contiguous TIFF: one open gives shape, dtype and the memory map
             mm = tifffile.memmap(p, mode="r")
         except Exception:
@@ -180,10 +183,19 @@ class TileSet:
             return np.asarray(arr if arr.ndim == 2 else arr[z])
         kind, h = self._handle(i)
         if kind == "mm":
-            return h[z]
-        tif, pages = h
-        data = pages[z].asarray()
-        return data.reshape(data.shape[-2:]) if data.ndim > 2 else data
+            data = h[z]
+        else:
+            tif, pages = h
+            data = pages[z].asarray()
+            data = data.reshape(data.shape[-2:]) if data.ndim > 2 else data
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise CamcorrError("contains NaN or infinite values",
+                               argument=f"{self.argument}: tile {i + 1}",
+                               expected="finite numbers only",
+                               received=f"{int(np.count_nonzero(~np.isfinite(data)))} non-finite "
+                                        f"value(s) in plane {z + 1} of {self.name(i)}",
+                               fix="Replace or mask the non-finite pixels before estimating")
+        return data
 
     def tile(self, i: int) -> np.ndarray:
         """Tile `i` entirely (2D or 3D), read into memory."""

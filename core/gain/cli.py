@@ -89,6 +89,32 @@ def read_gain_ref(path) -> np.ndarray:
     return data
 
 
+def check_offset_below_data(offset: float, movies: Sequence, *, argument: str = "--offset"):
+    """Refuse an offset at or above the typical level of the first frames (before any work).
+
+    Subtracting an offset above the data leaves mostly negative or zero signal: the gain
+    estimate would be meaningless (and used to report a flat gain without a flag).
+
+    Raises
+    ------
+    CamcorrError
+        If `offset` is at or above the median of the first block of frames.
+    """
+    if not offset:
+        return
+    first = next(iter_movie_frames(list(movies)[:1], chunk=4), None)
+    if first is None or first.size == 0:
+        return
+    level = float(np.median(first))
+    if offset >= level:
+        raise CamcorrError("offset at or above the data", argument=argument,
+                           expected=f"an offset below the data (median of the first frames: "
+                                    f"{level:.6g} ADU)",
+                           received=f"{offset:.6g} ADU",
+                           fix="Give the camera's dark level (e.g. from 'camcorr parallel dark' "
+                               "or the camera sheet), usually 100 ADU for sCMOS cameras")
+
+
 def run_estimate(values: dict) -> int:
     """Runner of ``camcorr gain estimate`` (values already validated by the Operation)."""
     movies = [str(m) for m in values["movies"]]
@@ -105,6 +131,7 @@ def run_estimate(values: dict) -> int:
     if report_path:
         ensure_not_input(report_path, inputs, argument="--report")
     sigmas = parse_sigmas(values.get("sigmas") or "0,0.5,1,1.5,2,2.5,3")
+    check_offset_below_data(values.get("offset") or 0.0, movies)
     verbose = sys.stderr.isatty()
 
     def progress(it, n):

@@ -68,12 +68,25 @@ def connect(address: Optional[str], *, timeout: str = "20s") -> Iterator[Optiona
                            fix="pip install 'camcorr[dask]'") from None
     import os
 
+    if os.path.isfile(address):
+        import json
+
+        try:
+            with open(address) as fh:
+                ok = "address" in json.load(fh)
+        except (OSError, ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise CamcorrError("not a dask scheduler file", argument="--scheduler",
+                               expected="a scheduler address (tcp://host:8786) or the JSON file "
+                                        "written by 'dask scheduler --scheduler-file'",
+                               received=address)
     try:
         if os.path.isfile(address):
             client = Client(scheduler_file=address, timeout=timeout)
         else:
             client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise CamcorrError("cannot reach the dask scheduler", argument="--scheduler",
                            expected="the address of a running scheduler (tcp://host:8786)",
                            received=f"{address} ({exc})",

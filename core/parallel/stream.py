@@ -32,6 +32,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import CamcorrError
+from ..io import inspect_tiff
 from ..stats import RunningMoments
 
 __all__ = [
@@ -58,18 +59,30 @@ def _dask():
 
 
 def _read_planes(path: str, start: int, stop: int) -> np.ndarray:
-    """Planes [start, stop) of a TIFF file as (n, Y, X) (memory-mapped where possible)."""
+    """Planes [start, stop) of a TIFF file as (n, Y, X) (memory-mapped where possible).
+
+    Raises :class:`CamcorrError` for NaN or infinite values (a NaN would spread into every
+    statistic of its pixel).
+    """
     import tifffile
 
     try:
         arr = tifffile.memmap(path, mode="r")
         planes = arr.reshape((-1,) + arr.shape[-2:]) if arr.ndim > 2 else arr[None]
-        return np.array(planes[start:stop])
+        block = np.array(planes[start:stop])
     except Exception:
         with tifffile.TiffFile(path) as tif:
             pages = tif.series[0].pages if len(tif.series) else tif.pages
-            return np.stack([pages[i].asarray() for i in range(start, stop)]).reshape(
+            block = np.stack([pages[i].asarray() for i in range(start, stop)]).reshape(
                 (-1,) + tuple(pages[start].shape[-2:]))
+    if block.dtype.kind == "f" and not np.isfinite(block).all():
+        n_bad = int(np.count_nonzero(~np.isfinite(block)))
+        raise CamcorrError("contains NaN or infinite values", argument="frames",
+                           expected="finite numbers only",
+                           received=f"{n_bad} non-finite value(s) in planes {start}-{stop - 1} "
+                                    f"of {path}",
+                           fix="Replace or mask the non-finite pixels before computing statistics")
+    return block
 
 
 def tiff_frames(paths: Union[str, os.PathLike, Sequence], *, chunk_frames: int = 64):
@@ -98,9 +111,8 @@ def tiff_frames(paths: Union[str, os.PathLike, Sequence], *, chunk_frames: int =
         if not os.path.isfile(path):
             raise CamcorrError("file not found", argument="frames", expected="an existing TIFF file",
                                received=path)
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+        info = inspect_tiff(path, argument="frames")  # the input gate (colour, truncated, ...)
+        shape, dtype = tuple(info.shape), np.dtype(info.dtype)
         n = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
         yx = shape[-2:]
         if first is None:

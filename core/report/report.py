@@ -229,6 +229,12 @@ def _section_flash(run, m, truth, out, pixel, qc, figs, notes):
             score = np.where(finite, A, -np.inf)
             pixel = np.unravel_index(int(np.argmax(score)), A.shape)
         r, c = int(pixel[0]), int(pixel[1])
+        if not (0 <= r < A.shape[0] and 0 <= c < A.shape[1]):
+            raise CamcorrError("pixel outside the calibrated region", argument="--pixel",
+                               expected=f"ROW in [0, {A.shape[0] - 1}] and COL in "
+                                        f"[0, {A.shape[1] - 1}] (the parameter file's size)",
+                               received=f"{r} {c}",
+                               fix="Leave --pixel out to plot the pixel with the largest carryover")
         x, y = calibration_pixel_data(calib, (r, c), off[r, c])
         figs["flash"] = figures.carryover_pixel_figure(
             out / "carryover_pixel.png", x, y, pixel=(r, c), A=A[r, c], B=B[r, c],
@@ -632,7 +638,20 @@ def build_report(run_dir, out_dir=None, *, pixel=None, title: Optional[str] = No
     run = Path(run_dir)
     m = read_manifest(run)
     out = Path(out_dir) if out_dir is not None else run / "report"
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _build(run, m, out, pixel, title)
+    except BaseException:
+        if created:  # leave nothing behind: an empty report folder made by this call goes
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _build(run: Path, m: Dict, out: Path, pixel, title) -> ReportResult:
     truth = m.get("truth") or {}
     qc: Dict[str, Any] = {}
     figs: Dict[str, Path] = {}
@@ -647,7 +666,7 @@ def build_report(run_dir, out_dir=None, *, pixel=None, title: Optional[str] = No
     }
     missing = [k for k, v in present.items() if not v]
     if not any(present.values()):
-        raise CamcorrError("nothing to report in this folder", argument=str(run_dir),
+        raise CamcorrError("nothing to report in this folder", argument=str(run),
                            expected="a run folder with camcorr_run.json or known outputs "
                                     "(FlashParam_*.tif, *mask*.tif, gain.tif, frc.json, profiles.npz)",
                            received="none of them",
