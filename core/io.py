@@ -32,6 +32,7 @@ __all__ = [
     "read_tiff",
     "read_image",
     "inspect_tiff",
+    "check_array",
     "iter_planes",
     "count_planes",
     "write_tiff",
@@ -215,7 +216,7 @@ def _check_header(tif, log: _TiffLog, p: Path, argument: str) -> "tifffile.TiffP
     if ij_images > n_planes:
         err = _truncated(p, argument, hint or "", ij_images,
                          _planes_present(tif, p, dtype, series.shape[-2:]))
-    elif getattr(series, "is_truncated", False) or hint:
+    elif hint:
         have = _planes_present(tif, p, dtype, series.shape[-2:])
         err = _truncated(p, argument, hint or "", n_planes if have is not None and
                          have < n_planes else None, have)
@@ -244,6 +245,54 @@ def _check_values(data: np.ndarray, argument: str, p, finite: str) -> np.ndarray
                            fix="Replace or mask the non-finite pixels (e.g. Fiji: Process > Math > "
                                "Remove NaNs) before correcting")
     return data
+
+
+def check_array(data, argument: str, *, ndim: Optional[Sequence[int]] = None,
+                finite: str = "refuse", multichannel: bool = False) -> np.ndarray:
+    """The input gate for an image given as an array (CellProfiler, Fiji, Python API).
+
+    Parameters
+    ----------
+    data : array_like
+        Pixels, axes (..., Z, Y, X).
+    argument : str
+        How the front end names the image (CellProfiler setting text, Fiji parameter, ...).
+    ndim : sequence of int, optional
+        Accepted numbers of dimensions.
+    finite : {'refuse', 'allow'}
+        Refuse NaN and infinity (default) or let them through.
+    multichannel : bool
+        The host says the image is a colour/multichannel image (CellProfiler's
+        ``image.multichannel``, an RGB ImagePlus): refused with the fix "split channels".
+
+    Returns
+    -------
+    ndarray
+        `data` as an array (not copied).
+
+    Raises
+    ------
+    CamcorrError
+        Colour image, unsupported dtype (complex, bool, object), wrong number of dimensions,
+        non-finite values; the message names `argument`, the expected and the received value.
+    """
+    arr = np.asarray(data)
+    if multichannel:
+        raise CamcorrError("is a colour (multichannel) image", argument=argument,
+                           expected="a single-channel greyscale image",
+                           received=f"an image of shape {arr.shape}",
+                           fix="Split the channels first (CellProfiler: ColorToGray with 'Split'; "
+                               "Fiji: Image > Color > Split Channels) and give one channel")
+    if arr.dtype.kind not in "uif":
+        raise CamcorrError("unsupported pixel type", argument=argument,
+                           expected="integer or floating-point pixels",
+                           received=f"{arr.dtype} data of shape {arr.shape}")
+    if ndim is not None and arr.ndim not in tuple(ndim):
+        names = {2: "2D (Y, X)", 3: "3D (Z, Y, X)", 4: "4D (T, Z, Y, X)"}
+        raise CamcorrError("wrong number of dimensions", argument=argument,
+                           expected=" or ".join(names.get(n, f"{n}D") for n in ndim),
+                           received=f"{arr.ndim}D data of shape {arr.shape}")
+    return _check_values(arr, argument, "the image", finite)
 
 
 def inspect_tiff(path: PathLike, *, argument: str = "input") -> TiffInfo:
@@ -368,7 +417,20 @@ def iter_planes(paths: Union[PathLike, Sequence[PathLike]], *, chunk: int = 16,
     for path in paths:  # the gate for every file before the first block is yielded
         inspect_tiff(path, argument=argument)
     for path in paths:
-        for block in _iter_file_planes(Path(path), chunk):
+        blocks = _iter_file_planes(Path(path), chunk)
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                break
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a damaged page the header check could not see
+                raise CamcorrError("truncated or damaged file", argument=argument,
+                                   expected="a complete TIFF file",
+                                   received=f"{path} ({type(exc).__name__}: {exc})",
+                                   fix="The file was probably not copied or written completely; "
+                                       "copy or export it again") from None
             yield _check_values(block, argument, path, finite)
 
 

@@ -87,7 +87,8 @@ def _write_inputs(folder: Path) -> None:
     f[3, 5, 7] = np.nan
     tifffile.imwrite(folder / "nan.tif", f)
     f = good.astype(np.float32)
-    f[7, 2, 3] = np.inf
+    f[1, 2, 3] = np.inf  # read as the B map of a parameter file
+    f[7, 2, 3] = -np.inf  # a plane the z-range flat-field samples
     tifffile.imwrite(folder / "inf.tif", f)
     (folder / "folder.tif").mkdir()
     (folder / "calib").mkdir()  # an empty calibration folder

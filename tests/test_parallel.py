@@ -143,8 +143,9 @@ def test_bad_inputs(tmp_path):
         P.moments(np.zeros(5))
     with pytest.raises(CamcorrError, match="file not found"):
         P.moments([tmp_path / "nope.tif"])
-    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 4, 4), np.uint16))
-    tifffile.imwrite(tmp_path / "b.tif", np.zeros((3, 5, 4), np.uint16))
+    # photometric given: tifffile would store a (3, 4, 4) array as an RGBA image otherwise
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 4, 4), np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((3, 5, 4), np.uint16), photometric="minisblack")
     with pytest.raises(CamcorrError, match="differ in size"):
         P.tiff_frames([tmp_path / "a.tif", tmp_path / "b.tif"])
     with pytest.raises(CamcorrError, match="out of range"):

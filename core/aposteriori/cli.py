@@ -28,6 +28,9 @@ def run_normalize(values: Dict[str, Any]) -> int:
         ensure_not_input(o, paths, argument="--output")
     first_dtype = np.dtype(inspect_tiff(paths[0], argument="FRAMES").dtype) if paths else None
     out_dtype = first_dtype if values["dtype"] == "keep" else np.dtype(np.float32)
+    if values.get("sigma0") is not None and values["sigma0"] <= 0:
+        raise CamcorrError("value out of range", argument="--sigma0",
+                           expected="a positive standard deviation", received=repr(values["sigma0"]))
     if values.get("i0") is not None:  # before the statistics are computed or saved
         check_levels_fit(out_dtype, values.get("sigma0") or 0.0, values["i0"])
     stats_path = Path(values["stats"]) if values.get("stats") else outdir / "normalization_stats.npz"
@@ -49,9 +52,6 @@ def run_normalize(values: Dict[str, Any]) -> int:
     i0 = values.get("i0")
     s0 = stats.sigma0() if sigma0 is None else sigma0
     c0 = stats.i0() if i0 is None else i0
-    if sigma0 is not None and sigma0 <= 0:
-        raise CamcorrError("value out of range", argument="--sigma0",
-                           expected="a positive standard deviation", received=repr(sigma0))
     print(f"camcorr gain normalize: {source}; sigma0 = {s0:.4g} ADU, I0 = {c0:.4g} ADU")
     if n_dead:
         if values["zero_sigma"] == "error":

@@ -236,7 +236,10 @@ def _medians_kernel(stack, flat, counts):
         buf = np.empty(16, np.float64)
         plane = stack[z].ravel()
         for i in range(nbad):
-            out[z, i] = _neighbour_median(plane, flat, counts, i, buf)
+            if counts[i] == 0:  # no other pixel in the image (1 x 1): keep the value
+                out[z, i] = plane[0]
+            else:
+                out[z, i] = _neighbour_median(plane, flat, counts, i, buf)
     return out
 
 
@@ -249,6 +252,8 @@ def _replace_kernel(stack, flat, counts, ys, xs, out, lo, hi, to_int):
         plane = stack[z].ravel()
         oplane = out[z]
         for i in range(nbad):
+            if counts[i] == 0:  # no other pixel in the image (1 x 1): keep the value
+                continue
             v = _neighbour_median(plane, flat, counts, i, buf)
             if to_int:  # round half to even, clip to the dtype's range
                 v = min(max(np.rint(v), lo), hi)
@@ -346,5 +351,8 @@ def neighbour_medians_numpy(stack: np.ndarray, mask: np.ndarray):
             continue
         v = data[:, yc[sel], xc[sel]]  # (Z, n, k)
         v = np.where(ok[sel][None], v, np.nan)
+        none = ~ok[sel].any(axis=1)  # no other pixel in the image (1 x 1): keep the value
+        if none.any():
+            v[:, none, 0] = data[:, ys[sel][none], xs[sel][none]]
         values[:, sel] = np.nanmedian(v, axis=2)
     return ys, xs, values, level
