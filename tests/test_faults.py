@@ -34,6 +34,10 @@ def _env(**extra):
     return env
 
 
+def _stack(shape) -> np.ndarray:
+    return (100 + np.random.default_rng(7).poisson(50, shape)).astype(np.uint16)
+
+
 def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -179,7 +183,7 @@ def test_stale_temporary_files_removed_by_next_run(tmp_path):
     """A run killed with SIGKILL leaves its temporary file; the next run into that folder removes
     it, and only files matching camcorr's pattern whose process is gone."""
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, np.ones((3, 16, 16), np.uint16))
+    tifffile.imwrite(src, _stack((3, 16, 16)), photometric="minisblack")
     out = tmp_path / "out"
     out.mkdir()
     # a real camcorr temporary file of a process that no longer exists
@@ -270,7 +274,7 @@ def test_disk_full_streamed_blocks(tmpfs):
 def test_disk_full_cli_refused_before_work(tmpfs, tmp_path):
     fs = tmpfs("1m")
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, np.ones((40, 256, 256), np.uint16))  # 5 MiB output expected
+    tifffile.imwrite(src, _stack((40, 256, 256)))  # 5 MiB output expected
     before = _sha(src)
     r = subprocess.run([PY, "-m", "camcorr", "median", str(src), "-o", str(fs / "m.tif")],
                        capture_output=True, text=True, env=_env())
@@ -293,7 +297,7 @@ def test_free_space_estimate(tmp_path):
 def test_read_only_destination(tmp_path, tmpfs):
     ro = _readonly_dir(tmp_path, tmpfs)
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, np.ones((3, 16, 16), np.uint16))
+    tifffile.imwrite(src, _stack((3, 16, 16)), photometric="minisblack")
     with pytest.raises(CamcorrError, match="read-only|permission"):
         preflight_output(ro / "x.tif", argument="--output")
     with pytest.raises(CamcorrError, match="read-only|permission"):
@@ -362,7 +366,7 @@ def test_read_only_install_and_unwritable_home(tmp_path, tmpfs):
 @pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
 def test_outputs_honour_umask(tmp_path, umask, mode):
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, np.ones((3, 16, 16), np.uint16))
+    tifffile.imwrite(src, _stack((3, 16, 16)), photometric="minisblack")
     out = tmp_path / "m.tif"
     r = subprocess.run([PY, "-m", "camcorr", "median", str(src), "-o", str(out)],
                        capture_output=True, text=True, env=_env(),
@@ -394,7 +398,7 @@ def test_unexpected_error_is_one_paragraph_with_log(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("CAMCORR_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.delenv("CAMCORR_DEBUG", raising=False)
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, np.ones((3, 16, 16), np.uint16))
+    tifffile.imwrite(src, _stack((3, 16, 16)), photometric="minisblack")
     status = main(["boom", str(src)], operations={"boom": _boom_operation()})
     err = capsys.readouterr().err
     assert status == 1

@@ -229,7 +229,7 @@ def test_median_over_planes(stack, backend):
 
 
 @given(images(ndim=2, max_side=30, limit=1e5), st.integers(1, 9),
-       st.floats(1e-3, 10.0, width=32), st.data())
+       st.floats(0.0010000000474974513, 10.0, width=32), st.data())
 def test_bin_subtract(plane, b, scale, data):
     dark = data.draw(hnp.arrays(np.float32, plane.shape,
                                 elements=st.floats(0, 1000, width=32, allow_nan=False)))
@@ -254,7 +254,7 @@ def test_flash_correct(n_ch, nz, ny, nx, cycle, dtype, content, data):
     shp = (ny, nx)
     p = FlashParams(
         A=data.draw(hnp.arrays(np.float32, shp, elements=st.floats(0, 3000, width=32))),
-        B=data.draw(hnp.arrays(np.float32, shp, elements=st.floats(0, 0.05, width=32))),
+        B=data.draw(hnp.arrays(np.float32, shp, elements=st.floats(0, 0.05000000074505806, width=32))),
         offset=data.draw(hnp.arrays(np.float32, shp, elements=st.floats(0, 500, width=32))),
         noise=np.ones(shp, np.float32))
     if content == "random":
