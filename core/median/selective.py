@@ -22,6 +22,11 @@ Method (Amat et al. 2015, supplementary note; as described for LLSpy's "Do Media
      the threshold is the value at the "knee" of the sorted deviations: the point farthest
      (vertically) from the straight line joining the smallest and the largest deviation.  This
      rule always flags a few percent of pixels, even on clean data (NOTES §2: 3.6-8 %).
+   * ``rule='chi2'``: no neighbour comparison; every pixel's variance is tested against the
+     variance a good pixel shows at its mean level (shot plus read noise: a per-pixel read-noise
+     variance map if given, and a photon-transfer line fitted robustly on the data), with a
+     chi-square test at the false-positive rate ``fpr`` (:mod:`camcorr.median.noise_model`).
+     Works from a few planes of a static scene; a z-stack through a specimen is not one.
 
 4. Optional second pass on the *mean* projection (pixels of aberrant gain or offset): deviation
    ``mean - median3x3(mean)`` (mirrored borders), flagged two-sided beyond
@@ -49,6 +54,7 @@ Rousseeuw, P. J. & Croux, C. (1993). Alternatives to the median absolute deviati
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -57,7 +63,8 @@ import numpy as np
 from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
 from ..io import cast_to_dtype
 from ..stats import RunningMoments
-from . import _kernels
+from . import _kernels, noise_model
+from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 
 __all__ = [
     "BadPixels",
@@ -72,7 +79,7 @@ __all__ = [
     "selective_median",
 ]
 
-RULES = ("mad", "knee")
+RULES = ("mad", "knee", "chi2")
 BACKENDS = ("numba", "numpy")
 _MAD_SCALE = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation for normal data
 
@@ -90,11 +97,16 @@ class BadPixels:
     mean_mask : ndarray of bool, shape (Y, X) or None
         Flagged by the mean-projection pass (None if it was not run).
     counts : dict
-        ``flagged``, ``flagged_std``, ``flagged_mean``, ``pixels`` and ``percent``.
+        ``flagged``, ``flagged_std``, ``flagged_mean``, ``flagged_map`` (rule ``'chi2'`` with
+        a variance map), ``pixels`` and ``percent``.
     thresholds : dict
-        ``std``: threshold on the std statistic (log ratio for ``mad``, ADU for ``knee``);
-        ``std_ratio``: for ``mad``, the same threshold as a factor over the local median std;
-        ``mean``: threshold on ``|mean - median3x3(mean)|`` in ADU (None without mean pass).
+        ``std``: threshold on the std statistic (log ratio for ``mad``, ADU for ``knee``, the
+        chi-square quantile for ``chi2``);
+        ``std_ratio``: for ``mad``, the same threshold as a factor over the local median std
+        (for ``chi2``: over the expected std);
+        ``mean``: threshold on ``|mean - median3x3(mean)|`` in ADU (None without mean pass);
+        rule ``chi2`` also: ``fpr``, ``gain`` and ``intercept`` (the fitted model) and, with a
+        map, ``map_factor``.
     rule : str
         Threshold rule used.
     n_planes : int
@@ -103,6 +115,10 @@ class BadPixels:
         Std projection (ADU).
     mean : ndarray, float64, shape (Y, X)
         Mean projection (ADU).
+    map_mask : ndarray of bool, shape (Y, X) or None
+        Rule ``'chi2'`` with a variance map: pixels flagged by the map itself (``map_factor``).
+    model : NoiseModel or None
+        Rule ``'chi2'``: the fitted mean-variance relation of good pixels.
     """
 
     mask: np.ndarray
@@ -114,6 +130,8 @@ class BadPixels:
     n_planes: int
     std: np.ndarray = field(repr=False, default=None)
     mean: np.ndarray = field(repr=False, default=None)
+    map_mask: Optional[np.ndarray] = field(repr=False, default=None)
+    model: Optional[noise_model.NoiseModel] = None
 
 
 @dataclass
@@ -294,7 +312,9 @@ def mad_threshold(values: np.ndarray, k: float) -> Tuple[float, float, float]:
 
 
 def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool = False,
-                    mean_k: Optional[float] = None, backend: str = "numba") -> BadPixels:
+                    mean_k: Optional[float] = None, fpr: float = DEFAULT_FPR,
+                    variance_map=None, map_factor: float = DEFAULT_MAP_FACTOR,
+                    backend: str = "numba") -> BadPixels:
     """Find hot, noisy (and optionally aberrant-gain) pixels of a stack or set of frames.
 
     Parameters
@@ -302,9 +322,12 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
     stack : ndarray (Z, Y, X) or iterable of 2D frames
         Raw data in ADU (offset subtracted or not).  A 4D (T, Z, Y, X) array is treated as T x Z
         planes.  Frames may be streamed as an iterable of (Y, X) frames or (n, Y, X) blocks.
-    rule : {'mad', 'knee'}
+    rule : {'mad', 'knee', 'chi2'}
         Threshold rule (see the module docstring).  ``'mad'`` is robust and flags almost
-        nothing on clean data; ``'knee'`` reproduces LLSpy's behaviour.
+        nothing on clean data; ``'knee'`` reproduces LLSpy's behaviour; ``'chi2'`` tests every
+        pixel's noise against shot plus read noise (:mod:`camcorr.median.noise_model`): best
+        for short stacks of repeated frames of a static scene (not for z-stacks through a
+        specimen).
     k : float
         For ``rule='mad'``: robust z-score above which a pixel is flagged (> 0; default 5).
     mean_pass : bool
@@ -312,6 +335,15 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
         gain/offset).  Off by default: sharp in-focus structure also deviates.
     mean_k : float, optional
         Robust z-score of the mean pass (default: `k`).
+    fpr : float
+        For ``rule='chi2'``: false-positive rate per clean pixel, in (0, 0.5] (default 5e-4).
+    variance_map : ndarray (Y, X) or path, optional
+        For ``rule='chi2'``: the camera's per-pixel read-noise variance (ADU^2, same region as
+        the data; TIFF, ``.npy`` or ``.mat`` file).  Without it the read variance is fitted from
+        the data as one value for all pixels.
+    map_factor : float
+        With a `variance_map`: also flag pixels whose read-noise std in the map is at least
+        this factor x the map's median std (default 5; 0 = off).
     backend : {'numba', 'numpy'}
         Kernel for the projections.
 
@@ -334,6 +366,15 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
     check_range(k, "k", low=0, low_inclusive=False)
     mean_k = k if mean_k is None else mean_k
     check_range(mean_k, "mean_k", low=0, low_inclusive=False)
+    if variance_map is not None and rule != "chi2":
+        raise CamcorrError("a variance map needs rule 'chi2'", argument="variance_map",
+                           expected="rule='chi2' when a read-noise variance map is given",
+                           received=f"rule={rule!r}", fix="Use rule 'chi2' or drop the map")
+    if rule == "chi2":
+        noise_model._check_fpr(fpr)
+        check_range(map_factor, "map_factor", low=0)
+        if isinstance(variance_map, (str, os.PathLike)):
+            variance_map = noise_model.read_variance_map(variance_map, argument="variance_map")
     mean, std, n = projections(stack, backend=backend)
     if not np.any(std > 0):
         raise CamcorrError("constant frames", argument="stack",
@@ -341,8 +382,22 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
                            received=f"{n} identical planes",
                            fix="Pass the raw stack, not a projection or a repeated image")
     thresholds: Dict[str, Optional[float]] = {"std": None, "std_ratio": None, "mean": None}
-    med, third = _local_stats(std, backend)
-    if rule == "mad":
+    map_mask = None
+    model = None
+    if rule == "chi2":
+        read = (None if variance_map is None
+                else noise_model.check_variance_map(variance_map, std.shape))
+        var = std * std
+        model = noise_model.fit_noise_model(mean, var, n, read_variance=read)
+        expected = model.expected_variance(mean, read)
+        std_mask, stat, q = noise_model.chi2_test(var, expected, n, fpr)
+        thresholds.update(std=q, std_ratio=float(np.sqrt(q / (n - 1))), fpr=float(fpr),
+                          gain=model.gain, intercept=model.intercept)
+        if read is not None:
+            map_mask = noise_model.map_outliers(read, map_factor)
+            thresholds["map_factor"] = float(map_factor)
+    elif rule == "mad":
+        med, third = _local_stats(std, backend)
         positive = std[std > 0]
         eps = 0.1 * float(np.median(positive))
         stat = np.log((std + eps) / (med + eps))
@@ -350,16 +405,18 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
         thresholds["std"] = t
         thresholds["std_ratio"] = float(np.exp(t))
     else:
+        med, _ = _local_stats(std, backend)
         stat = np.abs(std - med)
         t = knee_threshold(stat)
         thresholds["std"] = t
-    std_mask = stat > t
+    if rule != "chi2":
+        std_mask = stat > t
     if rule == "mad":
         std_mask &= std > third
     mean_mask = None
     if mean_pass:
         dev = mean - median3x3(mean, backend=backend)
-        if rule == "mad":
+        if rule in ("mad", "chi2"):
             centre, scale, _ = mad_threshold(dev, mean_k)
             dev = dev - centre
             tm = mean_k * scale
@@ -367,16 +424,21 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
             tm = knee_threshold(np.abs(dev))
         mean_mask = np.abs(dev) > tm
         thresholds["mean"] = float(tm)
-    mask = std_mask | mean_mask if mean_mask is not None else std_mask.copy()
+    mask = std_mask.copy()
+    for extra in (mean_mask, map_mask):
+        if extra is not None:
+            mask |= extra
     counts = {
         "flagged": int(mask.sum()),
         "flagged_std": int(std_mask.sum()),
         "flagged_mean": int(mean_mask.sum()) if mean_mask is not None else 0,
+        "flagged_map": int(map_mask.sum()) if map_mask is not None else 0,
         "pixels": int(mask.size),
         "percent": 100.0 * float(mask.sum()) / mask.size,
     }
     return BadPixels(mask=mask, std_mask=std_mask, mean_mask=mean_mask, counts=counts,
-                     thresholds=thresholds, rule=rule, n_planes=n, std=std, mean=mean)
+                     thresholds=thresholds, rule=rule, n_planes=n, std=std, mean=mean,
+                     map_mask=map_mask, model=model)
 
 
 def replace_bad_pixels(stack, mask, *, backend: str = "numba", return_fallback: bool = False):
@@ -435,14 +497,16 @@ def replace_bad_pixels(stack, mask, *, backend: str = "numba", return_fallback: 
 
 
 def selective_median(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool = False,
-                     mean_k: Optional[float] = None, backend: str = "numba") -> MedianResult:
+                     mean_k: Optional[float] = None, fpr: float = DEFAULT_FPR,
+                     variance_map=None, map_factor: float = DEFAULT_MAP_FACTOR,
+                     backend: str = "numba") -> MedianResult:
     """Selective median filter of a stack: :func:`find_bad_pixels` then :func:`replace_bad_pixels`.
 
     Parameters
     ----------
     stack : ndarray, shape (Z, Y, X) or (N, Y, X) (set of 2D frames), or (T, Z, Y, X)
         Raw data in ADU, any real dtype.
-    rule, k, mean_pass, mean_k, backend
+    rule, k, mean_pass, mean_k, fpr, variance_map, map_factor, backend
         See :func:`find_bad_pixels`.
 
     Returns
@@ -454,8 +518,8 @@ def selective_median(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: boo
     ----------
     Amat et al. (2015), doi:10.1038/nprot.2015.111
     """
-    bad = find_bad_pixels(stack, rule=rule, k=k, mean_pass=mean_pass, mean_k=mean_k,
-                          backend=backend)
+    bad = find_bad_pixels(stack, rule=rule, k=k, mean_pass=mean_pass, mean_k=mean_k, fpr=fpr,
+                          variance_map=variance_map, map_factor=map_factor, backend=backend)
     corrected, fallback = replace_bad_pixels(stack, bad.mask, backend=backend,
                                              return_fallback=True)
     counts = dict(bad.counts, ring_fallback=fallback)

@@ -13,6 +13,9 @@ The ground truth the selective median filter (:mod:`camcorr.median`) is tested a
 * :func:`clean_stack` draws a defect-free stack (uniform Gaussian read noise), on which a good
   detector should flag (almost) nothing.
 * :func:`telegraph_noise` draws two-level random telegraph signals (Markov switching).
+* :func:`camera_stack` draws repeated frames of a static scene through a camera with shot noise
+  (gain x Poisson), per-pixel read noise and known bad pixels whose noise std is a chosen factor
+  times what shot plus read noise predicts (the truth of the chi-square rule of the median).
 
 Axes are (Z, Y, X); values are ADU.
 
@@ -42,6 +45,8 @@ __all__ = [
     "NoisyStack",
     "noisy_stack",
     "clean_stack",
+    "CameraStack",
+    "camera_stack",
 ]
 
 _MAPS_SUBDIR = "scmos_variance_gain_maps"
@@ -273,3 +278,118 @@ def clean_stack(shape: Tuple[int, int, int], *, sigma: float = 2.0, offset: floa
     var = np.full(tuple(shape)[1:], float(sigma) ** 2)
     return noisy_stack(var, shape[0], offset=offset, signal=signal, dtype=dtype,
                        rng=rng).stack
+
+
+@dataclass
+class CameraStack:
+    """Frames of a static scene from :func:`camera_stack` and their ground truth.
+
+    Attributes
+    ----------
+    stack : ndarray, shape (Z, Y, X)
+        Frames (uint16 by default), ADU.
+    expected_std : ndarray, float64, shape (Y, X)
+        Noise std a good pixel shows there: ``sqrt(read_variance + gain * signal)``, ADU.
+    noise_std : ndarray, float64, shape (Y, X)
+        True noise std of every pixel (``factor x expected_std`` at the bad pixels), ADU.
+    factor : ndarray, float64, shape (Y, X)
+        ``noise_std / expected_std``: 1 at good pixels.
+    read_variance : ndarray, float64, shape (Y, X)
+        The camera's read-noise variance map, ADU^2 (what a calibration would measure).
+    signal : ndarray, float64, shape (Y, X)
+        Mean signal above the offset, ADU.
+    gain : float
+        ADU per electron.
+    offset : float
+        ADU.
+    """
+
+    stack: np.ndarray
+    expected_std: np.ndarray
+    noise_std: np.ndarray
+    factor: np.ndarray
+    read_variance: np.ndarray
+    signal: np.ndarray
+    gain: float
+    offset: float
+
+
+def camera_stack(read_variance, n_planes: int, *, gain: float = 2.0, offset: float = 100.0,
+                 electrons=(20.0, 400.0), bad=None, dtype=np.uint16,
+                 rng: Optional[np.random.Generator] = None) -> CameraStack:
+    """Repeated frames of a static scene with shot and read noise and known bad pixels.
+
+    Model, per pixel (y, x) and frame z::
+
+        stack[z, y, x] = offset + gain * Poisson(e[y, x]) + N(0, read_variance[y, x])
+                         + N(0, (factor[y, x]^2 - 1) * expected_var[y, x])
+
+    with ``expected_var = read_variance + gain^2 e`` (shot variance ``gain x`` the mean signal
+    in ADU: the photon-transfer relation, Janesick 2007, doi:10.1117/3.725073), rounded and
+    clipped to `dtype`.  The scene ``e`` (electrons) is a smooth pattern spanning `electrons`,
+    so that the mean level -- and the shot noise -- differs from pixel to pixel.
+
+    Parameters
+    ----------
+    read_variance : ndarray, shape (Y, X)
+        Read-noise variance map, ADU^2 (e.g. :func:`load_variance_map`, or a uniform map).
+    n_planes : int
+        Frames (>= 2).
+    gain : float
+        ADU per electron (> 0).
+    offset : float
+        ADU.
+    electrons : (float, float)
+        Range of the scene, electrons per pixel per frame (>= 0).
+    bad : dict {factor: count}, optional
+        Bad pixels: ``count`` pixels, drawn at random (disjoint), whose noise std is ``factor``
+        times the expected std (factor > 1).
+    dtype : dtype-like
+    rng : numpy.random.Generator, optional
+
+    Returns
+    -------
+    CameraStack
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    read = np.asarray(read_variance, dtype=np.float64)
+    if read.ndim != 2 or np.any(~np.isfinite(read)) or np.any(read < 0):
+        raise CamcorrError("bad read-variance map", argument="read_variance",
+                           expected="a 2D array of finite variances >= 0 (ADU^2)",
+                           received=f"shape {read.shape}")
+    if int(n_planes) < 2:
+        raise CamcorrError("too few planes", argument="n_planes", expected="at least 2",
+                           received=repr(n_planes))
+    check_range(gain, "gain", low=0, low_inclusive=False)
+    ny, nx = read.shape
+    yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
+    pattern = 0.5 + 0.25 * np.sin(2 * np.pi * 1.5 * xx) + 0.25 * np.cos(2 * np.pi * yy)
+    e = electrons[0] + (electrons[1] - electrons[0]) * np.clip(pattern, 0, 1)
+    expected_var = read + gain * gain * e
+    factor = np.ones(read.shape)
+    if bad:
+        total = int(sum(int(c) for c in bad.values()))
+        idx = rng.choice(read.size, size=total, replace=False)
+        start = 0
+        for f, c in bad.items():
+            if float(f) <= 1:
+                raise CamcorrError("bad-pixel factor must exceed 1", argument="bad",
+                                   expected="{factor > 1: count}", received=repr(bad))
+            factor.flat[idx[start:start + int(c)]] = float(f)
+            start += int(c)
+    shape = (int(n_planes), ny, nx)
+    data = gain * rng.poisson(e, size=shape).astype(np.float64)
+    data += rng.standard_normal(shape) * np.sqrt(read)
+    extra = np.sqrt((factor ** 2 - 1.0) * expected_var)
+    sel = factor > 1
+    if np.any(sel):
+        data[:, sel] += rng.standard_normal((shape[0], int(sel.sum()))) * extra[sel]
+    data += offset
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        data = np.clip(np.rint(data), info.min, info.max)
+    expected_std = np.sqrt(expected_var)
+    return CameraStack(stack=data.astype(dt), expected_std=expected_std,
+                       noise_std=factor * expected_std, factor=factor, read_variance=read,
+                       signal=gain * e, gain=float(gain), offset=float(offset))
