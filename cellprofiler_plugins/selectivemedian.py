@@ -33,17 +33,19 @@ FEATURES = [("Flagged", COLTYPE_INTEGER), ("PercentFlagged", COLTYPE_FLOAT),
             ("NPlanes", COLTYPE_INTEGER)]
 
 #: Setting keys of every revision, in file order.  Revision 1 had no mean-pass threshold of its
-#: own (the mean pass used the noise threshold).
+#: own (the mean pass used the noise threshold); revision 3 added rule 'chi2' and its settings.
 SETTING_HISTORY: Dict[int, List[str]] = {
     1: ["image_name", "output_name", "mode", "rule", "k", "mean_pass", "save_mask", "mask_name"],
     2: ["image_name", "output_name", "mode", "rule", "k", "mean_pass", "mean_k", "save_mask",
         "mask_name"],
+    3: ["image_name", "output_name", "mode", "rule", "k", "mean_pass", "mean_k", "fpr",
+        "variance_map:folder", "variance_map", "map_factor", "save_mask", "mask_name"],
 }
 
 
 class SelectiveMedian(CamcorrModule):
     module_name = "SelectiveMedian"
-    variable_revision_number = 2
+    variable_revision_number = 3
     SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "SelectiveMedian"
 
@@ -71,7 +73,8 @@ to every plane).""",
             ("Flagged", "number of pixels replaced (per plane)."),
             ("PercentFlagged", "percentage of pixels replaced."),
             ("StdThreshold", "noise threshold, as a factor over the local median noise for rule "
-                             "'mad' (ADU for rule 'knee')."),
+                             "'mad', over the expected noise for rule 'chi2' (ADU for rule "
+                             "'knee')."),
             ("RingFallback", "replaced pixels whose 8 neighbours were all bad (5x5 ring used)."),
             ("NPlanes", "planes (or frames of the group) the noise was measured on."),
         ],
@@ -102,7 +105,10 @@ the number of frames (the noise is accumulated frame by frame).""")
             [self.mask_name]
 
     def visible_settings(self):
-        names = ["rule", "k" if self.params.raw("rule") == "mad" else None, "mean_pass",
+        rule = self.params.raw("rule")
+        names = ["rule", "k" if rule == "mad" else None,
+                 "fpr" if rule == "chi2" else None, "variance_map" if rule == "chi2" else None,
+                 "map_factor" if rule == "chi2" else None, "mean_pass",
                  "mean_k" if self.params.raw("mean_pass") else None, "save_mask"]
         result = [self.image_name, self.output_name, self.mode]
         result += self.params.settings([n for n in names if n])
@@ -123,7 +129,14 @@ the number of frames (the noise is accumulated frame by frame).""")
 
     def engine_kwargs(self) -> dict:
         v = self.params.values()
-        return {"rule": v["rule"], "k": v["k"], "mean_pass": v["mean_pass"], "mean_k": v["mean_k"]}
+        kwargs = {"rule": v["rule"], "k": v["k"], "mean_pass": v["mean_pass"],
+                  "mean_k": v["mean_k"]}
+        if v["rule"] == "chi2":
+            kwargs.update(fpr=v["fpr"], map_factor=v["map_factor"])
+            if v["variance_map"] is not None:
+                kwargs["variance_map"] = median.read_variance_map(
+                    v["variance_map"], argument="SelectiveMedian read-noise variance map")
+        return kwargs
 
     def _check_dims(self, data, name):
         want = 3 if self.mode.value == MODE_3D else 2

@@ -118,12 +118,14 @@ def test_upgrade_selectivemedian_revision1():
     pipeline = Pipeline()
     pipeline.load(str(DATA / "selectivemedian_rev1.cppipe"))
     m = pipeline.modules()[0]
-    assert m.variable_revision_number == 2
+    assert m.variable_revision_number == sm_mod.SelectiveMedian.variable_revision_number
     assert (m.image_name.value, m.output_name.value, m.mode.value) == \
         ("stack", "clean", sm_mod.MODE_2D)
     assert m.params.raw("rule") == "knee" and m.params.raw("k") == 7.5
     assert m.params.raw("mean_pass") is True and m.params.raw("save_mask") is True
     assert m.params.raw("mean_k") is None  # new in revision 2: its default (blank = same as k)
+    assert m.params.raw("variance_map") is None  # new in revision 3: not set
+    assert m.params.raw("fpr") == pytest.approx(5e-4)
     assert m.mask_name.value == "hot"
 
 
@@ -175,6 +177,33 @@ def test_selectivemedian_2d_group_mode_uses_the_group_as_stack(rng):
     flagged = {r["measurements"]["SelectiveMedian_Flagged_clean"] for r in results}
     assert flagged == {int(ref.mask.sum())}  # one mask for the whole group
     assert all(r["measurements"]["SelectiveMedian_NPlanes_clean"] == 16 for r in results)
+
+
+def test_selectivemedian_chi2_with_variance_map_matches_engine(rng, tmp_path):
+    """Rule 'chi2' with a read-noise variance map file: same mask as the engine, 2D group mode."""
+    import tifffile
+
+    import camcorr.median as median
+    from camcorr.simulate import noise
+
+    read = np.full((40, 48), 4.0)
+    read[5, 7] = 400.0  # a hot pixel known from the map (10x the median read-noise std)
+    sim = noise.camera_stack(read, 12, electrons=(10.0, 60.0), bad={4.0: 20}, rng=rng)
+    tifffile.imwrite(tmp_path / "var.tif", read.astype(np.float32))
+    m = instantiate_module("SelectiveMedian")
+    m.image_name.value, m.output_name.value = "frame", "clean"
+    m.mode.value = sm_mod.MODE_2D
+    m.params.by_name["rule"][0].value = "chi2"
+    m.params.by_name["variance_map"][1].value = str(tmp_path / "var.tif")  # absolute path
+    assert m.params.by_name["fpr"][0] in m.visible_settings()
+    results = h.GroupRunner(m, {"frame": list(sim.stack)}).run(keep=["clean"])
+    ref = median.selective_median(sim.stack.astype(np.float32), rule="chi2", variance_map=read)
+    assert ref.mask[5, 7] and ref.bad.map_mask[5, 7]
+    assert ref.mask[sim.factor == 4.0].mean() >= 0.9
+    got = np.stack([r["clean"].pixel_data for r in results]) * 65535.0
+    np.testing.assert_allclose(got, ref.corrected, atol=1e-2)
+    assert {r["measurements"]["SelectiveMedian_Flagged_clean"] for r in results} == \
+        {int(ref.mask.sum())}
 
 
 def test_selectivemedian_wrong_dimensionality(rng):

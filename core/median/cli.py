@@ -8,9 +8,10 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import ensure_not_input, read_tiff, write_tiff
+from .noise_model import check_variance_map, chi2_power, read_variance_map
 from .selective import selective_median
 
-__all__ = ["run_median", "default_output"]
+__all__ = ["run_median", "default_output", "chi2_summary"]
 
 
 def default_output(src: Path) -> Path:
@@ -20,6 +21,19 @@ def default_output(src: Path) -> Path:
         if name.lower().endswith(ext):
             return src.with_name(name[: -len(ext)] + "_median" + ext)
     return src.with_name(name + "_median.tif")
+
+
+def chi2_summary(bad) -> str:
+    """One line on a rule-'chi2' result: threshold, fitted model, map rule, statistical power."""
+    t, n = bad.thresholds, bad.n_planes
+    power = ", ".join(f"{f:g}x: {100 * chi2_power(n, f, t['fpr']):.1f} %" for f in (2, 4, 5))
+    text = (f"noise > {t['std_ratio']:.2f} x expected (chi-square, false-positive rate "
+            f"{t['fpr']:g}, {n} planes; fitted gain {t['gain']:.4g} ADU/e-, intercept "
+            f"{t['intercept']:.4g} ADU^2); chance of finding a pixel with noise {power}")
+    if t.get("map_factor") is not None:
+        text += (f"; variance map: {bad.counts['flagged_map']} pixel(s) with read noise >= "
+                 f"{t['map_factor']:g} x its median")
+    return text
 
 
 def run_median(values: Dict[str, Any]) -> int:
@@ -34,9 +48,22 @@ def run_median(values: Dict[str, Any]) -> int:
             raise CamcorrError("same file for the corrected stack and the mask",
                                argument="--mask-out", expected="a path different from --output",
                                received=str(mask_out))
+    rule = values["rule"]
+    vmap_path = values.get("variance_map")
+    if vmap_path and rule != "chi2":
+        raise CamcorrError("a variance map needs rule 'chi2'", argument="--variance-map",
+                           expected="--rule chi2 together with --variance-map",
+                           received=f"--rule {rule}", fix="Add --rule chi2 or drop the map")
     data, info = read_tiff(src, argument="STACK")
-    kwargs = dict(rule=values["rule"], k=values["k"], mean_pass=values["mean_pass"],
+    kwargs = dict(rule=rule, k=values["k"], mean_pass=values["mean_pass"],
                   mean_k=values.get("mean_k"))
+    if rule == "chi2":
+        kwargs.update(fpr=values.get("fpr"), map_factor=values.get("map_factor"))
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if vmap_path:
+            kwargs["variance_map"] = check_variance_map(
+                read_variance_map(vmap_path, argument="--variance-map"), data.shape[-2:],
+                argument="--variance-map")
     axes = info.axes or ""
     if "C" in axes and data.shape[axes.index("C")] > 1:
         # channels differ in brightness: judge each channel's pixels over its own planes
@@ -58,8 +85,11 @@ def run_median(values: Dict[str, Any]) -> int:
         res = selective_median(data, **kwargs)
         corrected, mask = res.corrected, res.mask
         t = res.thresholds
-        thr = (f"noise > {t['std_ratio']:.2f} x local median" if t.get("std_ratio")
-               else f"|std - local median| > {t['std']:.3g} ADU")
+        if rule == "chi2":
+            thr = chi2_summary(res.bad)
+        else:
+            thr = (f"noise > {t['std_ratio']:.2f} x local median" if t.get("std_ratio")
+                   else f"|std - local median| > {t['std']:.3g} ADU")
         summary = (f"replaced {res.counts['flagged']} pixel(s) ({res.counts['percent']:.3f} %) "
                    f"in every plane; threshold: {thr}"
                    + (f"; mean pass flagged {res.counts['flagged_mean']}" if kwargs["mean_pass"]

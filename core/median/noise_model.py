@@ -26,7 +26,9 @@ Fit: pixels are sorted by their mean and cut into equal-count bins; in each bin 
 is found for which the *median* of ``s^2 / (r + S)`` equals the median of ``chi2(n-1)/(n-1)``
 (a robust estimate: a few percent of noisy pixels move a median very little), and ``a + b *
 mean`` is fitted to the bin levels by least squares (bins more than 4 robust sigmas off the line
-dropped once; ``b`` >= 0).  The fitted ``a``, ``b`` are reported.
+dropped; ``b`` >= 0).  The fit is repeated once without the pixels that the first fit finds
+noisier at a false-positive rate of 0.1 % (3 % of 4x-noisier pixels would otherwise lift the
+fitted variance by about 1 %).  The fitted ``a``, ``b`` are reported.
 
 The test assumes that the planes differ by noise only: repeated frames of a static scene, dark
 frames, flat frames.  In a z-stack through a specimen the signal itself changes between planes,
@@ -72,6 +74,10 @@ __all__ = [
 DEFAULT_FPR = 5e-4
 #: Default factor of the map rule: pixels whose read-noise std in the map is >= 5x its median.
 DEFAULT_MAP_FACTOR = 5.0
+#: Pixels beyond this false-positive rate of the first fit are left out of the second (so a few
+#: percent of noisy pixels do not lift the medians; clean pixels lost: 0.1 %, which moves a
+#: median by under 0.1 %).
+REFIT_FPR = 1e-3
 #: Fewest pixels per bin of the mean-variance fit.
 MIN_PER_BIN = 256
 #: Most bins of the mean-variance fit.
@@ -185,12 +191,20 @@ def fit_noise_model(mean: np.ndarray, variance: np.ndarray, n_planes: int, *,
     v = np.asarray(variance, dtype=np.float64).ravel()
     r = (np.zeros_like(v) if read_variance is None
          else np.asarray(read_variance, dtype=np.float64).ravel())
-    order = np.argsort(m, kind="stable")
-    n_bins = int(np.clip(m.size // MIN_PER_BIN, 1, MAX_BINS))
-    chunks = np.array_split(order, n_bins)
-    xs = np.array([np.median(m[c]) for c in chunks])
-    levels = np.array([_bin_level(v[c], r[c], ratio) for c in chunks])
-    a, b, used = _robust_line(xs, levels)
+    keep = np.ones(m.size, bool)
+    q_refit = float(stats.chi2.isf(REFIT_FPR, k))
+    for _ in range(2):  # fit; drop pixels that are clearly noisier than that fit; fit again
+        idx = np.flatnonzero(keep)
+        order = idx[np.argsort(m[idx], kind="stable")]
+        n_bins = int(np.clip(order.size // MIN_PER_BIN, 1, MAX_BINS))
+        chunks = np.array_split(order, n_bins)
+        xs = np.array([np.median(m[c]) for c in chunks])
+        levels = np.array([_bin_level(v[c], r[c], ratio) for c in chunks])
+        a, b, used = _robust_line(xs, levels)
+        expected = r + a + b * m
+        keep = ~(k * v > q_refit * np.maximum(expected, 1e-12))
+        if keep.sum() < max(MIN_PER_BIN, m.size // 2):
+            break
     model = NoiseModel(intercept=a, gain=b, n_bins=used, with_map=read_variance is not None)
     if read_variance is not None:
         typical = float(np.median(r))

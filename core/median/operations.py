@@ -6,6 +6,7 @@ the Fiji command Selective Median.
 from __future__ import annotations
 
 from ..operations import Operation, Param
+from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 
 __all__ = ["OPERATIONS", "MEDIAN"]
 
@@ -37,6 +38,14 @@ MEDIAN = Operation(
         'knee' reproduces LLSpy's threshold, which flags a few percent of pixels even on clean
         data.  The optional mean pass also flags pixels whose mean deviates from their
         neighbours' (aberrant gain or offset); use it on data without sharp in-focus structure.
+
+        Rule 'chi2' is for short stacks of repeated frames of a static scene (a time series,
+        dark or flat frames; not a z-stack through a specimen): each pixel's noise is tested
+        against the noise a good pixel shows at its mean level (shot plus read noise, the
+        photon-transfer relation fitted robustly on the data, with the camera's read-noise
+        variance map if given), with a chi-square test flagging a chosen fraction of clean
+        pixels (FPR).  It finds over 99 % of pixels 4x noisier than expected in 10 planes, and
+        of pixels 2x noisier in 50 planes, while flagging 0.05 % of clean pixels.
         """,
     params=(
         Param("image", "image", label="Input image stack", required=True,
@@ -49,12 +58,14 @@ MEDIAN = Operation(
         Param("mask_out", "output_file", label="Mask file", cli="--mask-out", metavar="MASK.tif",
               help="Also write the bad-pixel mask (uint8, 255 = replaced pixel).",
               frontends=_CLI),
-        Param("rule", "choice", default="mad", choices=("mad", "knee"), cli="--rule",
+        Param("rule", "choice", default="mad", choices=("mad", "knee", "chi2"), cli="--rule",
               label="Threshold rule",
               help="'mad': robust threshold (median absolute deviation of the noise ratio to the "
                    "neighbours), flags almost nothing on clean data. 'knee': LLSpy's rule (knee "
                    "of the sorted deviations), for comparison with LLSpy; flags a few percent of "
-                   "pixels even on clean data."),
+                   "pixels even on clean data. 'chi2': test every pixel's noise against shot "
+                   "plus read noise (with a variance map if given), for short stacks of "
+                   "repeated frames of a static scene, not z-stacks through a specimen."),
         Param("k", "float", default=5.0, minval=1.0, maxval=100.0, cli="--k",
               label="Threshold (robust sigmas)",
               help="Rule 'mad' only: flag a pixel whose noise ratio to its neighbours lies more "
@@ -71,6 +82,20 @@ MEDIAN = Operation(
               label="Mean-pass threshold (robust sigmas)",
               help="Threshold of the mean pass in robust standard deviations; blank: the same "
                    "as the noise threshold."),
+        Param("fpr", "float", default=DEFAULT_FPR, minval=1e-9, maxval=0.5, cli="--fpr",
+              label="False-positive rate (chi2)",
+              help="Rule 'chi2' only: fraction of clean pixels flagged by chance (default "
+                   "0.0005 = 0.05 %). Lower flags fewer clean pixels but finds fewer noisy ones "
+                   "in short stacks."),
+        Param("variance_map", "file", default=None, cli="--variance-map", metavar="VAR.tif",
+              label="Read-noise variance map (chi2)",
+              help="Rule 'chi2' only, optional: the camera's per-pixel read-noise variance in "
+                   "ADU^2 (TIFF, .npy or MATLAB .mat), cropped to the region of the data. "
+                   "Without it one read variance for all pixels is fitted from the data."),
+        Param("map_factor", "float", default=DEFAULT_MAP_FACTOR, minval=0.0, maxval=1000.0,
+              cli="--map-factor", label="Map noise factor (chi2)",
+              help="Rule 'chi2' with a variance map: also replace pixels whose read-noise std "
+                   "in the map is at least this many times the map's median std (0: off)."),
         Param("save_mask", "bool", default=False, label="Also output the bad-pixel mask",
               help="Also output the mask of replaced pixels (a binary image) beside the "
                    "corrected image.", frontends=_GUI),
@@ -78,7 +103,8 @@ MEDIAN = Operation(
     references=("Amat, F. et al. (2015) Nat. Protoc. 10, 1679-1696. doi:10.1038/nprot.2015.111",),
     runner="camcorr.median.cli:run_median",
     cellprofiler_module="SelectiveMedian",
-    epilog="Example: camcorr median raw.tif -o clean.tif --mask-out hot_pixels.tif",
+    epilog="Examples: camcorr median raw.tif -o clean.tif --mask-out hot_pixels.tif\n"
+           "          camcorr median frames.tif --rule chi2 --variance-map var.tif",
 )
 
 OPERATIONS = [MEDIAN]
