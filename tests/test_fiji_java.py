@@ -451,7 +451,8 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
         stack = rng.poisson(200, (12, 24, 20)).astype(np.uint16)
         stack[::2, 11, 3] += 2500
         imp = numpy_to_imageplus(stack, "py.tif", calibration=cal)
-        ns = dict(imp=imp, rule="mad", k=5.0, mean_pass=False, mean_k="", save_mask=False)
+        ns = dict(imp=imp, rule="mad", k=5.0, mean_pass=False, mean_k="", fpr=5e-4,
+                  variance_map="", map_factor=5.0, save_mask=False)
         exec(compile(render_python(ops["median"]), "Selective_Median_(Python).py", "exec"), ns)
         from camcorr.median import selective_median
         res = ns["result"]
