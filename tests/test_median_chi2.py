@@ -220,3 +220,24 @@ def test_chi2_threshold_is_the_scipy_quantile():
     # independent check of the threshold against a tabulated value: chi2(9) 0.999 quantile 27.877
     assert chi2_threshold(10, 1e-3) == pytest.approx(27.877, abs=1e-3)
     assert stats.chi2.sf(chi2_threshold(50, 1e-4), 49) == pytest.approx(1e-4)
+
+
+def test_cli_warns_when_planes_differ_by_more_than_noise(tmp_path, rng, capsys):
+    """A z-stack through a specimen is not what rule chi2 is for: the CLI says so."""
+    z, y, x = np.mgrid[0:12, 0:48, 0:48]
+    blob = 2000.0 * np.exp(-((y - 24) ** 2 + (x - 24) ** 2) / (2 * (3.0 + z) ** 2))
+    stack = np.rint(100 + blob + rng.normal(0, 2, blob.shape)).astype(np.uint16)
+    src = tmp_path / "zstack.tif"
+    tifffile.imwrite(src, stack)
+    assert main(["median", str(src), "-o", str(tmp_path / "o.tif"), "--rule", "chi2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the pixels' noise varies" in err and "--rule mad" in err
+
+
+def test_dispersion_tells_when_the_model_does_not_fit(rng, variance_map):
+    read = variance_map[:128, :128]
+    dark = noise.camera_stack(read, 20, electrons=(0, 0), bad={4.0: 300}, rng=rng)
+    with_map = find_bad_pixels(dark.stack, rule="chi2", variance_map=read)
+    without = find_bad_pixels(dark.stack, rule="chi2")
+    assert with_map.thresholds["dispersion"] == pytest.approx(1.0, abs=0.1)
+    assert without.thresholds["dispersion"] > 1.25  # the map's spread of read noise

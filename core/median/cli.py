@@ -1,6 +1,7 @@
 """Command-line runner of ``camcorr median`` (see :data:`camcorr.median.operations.MEDIAN`)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -8,10 +9,14 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import ensure_not_input, read_tiff, write_tiff
-from .noise_model import check_variance_map, chi2_power, read_variance_map
+from .noise_model import DISPERSION_WARN, check_variance_map, chi2_power, read_variance_map
 from .selective import selective_median
 
-__all__ = ["run_median", "default_output", "chi2_summary"]
+__all__ = ["run_median", "default_output", "chi2_summary", "chi2_warnings",
+           "CHI2_WARN_PERCENT"]
+
+#: Rule chi2: warn when more than this percentage of pixels is replaced.
+CHI2_WARN_PERCENT = 5.0
 
 
 def default_output(src: Path) -> Path:
@@ -29,11 +34,29 @@ def chi2_summary(bad) -> str:
     power = ", ".join(f"{f:g}x: {100 * chi2_power(n, f, t['fpr']):.1f} %" for f in (2, 4, 5))
     text = (f"noise > {t['std_ratio']:.2f} x expected (chi-square, false-positive rate "
             f"{t['fpr']:g}, {n} planes; fitted gain {t['gain']:.4g} ADU/e-, intercept "
-            f"{t['intercept']:.4g} ADU^2); chance of finding a pixel with noise {power}")
+            f"{t['intercept']:.4g} ADU^2; dispersion {t['dispersion']:.2f}, 1 = noise as "
+            f"modelled); chance of finding a pixel with noise {power}")
     if t.get("map_factor") is not None:
         text += (f"; variance map: {bad.counts['flagged_map']} pixel(s) with read noise >= "
                  f"{t['map_factor']:g} x its median")
     return text
+
+
+def chi2_warnings(dispersions, percent: float, with_map: bool):
+    """Warnings on a rule-'chi2' result whose noise the model does not explain."""
+    out = []
+    worst = max(dispersions) if dispersions else 1.0
+    if worst > DISPERSION_WARN:
+        out.append(f"the pixels' noise varies {worst:.2f}x more than shot plus read noise "
+                   f"explain (1.0 expected): "
+                   + ("the planes may differ by more than noise (a z-stack through a specimen, "
+                      "a moving scene): use --rule mad" if with_map else
+                      "read noise that differs from pixel to pixel (give --variance-map) or "
+                      "planes that differ by more than noise (a z-stack through a specimen, a "
+                      "moving scene: use --rule mad)"))
+    if percent > CHI2_WARN_PERCENT:
+        out.append(f"rule chi2 replaced {percent:.1f} % of the pixels")
+    return out
 
 
 def run_median(values: Dict[str, Any]) -> int:
@@ -64,6 +87,7 @@ def run_median(values: Dict[str, Any]) -> int:
             kwargs["variance_map"] = check_variance_map(
                 read_variance_map(vmap_path, argument="--variance-map"), data.shape[-2:],
                 argument="--variance-map")
+    dispersions = []
     axes = info.axes or ""
     if "C" in axes and data.shape[axes.index("C")] > 1:
         # channels differ in brightness: judge each channel's pixels over its own planes
@@ -73,6 +97,7 @@ def run_median(values: Dict[str, Any]) -> int:
         flagged = []
         for c in range(data.shape[cax]):
             res = selective_median(np.take(data, c, axis=cax), **kwargs)
+            dispersions.append(res.thresholds.get("dispersion") or 1.0)
             idx = [slice(None)] * data.ndim
             idx[cax] = c
             corrected[tuple(idx)] = res.corrected
@@ -84,6 +109,7 @@ def run_median(values: Dict[str, Any]) -> int:
     else:
         res = selective_median(data, **kwargs)
         corrected, mask = res.corrected, res.mask
+        dispersions.append(res.thresholds.get("dispersion") or 1.0)
         t = res.thresholds
         if rule == "chi2":
             thr = chi2_summary(res.bad)
@@ -96,6 +122,10 @@ def run_median(values: Dict[str, Any]) -> int:
                       else ""))
     write_tiff(out, corrected, inputs=[src], **info.write_kwargs())
     print(f"camcorr median: {summary}")
+    if rule == "chi2":
+        for text in chi2_warnings(dispersions, 100.0 * float(mask.mean()),
+                                  bool(kwargs.get("variance_map") is not None)):
+            print(f"camcorr median: warning: {text}", file=sys.stderr)
     print(f"camcorr median: wrote {out}")
     if mask_out is not None:
         write_tiff(mask_out, mask.astype(np.uint8) * 255, inputs=[src, out])

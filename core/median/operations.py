@@ -84,8 +84,8 @@ MEDIAN = Operation(
                    "as the noise threshold."),
         Param("fpr", "float", default=DEFAULT_FPR, minval=1e-9, maxval=0.5, cli="--fpr",
               label="False-positive rate (chi2)",
-              help="Rule 'chi2' only: fraction of clean pixels flagged by chance (default "
-                   "0.0005 = 0.05 %). Lower flags fewer clean pixels but finds fewer noisy ones "
+              help="Rule 'chi2' only: fraction of clean pixels flagged by chance (5 in 10000 "
+                   "by default). Lower flags fewer clean pixels but finds fewer noisy ones "
                    "in short stacks."),
         Param("variance_map", "file", default=None, cli="--variance-map", metavar="VAR.tif",
               label="Read-noise variance map (chi2)",

@@ -392,7 +392,8 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
         expected = model.expected_variance(mean, read)
         std_mask, stat, q = noise_model.chi2_test(var, expected, n, fpr)
         thresholds.update(std=q, std_ratio=float(np.sqrt(q / (n - 1))), fpr=float(fpr),
-                          gain=model.gain, intercept=model.intercept)
+                          gain=model.gain, intercept=model.intercept,
+                          dispersion=noise_model.dispersion(stat, n))
         if read is not None:
             map_mask = noise_model.map_outliers(read, map_factor)
             thresholds["map_factor"] = float(map_factor)
