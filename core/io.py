@@ -932,8 +932,8 @@ def preflight_output(path: PathLike, *, argument: str = "output",
         raise CamcorrError(f"destination cannot be written ({what})", argument=argument,
                            expected="a folder you can write to", received=str(anc),
                            fix="Choose another output folder, or ask its owner for write access")
-    if clean_stale and anc == dest_dir and str(anc) not in _CLEANED_DIRS:
-        _CLEANED_DIRS.add(str(anc))
+    if clean_stale and anc == dest_dir and str(anc.absolute()) not in _CLEANED_DIRS:
+        _CLEANED_DIRS.add(str(anc.absolute()))
         removed = remove_stale_temps(anc)
         if removed:
             import sys
@@ -1008,6 +1008,10 @@ def atomic_output(path: PathLike, *, suffix: Optional[str] = None,
     if dest.is_dir():
         raise CamcorrError("is a folder, not a file", argument=argument,
                            expected="an output file name", received=str(dest))
+    folder = str(dest.parent.absolute())
+    if folder not in _CLEANED_DIRS:  # once per folder and process, whatever the front end
+        _CLEANED_DIRS.add(folder)
+        remove_stale_temps(folder)
     while True:
         tmp = dest.parent / _temp_name(dest, suffix)
         try:
