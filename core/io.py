@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import tifffile
 
-from .errors import CamcorrError, describe
+from .errors import CamcorrError
 
 __all__ = [
     "TiffInfo",

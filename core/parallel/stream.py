@@ -96,8 +96,6 @@ def tiff_frames(paths: Union[str, os.PathLike, Sequence], *, chunk_frames: int =
     CamcorrError
         No files, or planes of different sizes or types.
     """
-    import tifffile
-
     dask, da = _dask()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
