@@ -164,11 +164,31 @@ def main(argv: Optional[Sequence[str]] = None,
     except SystemExit:  # argparse: usage errors (status 2), --help and --version (0)
         raise
     except BaseException as exc:  # noqa: B902 - the one top-level handler of the command line
+        _name_as_on_command_line(exc, op if "op" in locals() else None)
         msg, status = explain(exc, what=prog, inputs=inputs, debug=debug, argv=["camcorr"] + argv)
         text = msg if debug else textwrap.fill(msg, 100, break_long_words=False,
                                                break_on_hyphens=False)
         print(f"{prog}: error: {text}", file=sys.stderr)
         return status
+
+
+def _name_as_on_command_line(exc: BaseException, op: Optional[Operation]) -> None:
+    """Engine errors name parameters by their Python name (``gain_ref``); show the flag."""
+    from .errors import CamcorrError
+    from .preflight import cli_name
+
+    if op is None or not isinstance(exc, CamcorrError) or not exc.argument:
+        return
+    params = op.params_for("cli")
+    names = {p.name: cli_name(p) for p in params}
+    data = [p for p in params if p.kind in ("image", "images") and p.cli is None]
+    if len(data) == 1:  # the engine's generic name for the data it works on
+        for generic in ("frames", "stack", "stacks", "image", "images", "movie", "tiles"):
+            names.setdefault(generic, cli_name(data[0]))
+    head, sep, rest = exc.argument.partition(":")
+    if head in names:
+        exc.argument = names[head] + sep + rest
+        exc.args = (str(exc),)
 
 
 def _input_paths(op: Operation, values: Dict) -> List[str]:

@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 from .errors import CamcorrError
 from .io import preflight_output
 
-__all__ = ["check_operation", "check_distinct_inputs", "SAME_NAME_OUTPUTS"]
+__all__ = ["check_operation", "check_distinct_inputs", "cli_name", "SAME_NAME_OUTPUTS"]
 
 _INPUT_KINDS = ("image", "images", "file", "files")
 #: Operations that write ``<output folder>/<input file name>`` for every input.
@@ -37,6 +37,16 @@ FOLDER_OK_OUTPUTS = (("flash-calibrate", "output"), ("parallel-calibrate", "outp
                      ("flatfield-estimate", "output"))
 _SIZE_RULE = {"flash-correct": "same", "flatfield-apply": "same", "gain-normalize": "same",
               "median": "one"}
+
+
+def cli_name(p) -> str:
+    """How the command line shows parameter `p`: its flag, or its usage placeholder
+    (``STACK`` for metavar ``STACK.tif``) for a positional one."""
+    if p.cli:
+        return p.cli
+    if p.metavar:
+        return p.metavar.split(".")[0].split()[0].upper()
+    return p.name.upper()
 
 
 def _as_list(v) -> List:
@@ -102,7 +112,7 @@ def check_operation(op, values: Dict) -> None:
     for p in params:
         if p.kind in _INPUT_KINDS:
             for v in _as_list(values.get(p.name)):
-                inputs.append((p.display_name, p.kind, str(v)))
+                inputs.append((cli_name(p), p.kind, str(v)))
     check_distinct_inputs([(a, path) for a, kind, path in inputs])
     input_files = [path for _a, _k, path in inputs if os.path.isfile(path)]
     outputs: List[Tuple[str, str]] = []
@@ -114,26 +124,26 @@ def check_operation(op, values: Dict) -> None:
         if v is None:
             continue
         if str(v).strip() == "":
-            raise CamcorrError("empty path", argument=p.display_name, expected="a file or folder name",
+            raise CamcorrError("empty path", argument=cli_name(p), expected="a file or folder name",
                                received="an empty string",
                                fix="Leave the option out to use the default")
         # some output files may be given as a folder to hold a file named by the operation
         # (flash calibrate); the others need a file name
         folder = p.kind == "output_folder" or (
             (op.name, p.name) in FOLDER_OK_OUTPUTS and os.path.isdir(str(v)))
-        preflight_output(v, argument=p.display_name, inputs=input_files,
+        preflight_output(v, argument=cli_name(p), inputs=input_files,
                          expected_bytes=expected, folder=folder)
         if folder and op.name in SAME_NAME_OUTPUTS:
             out = Path(v)
             for arg, kind, path in inputs:
                 if kind in ("image", "images") and os.path.isfile(path) and \
                         _key(str(out / Path(path).name)) == _key(path):
-                    raise CamcorrError("would overwrite an input file", argument=p.display_name,
+                    raise CamcorrError("would overwrite an input file", argument=cli_name(p),
                                        expected="an output folder other than the inputs' folder",
                                        received=f"{v} (holds the input {path})",
                                        fix="Choose another output folder (e.g. -o corrected/)")
         if p.kind == "output_file" and not os.path.isdir(str(v)):
-            outputs.append((p.display_name, str(v)))
+            outputs.append((cli_name(p), str(v)))
     for i, (arg, path) in enumerate(outputs):
         for arg2, path2 in outputs[:i]:
             if _key(path) == _key(path2):

@@ -64,6 +64,10 @@ def _write_inputs(folder: Path) -> None:
                            darkfield=np.zeros(shp, np.float32), baseline=0.0,
                            source="measured"), folder / "profiles.npz")
     (folder / "notes.txt").write_text("not an image\n")
+    tifffile.imwrite(folder / "small.tif", (100 + rng.poisson(300, (12, 16, 16))).astype(np.uint16),
+                     imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "plane_small.tif",
+                     (100 + rng.poisson(300, (16, 16))).astype(np.uint16))
     # bad images
     tifffile.imwrite(folder / "rgb.tif", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
                      photometric="rgb")
@@ -197,6 +201,20 @@ OUTPUT_CASES = [
     ("demo --out notes.txt/demo", r"--out"),
 ]
 
+SHAPE_CASES = [
+    ("flash correct good.tif small.tif -p params.tif -o outdir", r"STACK|IMAGES"),
+    ("flash correct small.tif -p params.tif -o outdir", r"params"),
+    ("gain estimate good.tif small.tif -o gain.tif", r"MOVIE"),
+    ("gain estimate good.tif --gain-ref plane_small.tif -o gain.tif", r"--gain-ref"),
+    ("gain estimate good.tif --gain-ref good2.tif -o gain.tif", r"--gain-ref"),
+    ("gain normalize good.tif small.tif -o outdir", r"FRAMES"),
+    ("frc plane.tif plane_small.tif", r"\bA\b|\bB\b"),
+    ("parallel dark good.tif small.tif -o dark.tif", r"DARK|FRAMES"),
+    ("flatfield apply small.tif --profiles profiles.npz -o outdir", r"TILES|tile 1|--profiles"),
+    ("flatfield estimate good.tif small.tif -o prof.npz --method z-range --z-levels 0 2",
+     r"TILES|tile"),
+]
+
 PARAM_CASES = [
     ("median good.tif -o out.tif --k -1", r"--k"),
     ("median good.tif -o out.tif --k abc", r"--k"),
@@ -288,6 +306,9 @@ def build_cases() -> List[Case]:
     for cmd, names in OUTPUT_CASES:
         cases.append(Case(id=f"paths:{cmd}", argv=_split(cmd), names=names,
                           category="inputs and outputs"))
+    for cmd, names in SHAPE_CASES:
+        cases.append(Case(id=f"shape:{cmd}", argv=_split(cmd), names=names,
+                          category="shape and plane count"))
     for cmd, names in PARAM_CASES:
         cases.append(Case(id=f"param:{cmd}", argv=_split(cmd), names=names,
                           category="implausible parameters"))
