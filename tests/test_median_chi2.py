@@ -241,3 +241,14 @@ def test_dispersion_tells_when_the_model_does_not_fit(rng, variance_map):
     without = find_bad_pixels(dark.stack, rule="chi2")
     assert with_map.thresholds["dispersion"] == pytest.approx(1.0, abs=0.1)
     assert without.thresholds["dispersion"] > 1.25  # the map's spread of read noise
+
+
+def test_cli_warns_on_the_real_bead_z_stack(shared_data, tmp_path, capsys):
+    """Real Flash4 bead z-stack (../shared/data): the bead changes from plane to plane, so rule
+    chi2 flags its flanks (4.5 % of pixels in 10 planes); the CLI warns and names --rule mad."""
+    src_all = shared_data / "lls_raw_bead_stack" / "psf.tif"
+    src = tmp_path / "ten_planes.tif"
+    tifffile.imwrite(src, tifffile.imread(src_all)[:10])
+    assert main(["median", str(src), "-o", str(tmp_path / "o.tif"), "--rule", "chi2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the test found" in err and "--rule mad" in err
