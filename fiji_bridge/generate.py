@@ -50,7 +50,8 @@ _OUTPUT_KINDS = ("output_file", "output_folder")
 _NUMBER_KINDS = ("float", "int")
 #: Python code run by the macro as ``PYTHON -c BOOT ARGS_FILE``: the camcorr command line with its
 #: error stream merged into the output (ImageJ's exec() only returns the output) and a status line.
-_BOOT = ("import sys\n"
+_BOOT = ("import os, sys\n"
+         "os.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\n"
          "try:\n"
          "    from {module} import main\n"
          "except Exception as e:\n"
@@ -169,6 +170,9 @@ def _temp_outputs(hidden: Sequence[Param]):
     temporary folder and opened afterwards: the first hidden output, and any required one."""
     out = []
     for p in hidden:
+        if p.kind == "output_file" and Path(str(p.metavar or p.default or "")).suffix.lower() \
+                not in ("", ".tif", ".tiff"):
+            continue  # a plot or a JSON file: Fiji shows these numbers itself (macro_entry)
         if p.kind in _OUTPUT_KINDS and (not out or p.required):
             out.append((p, _hidden_output(p)))
     return out
@@ -377,8 +381,51 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
     return out
 
 
+def _extra_lines(op: Operation, current: Optional[Param]) -> List[str]:
+    """Statements that show the Fiji extras written by :mod:`fiji_bridge.macro_entry`: an image
+    (e.g. the estimated flat-field) and a named Results table (+ a plot for the FRC)."""
+    L = ['if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");']
+    if op.name == "frc":
+        L.append('if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();')
+    return L
+
+
+def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
+    if op.name != "frc":
+        return []
+    b = next(p for p in op.params if p.name == "b")
+    return [
+        "function cc_frc_results() {",
+        '    cc_tab = cc_title + " of " + cc_source + " and " + File.getName("" + ' + macro_key(b) + ');',
+        '    cc_lines = split(File.openAsString(cc_tmp + "extra-table.csv"), "\\n");',
+        '    cc_sum = split(File.openAsString(cc_tmp + "extra-summary.txt"), "\\n");',
+        "    cc_n = cc_lines.length - 1;",
+        "    cc_fx = newArray(cc_n); cc_fy = newArray(cc_n); cc_ft = newArray(cc_n);",
+        "    Table.create(cc_tab);",
+        "    for (cc_i = 0; cc_i < cc_n; cc_i++) {",
+        '        cc_c = split(cc_lines[cc_i + 1], ",");',
+        "        cc_fx[cc_i] = parseFloat(cc_c[0]); cc_fy[cc_i] = parseFloat(cc_c[1]);",
+        "        cc_ft[cc_i] = parseFloat(cc_c[2]);",
+        '        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i]);',
+        '        Table.set("FRC", cc_i, cc_fy[cc_i]);',
+        '        Table.set("noise curve", cc_i, cc_ft[cc_i]);',
+        '        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]));',
+        "    }",
+        '    Table.update;',
+        '    print(cc_title + ": cross-over (cycles/pixel) = " + cc_sum[0] + "; resolution (pixels) = " '
+        '+ cc_sum[1] + "; fraction of rings above the " + cc_sum[3] + "-sigma curve = " + cc_sum[2]);',
+        '    List.set("crossover", cc_sum[0]);',
+        '    Plot.create(cc_tab, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);',
+        '    Plot.setColor("red");',
+        '    Plot.add("line", cc_fx, cc_ft);',
+        '    Plot.setLimits(0, 0.5, -0.2, 1.05);',
+        "    Plot.show();",
+        "}",
+    ]
+
+
 def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON,
-               cli_module: str = "camcorr.cli") -> str:
+               cli_module: str = "fiji_bridge.macro_entry") -> str:
     """The ImageJ macro of `op`.
 
     Parameters
@@ -414,9 +461,10 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append("var cc_interactive = false;")
     L.append('var cc_headless = "";')
     L.append(f"var cc_title = {_q(op.title)};")
+    L.append('cc_opts0 = "" + call("ij.Macro.getOptions");')
     if flavour == "ij1":
-        L.append('cc_opts0 = "" + call("ij.Macro.getOptions");')
         L.extend(_ij1_dialog(op, dialog))
+    if True:
         for p in dialog:
             if p.kind == "bool":
                 # as in Fiji: 'key=true'/'key=false', a bare 'key' is true, a key left out of a
@@ -458,9 +506,15 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     if current is not None:
         L.append('cc_batch = is("batch mode");')
         L.append("setBatchMode(true);")
+        # a selection never crops: the whole image is processed, the selection is kept
+        L.append("cc_src_id = getImageID();")
+        L.append("cc_had_roi = selectionType() >= 0;")
+        L.append('if (cc_had_roi) run("Select None");')
         L.append('run("Duplicate...", "title=camcorr-input duplicate");')
         L.append('saveAs("Tiff", cc_tmp + "input.tif");')
         L.append("close();")
+        L.append("selectImage(cc_src_id);")
+        L.append('if (cc_had_roi) run("Restore Selection");')
         L.append("if (!cc_batch) setBatchMode(false);")
     for p, name in outputs:
         if p.kind == "output_folder":
@@ -485,22 +539,29 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
             opened = True
         elif p.kind == "output_folder":
             L.append(f'cc_list_out = getFileList(cc_tmp + "{name}");')
+            L.append("cc_n_out = 0;")
+            L.append("for (cc_i = 0; cc_i < cc_list_out.length; cc_i++)")
+            L.append('    if (endsWith(toLowerCase(cc_list_out[cc_i]), ".tif") || '
+                     'endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff")) cc_n_out++;')
             L.append("for (cc_i = 0; cc_i < cc_list_out.length; cc_i++) {")
             L.append('    if (endsWith(toLowerCase(cc_list_out[cc_i]), ".tif") || '
-                     'endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff"))')
-            L.append(f'        cc_open(cc_tmp + "{name}/" + cc_list_out[cc_i], " " + '
-                     'cc_list_out[cc_i]);')
+                     'endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff")) {')
+            L.append('        cc_sfx = ""; if (cc_n_out > 1) cc_sfx = " " + cc_list_out[cc_i];')
+            L.append(f'        cc_open(cc_tmp + "{name}/" + cc_list_out[cc_i], cc_sfx);')
+            L.append("    }")
             L.append("}")
             opened = True
     for p in user_outputs:
         L.append(f'if ("" + {macro_key(p)} != "") print(cc_title + ": wrote " + {macro_key(p)});')
+    L.extend(_extra_lines(op, current))
+    opened = True
     L.append("cc_cleanup();")
     L.append('showStatus(cc_title + ": done");')
     L.append("exit();")
     L.append("")
     # functions
     L.append("function cc_arg(v) { cc_args = cc_args + v + \"\\n\"; }")
-    if flavour == "ij1" and any(p.kind == "bool" for p in dialog):
+    if any(p.kind == "bool" for p in dialog):
         L.append("function cc_bool(opts, key, dflt) {")
         L.append('    v = call("ij.Macro.getValue", opts, key, "cc-absent");')
         L.append('    if (v == "true") return true;')
@@ -522,6 +583,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append("    if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);")
     L.append("    return d2s(v, 9);")
     L.append("}")
+    L.extend(_extra_functions(op, current))
     if opened:
         L.append("function cc_open(path, suffix) {")
         L.append('    if (!File.exists(path)) cc_fail("camcorr reported success but wrote no '
@@ -589,7 +651,7 @@ def render_python(op: Operation) -> str:
 # file sets and golden copies
 # --------------------------------------------------------------------------------------------
 def script_files(operations: Optional[Dict[str, Operation]] = None, *, target: str = "fiji",
-                 python: str = GOLDEN_PYTHON, cli_module: str = "camcorr.cli") -> List[ScriptFile]:
+                 python: str = GOLDEN_PYTHON, cli_module: str = "fiji_bridge.macro_entry") -> List[ScriptFile]:
     """Every script to write, relative to the Fiji (``target='fiji'``) or plain ImageJ 1.x
     (``target='ij1'``) folder."""
     files = []

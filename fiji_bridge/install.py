@@ -86,7 +86,7 @@ def check_python(python: str, timeout: float = 120.0) -> str:
         raise CamcorrError("no such Python", argument="--python", expected="the path of a Python "
                            "executable with camcorr installed", received=str(exe))
     try:
-        proc = subprocess.run([str(exe), "-c", "import camcorr.cli"], capture_output=True,
+        proc = subprocess.run([str(exe), "-c", "import camcorr.cli, fiji_bridge.macro_entry"], capture_output=True,
                               text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CamcorrError("cannot run this Python", argument="--python",
@@ -117,7 +117,7 @@ def _menu_dirs(root: Path, target: str) -> List[Path]:
 
 
 def install(fiji_dir, python: Optional[str] = None, *, operations=None,
-            check: bool = True, cli_module: str = "camcorr.cli") -> InstallResult:
+            check: bool = True, cli_module: str = "fiji_bridge.macro_entry") -> InstallResult:
     """Write the Camera Corrections commands into a Fiji or ImageJ 1.x folder.
 
     Parameters

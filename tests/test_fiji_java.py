@@ -477,7 +477,8 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
     assert "no image is open" in r["noimage"]["log"] and r["noimage"]["n_after"] == 0
     assert "RGB" in r["rgb"]["log"] and r["rgb"]["n"] == 1
     assert "missing.tif" in r["missing"]["log"] and "ERROR in Toy Scale" in r["missing"]["log"]
-    assert "--factor: value out of range" in r["range"]["log"]
+    # errors name the dialog label and macro key, not the command-line flag
+    assert "Factor (x) [factor]: value out of range" in r["range"]["log"], r["range"]["log"]
     assert "does not exist" in r["nopython"]["log"] and "camcorr fiji install" in r["nopython"]["log"]
     for key in ("noimage", "rgb", "missing", "range", "nopython", "bare"):
         if key in r:
@@ -510,9 +511,9 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
             g = r[name]
             assert g["equal"] and g["shape"][-2:] == [32, 32] and g["tmp_left"] == [], g
     if "frc" in real:
-        assert r["frc"]["title"] == "src (Fourier Ring Correlation)", r["frc"]
-        # the FRC plot (an RGB image) is opened
-        assert r["frc"]["bitdepth"] == 24 and "cross-over" in r["frc"]["log"]
+        # the FRC plot, titled by the two inputs, is the current image; numbers in the Log
+        assert r["frc"]["title"] == "Fourier Ring Correlation of src.tif and frc_b.tif", r["frc"]
+        assert r["frc"]["bitdepth"] == 24 and "cross-over (cycles/pixel)" in r["frc"]["log"]
         assert r["frc"]["tmp_left"] == []
     if "median" in real:
         pm = r["py_median"]

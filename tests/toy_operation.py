@@ -65,9 +65,9 @@ def run(values) -> int:
 
 
 def main(argv=None) -> int:
-    from camcorr.cli import main as cli_main
+    from fiji_bridge.macro_entry import run as macro_run
 
-    return cli_main(argv, operations={TOY.name: TOY})
+    return macro_run(sys.argv[1:] if argv is None else argv, operations={TOY.name: TOY})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,7 +31,7 @@ _ESTIMATE_PARAMS = (
           help="Where to write the profiles: a .npz file (BaSiCPy's profiles.npz format: "
                "flatfield, darkfield, baseline), or a folder name without .npz, which receives "
                "profiles.npz and settings.json and then also loads with BaSiCPy's "
-               "BaSiC.load_model.", frontends=("cli",)),
+               "BaSiC.load_model.", frontends=("cli", "fiji")),
     Param("method", "choice", default="auto", choices=_METHODS, cli="--method", label="Method",
           help="Where the flat-field comes from. 'auto': a models folder -> 'measured'; "
                "z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. "

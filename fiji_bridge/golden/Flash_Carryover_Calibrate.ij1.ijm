@@ -16,7 +16,7 @@ Dialog.show();
 calib_dir = Dialog.getString();
 output = Dialog.getString();
 cc_python = "/path/to/python";
-cc_boot = "import sys\ntry:\n    from camcorr.cli import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
+cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
@@ -38,6 +38,7 @@ cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
 if (cc_msg != "") print(cc_msg);
 if ("" + output != "") print(cc_title + ": wrote " + output);
+if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -56,6 +57,11 @@ function cc_num(v, decimals) {
     if (decimals == 0) return d2s(v, 0);
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
+}
+function cc_open(path, suffix) {
+    if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
+    open(path);
+    rename(cc_title + suffix);
 }
 function cc_cleanup() {
     if (cc_tmp == "" || !File.isDirectory(cc_tmp)) return;

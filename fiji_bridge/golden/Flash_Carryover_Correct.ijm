@@ -12,8 +12,9 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Flash Carryover Correct";
+cc_opts0 = "" + call("ij.Macro.getOptions");
 cc_python = "/path/to/python";
-cc_boot = "import sys\ntry:\n    from camcorr.cli import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
+cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
@@ -32,9 +33,14 @@ File.makeDirectory(cc_tmp);
 if (!File.isDirectory(cc_tmp)) cc_fail("cannot create the temporary folder " + cc_tmp);
 cc_batch = is("batch mode");
 setBatchMode(true);
+cc_src_id = getImageID();
+cc_had_roi = selectionType() >= 0;
+if (cc_had_roi) run("Select None");
 run("Duplicate...", "title=camcorr-input duplicate");
 saveAs("Tiff", cc_tmp + "input.tif");
 close();
+selectImage(cc_src_id);
+if (cc_had_roi) run("Restore Selection");
 if (!cc_batch) setBatchMode(false);
 File.makeDirectory(cc_tmp + "out");
 cc_arg("flash");
@@ -55,10 +61,16 @@ cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
 if (cc_msg != "") print(cc_msg);
 cc_list_out = getFileList(cc_tmp + "out");
+cc_n_out = 0;
+for (cc_i = 0; cc_i < cc_list_out.length; cc_i++)
+    if (endsWith(toLowerCase(cc_list_out[cc_i]), ".tif") || endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff")) cc_n_out++;
 for (cc_i = 0; cc_i < cc_list_out.length; cc_i++) {
-    if (endsWith(toLowerCase(cc_list_out[cc_i]), ".tif") || endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff"))
-        cc_open(cc_tmp + "out/" + cc_list_out[cc_i], " " + cc_list_out[cc_i]);
+    if (endsWith(toLowerCase(cc_list_out[cc_i]), ".tif") || endsWith(toLowerCase(cc_list_out[cc_i]), ".tiff")) {
+        cc_sfx = ""; if (cc_n_out > 1) cc_sfx = " " + cc_list_out[cc_i];
+        cc_open(cc_tmp + "out/" + cc_list_out[cc_i], cc_sfx);
+    }
 }
+if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();

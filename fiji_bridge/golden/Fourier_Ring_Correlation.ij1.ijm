@@ -18,7 +18,7 @@ b = Dialog.getString();
 n_sigma = Dialog.getNumber();
 window = Dialog.getChoice();
 cc_python = "/path/to/python";
-cc_boot = "import sys\ntry:\n    from camcorr.cli import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
+cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
@@ -37,14 +37,18 @@ File.makeDirectory(cc_tmp);
 if (!File.isDirectory(cc_tmp)) cc_fail("cannot create the temporary folder " + cc_tmp);
 cc_batch = is("batch mode");
 setBatchMode(true);
+cc_src_id = getImageID();
+cc_had_roi = selectionType() >= 0;
+if (cc_had_roi) run("Select None");
 run("Duplicate...", "title=camcorr-input duplicate");
 saveAs("Tiff", cc_tmp + "input.tif");
 close();
+selectImage(cc_src_id);
+if (cc_had_roi) run("Restore Selection");
 if (!cc_batch) setBatchMode(false);
 cc_arg("frc");
 cc_arg(cc_tmp + "input.tif");
 cc_arg("" + b);
-cc_v = cc_tmp + "output.tif"; if (cc_v != "" && cc_v != "null") { cc_arg("--plot"); cc_arg(cc_v); }
 cc_v = cc_num(n_sigma, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--n-sigma"); cc_arg(cc_v); }
 cc_v = "" + window; if (cc_v != "" && cc_v != "null") { cc_arg("--window"); cc_arg(cc_v); }
 File.saveString(cc_args, cc_tmp + "args.txt");
@@ -56,7 +60,8 @@ cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
 if (cc_msg != "") print(cc_msg);
-cc_open(cc_tmp + "output.tif", "");
+if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -75,6 +80,31 @@ function cc_num(v, decimals) {
     if (decimals == 0) return d2s(v, 0);
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
+}
+function cc_frc_results() {
+    cc_tab = cc_title + " of " + cc_source + " and " + File.getName("" + b);
+    cc_lines = split(File.openAsString(cc_tmp + "extra-table.csv"), "\n");
+    cc_sum = split(File.openAsString(cc_tmp + "extra-summary.txt"), "\n");
+    cc_n = cc_lines.length - 1;
+    cc_fx = newArray(cc_n); cc_fy = newArray(cc_n); cc_ft = newArray(cc_n);
+    Table.create(cc_tab);
+    for (cc_i = 0; cc_i < cc_n; cc_i++) {
+        cc_c = split(cc_lines[cc_i + 1], ",");
+        cc_fx[cc_i] = parseFloat(cc_c[0]); cc_fy[cc_i] = parseFloat(cc_c[1]);
+        cc_ft[cc_i] = parseFloat(cc_c[2]);
+        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i]);
+        Table.set("FRC", cc_i, cc_fy[cc_i]);
+        Table.set("noise curve", cc_i, cc_ft[cc_i]);
+        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]));
+    }
+    Table.update;
+    print(cc_title + ": cross-over (cycles/pixel) = " + cc_sum[0] + "; resolution (pixels) = " + cc_sum[1] + "; fraction of rings above the " + cc_sum[3] + "-sigma curve = " + cc_sum[2]);
+    List.set("crossover", cc_sum[0]);
+    Plot.create(cc_tab, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);
+    Plot.setColor("red");
+    Plot.add("line", cc_fx, cc_ft);
+    Plot.setLimits(0, 0.5, -0.2, 1.05);
+    Plot.show();
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
