@@ -18,7 +18,11 @@ PYTEST_ARGS ?=
 demo: setup
 	$(VENV)/bin/camcorr demo --out $(DEMO_OUT)
 
+# The Fiji tests run against the trimmed offline Fiji beside the project (../shared/fiji).
+SHARED_FIJI ?= $(abspath ../shared/fiji)
+
 test: setup
+	CAMCORR_SHARED_FIJI=$${CAMCORR_SHARED_FIJI:-$(SHARED_FIJI)} \
 	CAMCORR_REQUIRE_ALL=$${CAMCORR_REQUIRE_ALL:-$${CI:-}} xvfb-run -a -s "-screen 0 1280x1024x24" \
 	    $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -7,7 +7,7 @@ Public API
 ----------
 install(fiji_dir, python=None) / uninstall(fiji_dir)
     Write/remove the Plugins > Camera Corrections commands (``camcorr fiji install``).
-script_files(...), render_ijm(op, flavour), render_python(op)
+script_files(...), render_ijm(op, flavour)
     The generated command scripts.
 start_fiji(fiji_dir, mode='headless')
     pyimagej gateway of a local Fiji.app, offline.
@@ -24,7 +24,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "install": "install", "uninstall": "install", "detect_installation": "install",
-    "script_files": "generate", "render_ijm": "generate", "render_python": "generate",
+    "script_files": "generate", "render_ijm": "generate",
     "start_fiji": "session", "run_operation": "session", "to_numpy": "session",
     "run_on_array": "engine",
     "numpy_to_imageplus": "convert", "imageplus_to_numpy": "convert", "imageplus_axes": "convert",

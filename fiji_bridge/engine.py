@@ -47,9 +47,12 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
 
     Returns
     -------
-    ndarray, (ndarray, str), a list of these, or None
-        The output image (or the images of an output folder, sorted by file name); None when the
-        operation has no image output in Fiji.
+    ndarray, (ndarray, str), a list of these, dict or None
+        The output image (or the images of an output folder, sorted by file name); for
+        ``flatfield-estimate`` the estimated flat-field (float32, Y, X; the profiles are also
+        written to ``values['output']`` when given); for ``frc`` the FRC numbers as a dict
+        (:meth:`camcorr.aposteriori.frc.FRCResult.to_dict`); None when the operation has no
+        image output in Fiji.
 
     Raises
     ------
@@ -89,12 +92,27 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
                 (tmp / name).mkdir()
             vals[p.name] = str(tmp / name)
             outputs.append((p, tmp / name))
+        if op.name == "frc":  # the FRC numbers come back as a dict
+            vals["json"] = str(tmp / "frc.json")
+        if op.name == "flatfield-estimate" and not vals.get("output"):
+            vals["output"] = str(tmp / "profiles.npz")  # the flat-field comes back as an array
         validated = op.validate(vals, frontend="fiji")
         status = op.load_runner()(validated)
         if status:
             raise CamcorrError("the operation failed", argument=op.title,
                                expected="exit status 0", received=str(status))
+        if op.name == "frc":
+            import json
+
+            with open(validated["json"], encoding="utf-8") as fh:
+                return json.load(fh)
         results: List[Tuple[np.ndarray, str]] = []
+        if op.name == "flatfield-estimate":
+            from camcorr.flatfield import read_profiles
+
+            flat = np.asarray(read_profiles(validated["output"], argument="output").flatfield,
+                              dtype=np.float32)
+            results.append((flat, "YX"))
         for p, path in outputs:
             if p.kind == "output_folder":
                 files = sorted(path.glob("*.tif*"))

@@ -4,8 +4,8 @@ Which folders are accepted
 --------------------------
 * **Fiji / ImageJ2** (``target='fiji'``): a folder with ``jars/`` holding ``imagej-legacy*.jar``,
   ``imagej-2*.jar`` or ``ij-1*.jar`` (every Fiji.app).  Commands are written to
-  ``scripts/Plugins/Camera Corrections/`` (ImageJ macros) and
-  ``scripts/Plugins/Camera Corrections/Python mode/`` (CPython scripts); Fiji reads them at start-up.
+  ``scripts/Plugins/Camera Corrections/`` (ImageJ macros); Fiji reads them at start-up.  (The
+  ``Python mode/`` sub-folder of earlier versions is removed: Fiji's Jython cannot run camcorr.)
 * **Plain ImageJ 1.x** (``target='ij1'``): a folder with a ``plugins/`` folder and ``ij.jar``
   (or an ImageJ launcher: ``ImageJ``, ``ImageJ.exe``, ``ImageJ.app``), e.g. a copy of Debian's
   ``/usr/share/java/ij.jar`` beside a ``plugins/`` folder.  ImageJ 1.x reads neither ``scripts/`` nor

@@ -54,6 +54,26 @@ def _extras(op, values: Dict, folder: Path):
 
         prof = read_profiles(values["output"], argument="output")
         write_tiff(folder / EXTRA_IMAGE, np.asarray(prof.flatfield, dtype=np.float32))
+    elif op.name == "gain-estimate" and values.get("report"):
+        import json
+
+        with open(values["report"], encoding="utf-8") as fh:
+            report = json.load(fh)
+        rows = ["quantity,value"]
+
+        def walk(d, prefix=""):
+            for k, v in d.items():
+                if isinstance(v, dict):
+                    walk(v, prefix + k + ".")
+                elif isinstance(v, bool):
+                    rows.append(f"{prefix}{k},{'yes' if v else 'no'}")
+                elif isinstance(v, (int, float)):
+                    rows.append(f"{prefix}{k},{v:.6g}")
+                elif isinstance(v, str) and k in ("mode", "reference", "ref_orientation"):
+                    rows.append(f"{prefix}{k},{v.replace(',', ';')}")
+
+        walk(report)
+        (folder / EXTRA_TABLE).write_text("\n".join(rows) + "\n", encoding="utf-8")
     elif op.name == "frc" and values.get("json"):
         import json
 
@@ -86,6 +106,11 @@ def run(argv: Sequence[str], *, operations=None) -> int:
         values = {p.name: getattr(args, p.name) for p in op.params_for("cli")}
         if op.name == "frc" and not values.get("json") and "CAMCORR_FIJI_EXTRAS" in os.environ:
             values["json"] = str(folder / "frc.json")
+        if op.name == "gain-estimate" and not values.get("report") and \
+                "CAMCORR_FIJI_EXTRAS" in os.environ:
+            values["report"] = str(folder / "report.json")
+        if "progress" in values and "CAMCORR_FIJI_EXTRAS" in os.environ:
+            values["progress"] = False  # a text progress bar would only fill the Log window
         values = op.validate(values, frontend="cli", labels=label_of)
         status = int(op.load_runner()(values) or 0)
         if status == 0 and "CAMCORR_FIJI_EXTRAS" in os.environ:
@@ -94,7 +119,7 @@ def run(argv: Sequence[str], *, operations=None) -> int:
     except CamcorrError as exc:
         if os.environ.get("CAMCORR_DEBUG"):
             raise
-        print(_relabel(textwrap.fill(str(exc), 100), op), file=sys.stderr)
+        print(_relabel(" ".join(str(exc).split()), op), file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)

@@ -14,7 +14,7 @@ OPERATIONS = [
         summary="Add the Camera Corrections commands to Fiji's Plugins menu.",
         description=(
             "Writes one ImageJ macro per camcorr operation to FIJI_DIR/scripts/Plugins/Camera "
-            "Corrections/ (and a Python-mode script to its 'Python mode' sub-folder). The macros "
+            "Corrections/. The macros "
             "run the camcorr command line of PYTHON, so install camcorr in that Python first. "
             "Running it again updates the commands; restart Fiji afterwards.\n\n"
             "A plain ImageJ 1.x folder (plugins/ beside ij.jar) gets the macros in "

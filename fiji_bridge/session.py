@@ -107,14 +107,17 @@ def run_operation(name: str, image=None, *, ij=None, show: bool = False, title: 
     show : bool
         Show the result in Fiji.
     title : str, optional
-        Result title (default: ``'<input title> (<operation title>)'``).
+        Result title (default: ``'<input title without .tif> (<operation title>)'``, as the Fiji
+        commands name their results).
     **values
         Parameters of the operation by name; the rest take their defaults.
 
     Returns
     -------
-    ij.ImagePlus, list of ij.ImagePlus, or None
-        With the input's calibration.  Hyperstack axes are kept: a (Z, C, Y, X) input reaches
+    ij.ImagePlus, list of ij.ImagePlus, dict or None
+        With the input's calibration (``frc``: the numbers as a dict; ``flatfield-estimate``:
+        the flat-field, with the profiles written to ``output=`` when given).  Hyperstack axes
+        are kept: a (Z, C, Y, X) input reaches
         the operation as a ``'ZCYX'`` TIFF and its result comes back as a hyperstack.
     """
     from camcorr.operations import get_operation
@@ -127,9 +130,13 @@ def run_operation(name: str, image=None, *, ij=None, show: bool = False, title: 
                                 else to_numpy(image, ij, keep_axes=True))
     result = run_on_array(op, array, values, calibration=calibration, axes=axes,
                           return_axes=True)
-    if result is None:
-        return None
+    if result is None or isinstance(result, dict):
+        return result  # no image output; the FRC numbers as a dict
+    import re
+
+    # as the Fiji commands name their results: "<title without .tif> (<command>)"
     base = str(image.getTitle()) if hasattr(image, "getTitle") else "image"
+    base = re.sub(r"\.tiff?$", "", base, flags=re.IGNORECASE)
     results = result if isinstance(result, list) else [result]
     imps = []
     for i, (arr, ax) in enumerate(results):

@@ -15,7 +15,7 @@ from camcorr.operations import Operation, Param, all_operations
 from fiji_bridge import generate
 from toy_operation import TOY, scale
 from fiji_bridge.generate import (GOLDEN_DIR, MENU, compare_golden, fiji_operations, golden_files,
-                                  render_ijm, render_python, script_files)
+                                  render_ijm, script_files)
 from fiji_bridge.install import detect_installation, install, uninstall
 
 PY = sys.executable
@@ -57,22 +57,23 @@ def test_golden_files_match_every_real_operation():
     bad = compare_golden()
     assert bad == [], ("golden files out of date, run "
                        "`python -m fiji_bridge.generate --update-golden`: " + ", ".join(bad))
-    assert len(golden_files()) == 3 * len(REAL)
+    assert len(golden_files()) == 2 * len(REAL)
+    # no Python-mode scripts: Fiji's Jython cannot run camcorr
+    assert not any(n.endswith('.py') for n in golden_files())
 
 
 @pytest.mark.parametrize("op", REAL, ids=[o.name for o in REAL])
 def test_golden_copy_of_each_real_operation(op):
     stem = generate.file_stem(op.title)
     for name, text in ((f"{stem}.ijm", render_ijm(op, "fiji")),
-                       (f"{stem}.ij1.ijm", render_ijm(op, "ij1")),
-                       (f"{stem}_(Python).py", render_python(op))):
+                       (f"{stem}.ij1.ijm", render_ijm(op, "ij1"))):
         assert (GOLDEN_DIR / name).read_text(encoding="utf-8") == text, name
 
 
 def test_generation_is_deterministic_and_check_command(tmp_path):
     assert golden_files({"toy-scale": TOY}) == golden_files({"toy-scale": TOY})
     changed = generate.update_golden({"toy-scale": TOY}, tmp_path)
-    assert sorted(changed) == ["Toy_Scale.ij1.ijm", "Toy_Scale.ijm", "Toy_Scale_(Python).py"]
+    assert sorted(changed) == ["Toy_Scale.ij1.ijm", "Toy_Scale.ijm"]
     assert generate.compare_golden({"toy-scale": TOY}, tmp_path) == []
     (tmp_path / "Toy_Scale.ijm").write_text("edited")
     assert generate.compare_golden({"toy-scale": TOY}, tmp_path) == ["Toy_Scale.ijm"]
@@ -117,15 +118,6 @@ def _check_params_match(op: Operation):
             assert jtype == "File" and attrs["style"] in ("open", "save")
         else:
             assert jtype == "String"
-    # the Python-mode script has the same dialog plus the image
-    py = render_python(op)
-    assert py.startswith("#!Python\n")
-    pyparams = parse_params(py)
-    if current is not None:
-        assert pyparams.pop("imp")[0] == "ImagePlus"
-    assert list(pyparams) == [key(p) for p in all_dialog]
-    assert {k: pyparams[k] for k in fiji} == fiji  # identical #@ lines
-    compile(py, op.name, "exec")
     # ImageJ 1.x flavour: a Dialog whose labels are the parameter names (= macro keys)
     ij1 = render_ijm(op, "ij1")
     labels = re.findall(r'Dialog\.add(?:Number|Checkbox|Choice|String|File|Directory)\("(\w+)"', ij1)
@@ -178,7 +170,6 @@ def test_reserved_macro_words_get_an_underscore():
     text = render_ijm(op, "fiji")
     assert text.splitlines()[3] == '// Macro: run("Words", "split_=... k=...");'
     assert '"" + split_' in text and " split\n" not in text
-    assert "{'split': split_, 'k': k}" in render_python(op)
     assert generate.macro_key(op.param("k")) == "k"
 
 
@@ -225,16 +216,16 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     r1 = install(root, PY, operations=ops)
     menu = root / "scripts" / "Plugins" / MENU
     assert sorted(p.relative_to(menu).as_posix() for p in r1.written) == [
-        "Python mode/Toy_Scale_(Python).py", "Toy_Scale.ijm"]
+        "Toy_Scale.ijm"]
     assert f'cc_python = "{PY}";' in (menu / "Toy_Scale.ijm").read_text()
     r2 = install(root, PY, operations=ops)
-    assert r2.written == [] and len(r2.unchanged) == 2
+    assert r2.written == [] and len(r2.unchanged) == 1
     # an operation that disappeared loses its command; a user's file is kept
     (menu / "My_Macro.ijm").write_text("print(1);")
     other = Operation("toy-2", "Toy Two", ("toy", "two"), "x", params=TOY.params,
                       runner=TOY.runner)
     r3 = install(root, PY, operations={"toy-2": other})
-    assert {p.name for p in r3.removed} == {"Toy_Scale.ijm", "Toy_Scale_(Python).py"}
+    assert {p.name for p in r3.removed} == {"Toy_Scale.ijm"}
     assert (menu / "Toy_Two.ijm").exists() and (menu / "My_Macro.ijm").exists()
     # a foreign file with a command's name is not overwritten
     (menu / "Toy_Scale.ijm").write_text("print('mine');")
@@ -243,7 +234,7 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     assert (menu / "Toy_Scale.ijm").read_text() == "print('mine');"
     (menu / "Toy_Scale.ijm").unlink()
     u1 = uninstall(root)
-    assert {p.name for p in u1.removed} == {"Toy_Two.ijm", "Toy_Two_(Python).py"}
+    assert {p.name for p in u1.removed} == {"Toy_Two.ijm"}
     assert (menu / "My_Macro.ijm").exists() and not (menu / "Python mode").exists()
     (menu / "My_Macro.ijm").unlink()
     assert uninstall(root).removed == []
@@ -293,7 +284,7 @@ def test_install_refuses_python_without_camcorr(tmp_path):
 # ------------------------------------------------------------------------ Python-side engine
 def test_import_starts_no_jvm():
     code = ("import sys, fiji_bridge, fiji_bridge.convert, fiji_bridge.session, "
-            "fiji_bridge.engine, fiji_bridge.install, fiji_bridge.script_runtime\n"
+            "fiji_bridge.engine, fiji_bridge.install, fiji_bridge.macro_entry\n"
             "fiji_bridge.install\n"
             "assert 'jpype' not in sys.modules and 'imagej' not in sys.modules, sorted(sys.modules)\n")
     proc = subprocess.run([PY, "-c", code], capture_output=True, text=True)

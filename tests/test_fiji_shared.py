@@ -90,6 +90,13 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     tiles = np.stack([rng.poisson(1000 * flat) for _ in range(4)]).astype(np.uint16)
     tifffile.imwrite(d / "tiles.tif", tiles, imagej=True, metadata={"axes": "ZYX"})
 
+    # Flash4.0 carryover: a simulated calibration folder, then a raw stack to correct
+    from camcorr.simulate import lls
+
+    lls.write_calibration_folder(d / "calib", seed=3, roi=(2000, 1000, 2023, 1015), n_planes=12,
+                                 dark_planes=16)
+    raw = (100 + rng.poisson(400, (6, 24, 16))).astype(np.uint16)  # ROI 24 x 16
+    tifffile.imwrite(d / "raw.tif", raw, imagej=True, metadata={"axes": "ZYX"})
     out = d / "fiji"
     out.mkdir()
     macro = f'''
@@ -99,9 +106,9 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     }}
     t0 = getTime();
     open("{d}/stack.tif");
-    run("Selective Median", "rule=mad k=4 mean_pass");
-    print("CURRENT_AFTER_MEDIAN " + getTitle());
+    run("Selective Median", "rule=mad k=4 mean_pass save_mask");
     save_result("stack (Selective Median)", "{out}/median.tif");
+    save_result("stack (Selective Median) mask", "{out}/mask.tif");
     print("TIME median " + (getTime() - t0));
     close("*");
     open("{d}/movie.tif");
@@ -110,11 +117,12 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     close("*");
     open("{d}/movie.tif");
     run("Estimate Residual Gain", "iterations=2 reference=smooth");
+    print("GAIN_REPORT " + Table.size + " " + Table.getString("quantity", 1) + "=" + Table.getString("value", 1));
     save_result("movie (Estimate Residual Gain)", "{out}/gain.tif");
     close("*");
     open("{d}/frc_a.tif");
     run("Fourier Ring Correlation", "b=[{d}/frc_b.tif] n_sigma=3 window=hann");
-    print("FRC_TABLE " + Table.size + " " + Table.getColumn("FRC").length);
+    frc_col = Table.getColumn("FRC"); print("FRC_TABLE " + Table.size + " " + frc_col.length);
     t = getList("image.titles"); for (i = 0; i < t.length; i++) print("FRC_IMAGE " + t[i]);
     close("*");
     open("{d}/tiles.tif");
@@ -123,6 +131,13 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     selectImage("tiles.tif");
     run("Flatfield Apply", "profiles=[{out}/profiles.npz] baseline=none");
     save_result("tiles (Flatfield Apply)", "{out}/applied.tif");
+    close("*");
+    run("Flash Carryover Calibrate", "calib_dir=[{d}/calib] output=[{out}/FlashParam.tif]");
+    print("CURRENT_AFTER_CALIBRATE " + getTitle());
+    close("*");
+    open("{d}/raw.tif");
+    run("Flash Carryover Correct", "params=[{out}/FlashParam.tif] dampening=0.9 dtype=keep");
+    save_result("raw (Flash Carryover Correct)", "{out}/flash.tif");
     close("*");
     print("TIME total " + (getTime() - t0));
     '''
@@ -134,7 +149,7 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     cli = d / "cli"
     cli.mkdir()
     _cli("median", d / "stack.tif", "-o", cli / "median.tif", "--rule", "mad", "--k", "4",
-         "--mean-pass")
+         "--mean-pass", "--mask-out", cli / "mask.tif")
     _cli("gain", "normalize", d / "movie.tif", "-o", cli / "norm", "--reject-k", "5",
          "--split", "even-odd")
     _cli("gain", "estimate", d / "movie.tif", "-o", cli / "gain.tif", "--iterations", "2",
@@ -144,12 +159,25 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     _cli("flatfield", "apply", d / "tiles.tif", "--profiles", cli / "profiles.npz", "-o",
          cli / "applied", "--baseline", "none")
 
+    _cli("flash", "calibrate", d / "calib", "--output", cli / "FlashParam.tif")
+    _cli("flash", "correct", d / "raw.tif", "--params", cli / "FlashParam.tif", "--dampening",
+         "0.9", "--dtype", "keep", "-o", cli / "flash")
+
     def same(a, b):
         x, y = tifffile.imread(a), tifffile.imread(b)
         assert x.dtype == y.dtype and x.shape == y.shape, (a, x.dtype, x.shape, y.dtype, y.shape)
         np.testing.assert_array_equal(x, y)
 
+    same(out / "FlashParam.tif", cli / "FlashParam.tif")
+    same(out / "flash.tif", cli / "flash" / "raw.tif")
+    assert "CURRENT_AFTER_CALIBRATE Flash Carryover Calibrate" in log
     same(out / "median.tif", cli / "median.tif")
+    same(out / "mask.tif", cli / "mask.tif")                         # the mask as an image
+    import re
+
+    m = re.search(r"GAIN_REPORT (\d+) mean=([0-9.]+)", log)          # the report in a table
+    assert m and int(m.group(1)) > 10 and abs(float(m.group(2)) - 1) < 1e-6, log[-2000:]
+    assert "/javatmp/" not in log                                    # no temporary paths
     assert (tifffile.imread(out / "median.tif") != stack).any()      # hot pixels were replaced
     same(out / "normalize.tif", cli / "norm" / "movie.tif")
     same(out / "gain.tif", cli / "gain.tif")
@@ -190,3 +218,150 @@ def test_error_lines_name_the_dialog_label(fiji_copy, tmp_path):
     assert any("no image is open" in l for l in lines), log[-3000:]
     assert "IMAGES_AFTER_RANGE 1" in log and "IMAGES_AFTER_MISSING 1" in log
     assert os.listdir(javatmp) == []
+
+
+def test_menu_commands_are_recorded_and_replay(fiji_copy, tmp_path, rng):
+    """Under Xvfb, each command chosen from the menu with non-default values (a number typed into
+    its dialog, a checkbox ticked) records a ``run(...)`` line with those values; the recorded
+    lines, replayed headless, give the same pixels as the GUI run."""
+    require(shutil.which("xvfb-run") is not None or bool(os.environ.get("DISPLAY")),
+            "Xvfb (xvfb-run) or a display")
+    movie = rng.poisson(80, (16, 24, 20)).astype(np.uint16)
+    movie[:, 5, 7] += 3000
+    movie[::2, 11, 3] += 2500
+    tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "ZYX"})
+    gui = tmp_path / "gui"
+    gui.mkdir()
+    commands = "Selective Median|4|tick;Estimate Residual Gain|2|"
+    env = dict(os.environ, HOME=str(tmp_path / "home"),
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    (tmp_path / "home").mkdir()
+    driver = Path(__file__).with_name("fiji_gui_driver.bsh")
+    args = f'input="{tmp_path / "movie.tif"}",outdir="{gui}",commands="{commands}"'
+    cmd = [str(fiji_copy / "fiji-linux"), "--run", str(driver), args]
+    if not os.environ.get("DISPLAY"):
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"] + cmd
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    print(f"GUI Fiji run: {time.monotonic() - t0:.1f} s")
+    status = (gui / "driver.txt").read_text() if (gui / "driver.txt").exists() else ""
+    assert "RESULT Selective Median true" in status, (status, proc.stdout[-2000:],
+                                                       proc.stderr[-2000:])
+    assert "RESULT Estimate Residual Gain true" in status, status
+    recorded = (gui / "recorder.txt").read_text()
+    print("Recorder:\n" + recorded)
+    lines = [l for l in recorded.splitlines() if l.startswith("run(")]
+    median = [l for l in lines if l.startswith('run("Selective Median"')]
+    gain = [l for l in lines if l.startswith('run("Estimate Residual Gain"')]
+    assert len(median) == 1 and len(gain) == 1, recorded
+    assert " k=4" in median[0] and "mean_pass" in median[0], median[0]
+    assert "iterations=2" in gain[0], gain[0]
+    # replay the recorded lines headless on the same input
+    out = tmp_path / "replay"
+    out.mkdir()
+    macro = f'''
+    open("{tmp_path}/movie.tif");
+    {median[0]}
+    selectImage("movie (Selective Median)"); saveAs("Tiff", "{out}/0.tif"); close("*");
+    open("{tmp_path}/movie.tif");
+    {gain[0]}
+    selectImage("movie (Estimate Residual Gain)"); saveAs("Tiff", "{out}/1.tif"); close("*");
+    '''
+    log, _, _ = run_fiji_macro(fiji_copy, macro, tmp_path)
+    assert "ERROR" not in log and "Macro Error" not in log, log[-3000:]
+    for n in (0, 1):
+        np.testing.assert_array_equal(tifffile.imread(out / f"{n}.tif"),
+                                      tifffile.imread(gui / f"{n}.tif"))
+    from camcorr.median import selective_median
+
+    np.testing.assert_array_equal(tifffile.imread(gui / "0.tif"),
+                                  selective_median(movie, rule="mad", k=4.0,
+                                                   mean_pass=True).corrected)
+
+
+def test_pyimagej_session_runs_every_operation(fiji_copy, tmp_path, rng):
+    """pyimagej, offline, against the copy of ``../shared/fiji``: ``run_operation`` on ImageJ
+    images gives the command line's pixels for every operation, frc and flatfield-estimate
+    included (FRC numbers as a dict, the flat-field as an image)."""
+    pytest.importorskip("imagej")
+    from test_fiji_java import run_worker
+
+    from camcorr.simulate import lls
+
+    d = tmp_path
+    stack = rng.poisson(200, (10, 20, 18)).astype(np.uint16)
+    stack[::2, 4, 9] += 3000
+    movie = rng.poisson(60, (16, 24, 24)).astype(np.uint16)
+    fa = rng.poisson(50, (32, 32)).astype(np.uint16)
+    fb = rng.poisson(50, (32, 32)).astype(np.uint16)
+    yy, xx = np.mgrid[0:32, 0:40]
+    flat = 1.0 - 0.15 * (((yy - 16) / 16.0) ** 2 + ((xx - 20) / 20.0) ** 2)
+    tiles = np.stack([rng.poisson(800 * flat) for _ in range(3)]).astype(np.uint16)
+    raw = (100 + rng.poisson(400, (4, 24, 16))).astype(np.uint16)  # ROI 24 x 16
+    lls.write_calibration_folder(d / "calib", seed=5, roi=(2000, 1000, 2023, 1015), n_planes=12,
+                                 dark_planes=16)
+    for name, arr in (("stack", stack), ("movie", movie), ("fa", fa), ("fb", fb),
+                      ("tiles", tiles), ("raw", raw)):
+        np.save(d / f"{name}.npy", arr)
+        tifffile.imwrite(d / f"{name}.tif", arr, imagej=True,
+                         metadata={"axes": "ZYX" if arr.ndim == 3 else "YX"})
+    r = run_worker(tmp_path, rf'''
+    import time
+    t0 = time.monotonic()
+    from fiji_bridge.session import start_fiji, run_operation
+    from fiji_bridge.convert import numpy_to_imageplus, imageplus_to_numpy
+    ij = start_fiji({str(fiji_copy)!r}, mode="headless")
+    R["init_s"] = time.monotonic() - t0
+    R["version"] = str(ij.getVersion())
+    d = {str(d)!r}
+    imp = lambda name: numpy_to_imageplus(np.load(f"{{d}}/{{name}}.npy"), name + ".tif")
+    out = {{}}
+    def keep(key, res):
+        out[key] = res
+        if res is not None and not isinstance(res, dict):
+            np.save(f"{{d}}/py_{{key}}.npy", imageplus_to_numpy(res))
+            R[key + "_title"] = str(res.getTitle())
+    t1 = time.monotonic()
+    keep("median", run_operation("median", imp("stack"), rule="mad", k=4.0, mean_pass=True))
+    keep("normalize", run_operation("gain-normalize", imp("movie"), reject_k=5.0))
+    keep("gain", run_operation("gain-estimate", imp("movie"), iterations=2))
+    R["frc"] = run_operation("frc", imp("fa"), b=f"{{d}}/fb.tif", n_sigma=3.0)
+    keep("flat", run_operation("flatfield-estimate", imp("tiles"), method="empty-tiles",
+                               sigma=2.0, output=f"{{d}}/py_profiles.npz"))
+    keep("applied", run_operation("flatfield-apply", imp("tiles"),
+                                  profiles=f"{{d}}/py_profiles.npz", baseline="none"))
+    R["calibrate"] = run_operation("flash-calibrate", None, calib_dir=f"{{d}}/calib",
+                                   output=f"{{d}}/py_FlashParam.tif")
+    keep("flash", run_operation("flash-correct", imp("raw"), params=f"{{d}}/py_FlashParam.tif",
+                                dampening=0.9, dtype="keep"))
+    R["ops_s"] = time.monotonic() - t1
+    ''', timeout=600)
+    print(f"pyimagej: init {r['init_s']:.1f} s, 8 operations {r['ops_s']:.1f} s, "
+          f"ImageJ {r['version']}")
+    cli = d / "cli"
+    cli.mkdir()
+    _cli("median", d / "stack.tif", "-o", cli / "median.tif", "--k", "4", "--mean-pass")
+    _cli("gain", "normalize", d / "movie.tif", "-o", cli / "norm", "--reject-k", "5")
+    _cli("gain", "estimate", d / "movie.tif", "-o", cli / "gain.tif", "--iterations", "2")
+    _cli("frc", d / "fa.tif", d / "fb.tif", "--json", cli / "frc.json")
+    _cli("flatfield", "estimate", d / "tiles.tif", "-o", cli / "profiles.npz", "--method",
+         "empty-tiles", "--sigma", "2")
+    _cli("flatfield", "apply", d / "tiles.tif", "--profiles", cli / "profiles.npz", "-o",
+         cli / "applied", "--baseline", "none")
+    _cli("flash", "calibrate", d / "calib", "--output", cli / "FlashParam.tif")
+    _cli("flash", "correct", d / "raw.tif", "--params", cli / "FlashParam.tif", "--dampening",
+         "0.9", "--dtype", "keep", "-o", cli / "flash")
+    for key, ref in (("median", cli / "median.tif"), ("normalize", cli / "norm" / "movie.tif"),
+                     ("gain", cli / "gain.tif"), ("applied", cli / "applied" / "tiles.tif"),
+                     ("flash", cli / "flash" / "raw.tif")):
+        got, want = np.load(d / f"py_{key}.npy"), tifffile.imread(ref)
+        assert got.dtype == want.dtype, key
+        np.testing.assert_array_equal(got, want, err_msg=key)
+    assert r["median_title"] == "stack (Selective Median)"
+    import json
+
+    assert r["frc"] == json.loads((cli / "frc.json").read_text())
+    with np.load(cli / "profiles.npz") as g:
+        np.testing.assert_array_equal(np.load(d / "py_flat.npy"), g["flatfield"])
+    np.testing.assert_array_equal(tifffile.imread(d / "py_FlashParam.tif"),
+                                  tifffile.imread(cli / "FlashParam.tif"))

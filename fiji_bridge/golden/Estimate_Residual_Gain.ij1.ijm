@@ -79,9 +79,12 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 cc_open(cc_tmp + "output.tif", "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (File.exists(cc_tmp + "extra-table.csv")) cc_kv_table(cc_title + " report of " + cc_source, cc_tmp + "extra-table.csv");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -100,6 +103,16 @@ function cc_num(v, decimals) {
     if (decimals == 0) return d2s(v, 0);
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
+}
+function cc_kv_table(name, path) {
+    cc_lines = split(File.openAsString(path), "\n");
+    Table.create(name);
+    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
+        cc_c = split(cc_lines[cc_i], ",");
+        Table.set("quantity", cc_i - 1, cc_c[0]);
+        Table.set("value", cc_i - 1, cc_c[1]);
+    }
+    Table.update;
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");

@@ -68,9 +68,26 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 cc_open(cc_tmp + "output.tif", "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (File.exists(cc_tmp + "extra-table.csv")) cc_kv_table(cc_title + " report of " + cc_source, cc_tmp + "extra-table.csv");
+if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
+    cc_rec = "";
+    if ("" + gain_ref != "") cc_rec = cc_rec + " gain_ref=" + cc_rec_text(gain_ref);
+    if ("" + ref_orientation != "") cc_rec = cc_rec + " ref_orientation=" + cc_rec_text(ref_orientation);
+    if ("" + sigmas != "") cc_rec = cc_rec + " sigmas=" + cc_rec_text(sigmas);
+    if ("" + reference != "") cc_rec = cc_rec + " reference=" + cc_rec_text(reference);
+    cc_rec = cc_rec + " iterations=" + cc_rec_num(iterations, 0);
+    cc_rec = cc_rec + " tolerance=" + cc_rec_num(tolerance, 9);
+    cc_rec = cc_rec + " offset=" + cc_rec_num(offset, 9);
+    cc_rec = cc_rec + " electrons_per_adu=" + cc_rec_num(electrons_per_adu, 9);
+    cc_rec = cc_rec + " read_noise_e=" + cc_rec_num(read_noise_e, 9);
+    call("ij.plugin.frame.Recorder.disableCommandRecording");
+    call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
+}
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -90,12 +107,32 @@ function cc_num(v, decimals) {
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
 }
+function cc_kv_table(name, path) {
+    cc_lines = split(File.openAsString(path), "\n");
+    Table.create(name);
+    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
+        cc_c = split(cc_lines[cc_i], ",");
+        Table.set("quantity", cc_i - 1, cc_c[0]);
+        Table.set("value", cc_i - 1, cc_c[1]);
+    }
+    Table.update;
+}
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
+}
+function cc_rec_text(v) {
+    v = replace("" + v, "\\\\", "/");
+    if (indexOf(v, " ") >= 0) return "[" + v + "]";
+    return v;
+}
+function cc_rec_num(v, decimals) {
+    v = cc_num(v, decimals);
+    if (indexOf(v, ".") >= 0 && indexOf(v, "E") < 0) { v = replace(v, "0+$", ""); v = replace(v, "[.]$", ""); }
+    return v;
 }
 function cc_cleanup() {
     if (cc_tmp == "" || !File.isDirectory(cc_tmp)) return;

@@ -32,9 +32,19 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if ("" + output != "") print(cc_title + ": wrote " + output);
+if (endsWith(toLowerCase("" + output), ".tif") && File.exists("" + output)) cc_open("" + output, "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
+    cc_rec = "";
+    if ("" + calib_dir != "") cc_rec = cc_rec + " calib_dir=" + cc_rec_text(calib_dir);
+    if ("" + output != "") cc_rec = cc_rec + " output=" + cc_rec_text(output);
+    call("ij.plugin.frame.Recorder.disableCommandRecording");
+    call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
+}
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -58,6 +68,16 @@ function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
     rename(cc_title + suffix);
+}
+function cc_rec_text(v) {
+    v = replace("" + v, "\\\\", "/");
+    if (indexOf(v, " ") >= 0) return "[" + v + "]";
+    return v;
+}
+function cc_rec_num(v, decimals) {
+    v = cc_num(v, decimals);
+    if (indexOf(v, ".") >= 0 && indexOf(v, "E") < 0) { v = replace(v, "0+$", ""); v = replace(v, "[.]$", ""); }
+    return v;
 }
 function cc_cleanup() {
     if (cc_tmp == "" || !File.isDirectory(cc_tmp)) return;

@@ -97,9 +97,39 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if ("" + output != "") print(cc_title + ": wrote " + output);
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
+    cc_rec = "";
+    if ("" + output != "") cc_rec = cc_rec + " output=" + cc_rec_text(output);
+    if ("" + method != "") cc_rec = cc_rec + " method=" + cc_rec_text(method);
+    if ("" + grid != "") cc_rec = cc_rec + " grid=" + cc_rec_text(grid);
+    if ("" + order != "") cc_rec = cc_rec + " order=" + cc_rec_text(order);
+    if ("" + empty_tiles != "") cc_rec = cc_rec + " empty_tiles=" + cc_rec_text(empty_tiles);
+    if ("" + z_levels != "") cc_rec = cc_rec + " z_levels=" + cc_rec_text(z_levels);
+    if ("" + models_folder != "") cc_rec = cc_rec + " models_folder=" + cc_rec_text(models_folder);
+    if ("" + channel != "") cc_rec = cc_rec + " channel=" + cc_rec_text(channel);
+    cc_rec = cc_rec + " offset=" + cc_rec_num(offset, 9);
+    if ("" + darkfield_file != "") cc_rec = cc_rec + " darkfield_file=" + cc_rec_text(darkfield_file);
+    cc_rec = cc_rec + " sigma=" + cc_rec_num(sigma, 9);
+    if ("" + statistic != "") cc_rec = cc_rec + " statistic=" + cc_rec_text(statistic);
+    if ("" + planes != "") cc_rec = cc_rec + " planes=" + cc_rec_text(planes);
+    cc_rec = cc_rec + " seed=" + cc_rec_num(seed, 0);
+    if (get_darkfield) cc_rec = cc_rec + " get_darkfield";
+    if ("" + smoothness_flatfield != "") cc_rec = cc_rec + " smoothness_flatfield=" + cc_rec_text(smoothness_flatfield);
+    if ("" + smoothness_darkfield != "") cc_rec = cc_rec + " smoothness_darkfield=" + cc_rec_text(smoothness_darkfield);
+    cc_rec = cc_rec + " epsilon=" + cc_rec_num(epsilon, 9);
+    if ("" + working_size != "") cc_rec = cc_rec + " working_size=" + cc_rec_text(working_size);
+    if (autosegment) cc_rec = cc_rec + " autosegment";
+    cc_rec = cc_rec + " autosegment_margin=" + cc_rec_num(autosegment_margin, 0);
+    if ("" + max_workers != "") cc_rec = cc_rec + " max_workers=" + cc_rec_text(max_workers);
+    if ("" + fitting_mode != "") cc_rec = cc_rec + " fitting_mode=" + cc_rec_text(fitting_mode);
+    call("ij.plugin.frame.Recorder.disableCommandRecording");
+    call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
+}
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -132,6 +162,16 @@ function cc_open(path, suffix) {
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
+}
+function cc_rec_text(v) {
+    v = replace("" + v, "\\\\", "/");
+    if (indexOf(v, " ") >= 0) return "[" + v + "]";
+    return v;
+}
+function cc_rec_num(v, decimals) {
+    v = cc_num(v, decimals);
+    if (indexOf(v, ".") >= 0 && indexOf(v, "E") < 0) { v = replace(v, "0+$", ""); v = replace(v, "[.]$", ""); }
+    return v;
 }
 function cc_cleanup() {
     if (cc_tmp == "" || !File.isDirectory(cc_tmp)) return;

@@ -59,7 +59,9 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();
 cc_cleanup();

@@ -54,9 +54,19 @@ if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
 if (cc_status != 0) cc_fail(cc_msg);
-if (cc_msg != "") print(cc_msg);
+cc_msg_lines = split(cc_msg, "\n");
+for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
+    if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();
+if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
+    cc_rec = "";
+    if ("" + b != "") cc_rec = cc_rec + " b=" + cc_rec_text(b);
+    cc_rec = cc_rec + " n_sigma=" + cc_rec_num(n_sigma, 9);
+    if ("" + window != "") cc_rec = cc_rec + " window=" + cc_rec_text(window);
+    call("ij.plugin.frame.Recorder.disableCommandRecording");
+    call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
+}
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -107,6 +117,16 @@ function cc_open(path, suffix) {
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
+}
+function cc_rec_text(v) {
+    v = replace("" + v, "\\\\", "/");
+    if (indexOf(v, " ") >= 0) return "[" + v + "]";
+    return v;
+}
+function cc_rec_num(v, decimals) {
+    v = cc_num(v, decimals);
+    if (indexOf(v, ".") >= 0 && indexOf(v, "E") < 0) { v = replace(v, "0+$", ""); v = replace(v, "[.]$", ""); }
+    return v;
 }
 function cc_cleanup() {
     if (cc_tmp == "" || !File.isDirectory(cc_tmp)) return;
