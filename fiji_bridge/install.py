@@ -112,7 +112,7 @@ def _is_ours(path: Path) -> bool:
 def _menu_dirs(root: Path, target: str) -> List[Path]:
     if target == "fiji":
         base = root / "scripts" / "Plugins" / MENU
-        return [base / "Python mode", base]
+        return [base / "Python mode", base / "Internal", base]
     return [root / "plugins" / MENU]
 
 

@@ -85,7 +85,9 @@ def test_generation_is_deterministic_and_check_command(tmp_path):
 # ---------------------------------------------------------------- parameters vs definitions
 def _check_params_match(op: Operation):
     current, all_dialog, hidden = generate._roles(op)
-    dialog = generate._macro_dialog(all_dialog)
+    # the command-line parameters, plus switches mapped onto a hidden output (save_mask)
+    dialog = generate._macro_dialog(all_dialog) + [
+        p for p in all_dialog if p.name in generate._MASK_SWITCHES.get(op.name, {})]
     assert [p.name for p in all_dialog] == [p.name for p in op.params
                                             if "fiji" in p.frontends and p is not current]
     fiji = parse_params(render_ijm(op, "fiji"))
@@ -216,10 +218,10 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     r1 = install(root, PY, operations=ops)
     menu = root / "scripts" / "Plugins" / MENU
     assert sorted(p.relative_to(menu).as_posix() for p in r1.written) == [
-        "Toy_Scale.ijm"]
+        "Internal/Camera_Corrections_Return.bsh", "Toy_Scale.ijm"]
     assert f'cc_python = "{PY}";' in (menu / "Toy_Scale.ijm").read_text()
     r2 = install(root, PY, operations=ops)
-    assert r2.written == [] and len(r2.unchanged) == 1
+    assert r2.written == [] and len(r2.unchanged) == 2
     # an operation that disappeared loses its command; a user's file is kept
     (menu / "My_Macro.ijm").write_text("print(1);")
     other = Operation("toy-2", "Toy Two", ("toy", "two"), "x", params=TOY.params,
@@ -234,7 +236,7 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     assert (menu / "Toy_Scale.ijm").read_text() == "print('mine');"
     (menu / "Toy_Scale.ijm").unlink()
     u1 = uninstall(root)
-    assert {p.name for p in u1.removed} == {"Toy_Two.ijm"}
+    assert {p.name for p in u1.removed} == {"Toy_Two.ijm", "Camera_Corrections_Return.bsh"}
     assert (menu / "My_Macro.ijm").exists() and not (menu / "Python mode").exists()
     (menu / "My_Macro.ijm").unlink()
     assert uninstall(root).removed == []

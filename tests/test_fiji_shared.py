@@ -107,6 +107,7 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     t0 = getTime();
     open("{d}/stack.tif");
     run("Selective Median", "rule=mad k=4 mean_pass save_mask");
+    print("CURRENT_AFTER_MEDIAN " + getTitle());
     save_result("stack (Selective Median)", "{out}/median.tif");
     save_result("stack (Selective Median) mask", "{out}/mask.tif");
     print("TIME median " + (getTime() - t0));
@@ -172,6 +173,8 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     same(out / "flash.tif", cli / "flash" / "raw.tif")
     assert "CURRENT_AFTER_CALIBRATE Flash Carryover Calibrate" in log
     same(out / "median.tif", cli / "median.tif")
+    # the result is the current image when the command returns, even headless
+    assert "CURRENT_AFTER_MEDIAN stack (Selective Median)" in log
     same(out / "mask.tif", cli / "mask.tif")                         # the mask as an image
     import re
 
@@ -196,28 +199,28 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     assert "cross-over (cycles/pixel)" in log
 
 
-def test_error_lines_name_the_dialog_label(fiji_copy, tmp_path):
+def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path):
     """Bad values: one ``[Camera Corrections] ERROR`` line naming the dialog label and macro
-    key, no result image, no temporary files left."""
+    key; the calling macro stops there (as after an ImageJ command's error); no result image
+    and no temporary file is left."""
     stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    macro = f'''
-    open("{tmp_path}/s.tif");
-    run("Selective Median", "k=0.5");
-    print("IMAGES_AFTER_RANGE " + nImages);
-    run("Flatfield Apply", "profiles=[{tmp_path}/missing.npz]");
-    print("IMAGES_AFTER_MISSING " + nImages);
-    close("*");
-    run("Selective Median", "k=5");
-    '''
-    log, _, javatmp = run_fiji_macro(fiji_copy, macro, tmp_path)
-    lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
-    assert any("in Selective Median" in l and "Threshold (robust sigmas) [k]" in l
-               and "out of range" in l for l in lines), log[-3000:]
-    assert any("in Flatfield Apply" in l and "missing.npz" in l for l in lines), log[-3000:]
-    assert any("no image is open" in l for l in lines), log[-3000:]
-    assert "IMAGES_AFTER_RANGE 1" in log and "IMAGES_AFTER_MISSING 1" in log
-    assert os.listdir(javatmp) == []
+    cases = {
+        "range": ('open("{d}/s.tif"); run("Selective Median", "k=0.5");',
+                  ["in Selective Median", "Threshold (robust sigmas) [k]", "out of range"]),
+        "missing": ('open("{d}/s.tif"); run("Flatfield Apply", "profiles=[{d}/missing.npz]");',
+                    ["in Flatfield Apply", "Profiles file [profiles]", "missing.npz"]),
+        "noimage": ('run("Selective Median", "k=5");', ["no image is open"]),
+    }
+    for name, (code, words) in cases.items():
+        sub = tmp_path / name
+        sub.mkdir()
+        macro = code.format(d=tmp_path) + '\nprint("NOT_STOPPED " + nImages);\n'
+        log, _, javatmp = run_fiji_macro(fiji_copy, macro, sub)
+        lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
+        assert len(lines) == 1 and all(w in lines[0] for w in words), (name, log[-3000:])
+        assert "NOT_STOPPED" not in log, (name, log[-3000:])     # the macro stopped
+        assert os.listdir(javatmp) == [], name                   # nothing left behind
 
 
 def test_menu_commands_are_recorded_and_replay(fiji_copy, tmp_path, rng):

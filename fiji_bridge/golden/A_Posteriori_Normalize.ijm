@@ -13,6 +13,7 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "A Posteriori Normalize";
+var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
@@ -85,6 +86,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
+if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return image=" + cc_result_id);
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -107,6 +109,7 @@ function cc_num(v, decimals) {
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
+    if (cc_result_id == 0) cc_result_id = getImageID();
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
@@ -138,6 +141,7 @@ function cc_fail(message) {
     cc_cleanup();
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
+    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0");
     showStatus(cc_title + " failed");
     exit();
 }

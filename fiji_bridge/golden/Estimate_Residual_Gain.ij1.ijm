@@ -7,6 +7,7 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Estimate Residual Gain";
+var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Estimate Residual Gain");
 Dialog.addMessage("Estimate a camera's gain, or the gain left after a gain reference, from the movies themselves.");
@@ -117,6 +118,7 @@ function cc_kv_table(name, path) {
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
+    if (cc_result_id == 0) cc_result_id = getImageID();
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);

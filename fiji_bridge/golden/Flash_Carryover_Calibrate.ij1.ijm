@@ -7,6 +7,7 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Flash Carryover Calibrate";
+var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Flash Carryover Calibrate");
 Dialog.addMessage("Measure the charge carryover of a Flash4.0 camera from bright/dark image pairs.");
@@ -64,6 +65,7 @@ function cc_num(v, decimals) {
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
+    if (cc_result_id == 0) cc_result_id = getImageID();
     rename(cc_title + suffix);
 }
 function cc_cleanup() {

@@ -7,6 +7,7 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Fourier Ring Correlation";
+var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
 Dialog.create("Fourier Ring Correlation");
 Dialog.addMessage("Fourier ring correlation of two images with the 3-sigma noise curve.");
@@ -107,10 +108,12 @@ function cc_frc_results() {
     Plot.add("line", cc_fx, cc_ft);
     Plot.setLimits(0, 0.5, -0.2, 1.05);
     Plot.show();
+    if (cc_result_id == 0) cc_result_id = getImageID();
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
+    if (cc_result_id == 0) cc_result_id = getImageID();
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);

@@ -16,6 +16,7 @@ var cc_args = "";
 var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Selective Median";
+var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
 if (cc_opts0 != "null" && cc_opts0 != "") mean_pass = cc_bool(cc_opts0, "mean_pass", false);
 if (cc_opts0 != "null" && cc_opts0 != "") save_mask = cc_bool(cc_opts0, "save_mask", false);
@@ -86,6 +87,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
+if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return image=" + cc_result_id);
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -115,6 +117,7 @@ function cc_num(v, decimals) {
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");
     open(path);
+    if (cc_result_id == 0) cc_result_id = getImageID();
     cc_base = replace(cc_source, "\\.tiff?$", "");
     rename(cc_base + " (" + cc_title + ")" + suffix);
     if (cc_unit != "pixel" && cc_unit != "pixels" && cc_unit != "") setVoxelSize(cc_vw, cc_vh, cc_vd, cc_unit);
@@ -146,6 +149,7 @@ function cc_fail(message) {
     cc_cleanup();
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
+    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0");
     showStatus(cc_title + " failed");
     exit();
 }
