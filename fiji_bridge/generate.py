@@ -51,7 +51,9 @@ HELPER_TEXT = f"""#@ String (visibility=INVISIBLE, value="", persist=false) acti
 // macro language alone.  The commands call this (run("{HELPER_COMMAND}", ...)):
 //   action=return image=ID : the image ID becomes the calling macro's current image;
 //   action=abort           : the calling macro stops once the command returns (ImageJ's
-//                            Macro.abort flag, read by IJ.run in the calling thread).
+//                            Macro.abort flag, read by IJ.run in the calling thread);
+//   action=fetch           : the calling macro's current image (or, from the menu, the front
+//                            image) -> system property camcorr.fiji.current (its ID, 0: none).
 import ij.IJ;
 import ij.Macro;
 import ij.ImagePlus;
@@ -69,6 +71,19 @@ for (Thread t : Thread.getAllStackTraces().keySet()) {{
 if (caller != null && action.equals("return") && image != 0) {{
     ImagePlus imp = WindowManager.getImage(image);
     if (imp != null) WindowManager.setTempCurrentImage(caller, imp);
+}}
+if (action.equals("fetch")) {{
+    ImagePlus cur = null;
+    if (caller != null) {{
+        java.lang.reflect.Field table = WindowManager.class.getDeclaredField("tempImageTable");
+        table.setAccessible(true);
+        cur = (ImagePlus) ((java.util.Map) table.get(null)).get(caller);
+    }}
+    if (cur == null && WindowManager.getCurrentWindow() != null)
+        cur = WindowManager.getCurrentWindow().getImagePlus();
+    if (cur == null)
+        cur = ij.macro.Interpreter.getLastBatchModeImage();
+    System.setProperty("camcorr.fiji.current", String.valueOf(cur == null ? 0 : cur.getID()));
 }}
 if (caller != null && action.equals("abort")) {{
     java.lang.reflect.Field flag = Macro.class.getDeclaredField("abort");
@@ -572,13 +587,24 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append('cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");')
     L.append('if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == ""))'
              ' cc_interactive = true;')
+    if flavour == "fiji":
+        # started from the menu: ImageJ would record a bare run("<title>"); at the first nested
+        # run(...) below; the command records itself with its values at the end instead
+        L.append('if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");')
     if current is not None:
         L.append('if (nImages == 0) cc_fail("no image is open. Open the image to correct first '
                  '(File > Open), then run " + cc_title + " again.");')
         # Fiji runs script commands on pooled threads, and ImageJ 1.x remembers a "current
         # image" per thread: headless, a thread may still point at an image closed since.
         # Use the current image only if it is still open, else the most recently opened one.
-        L.append("cc_cur = getImageID();")
+        if flavour == "fiji":
+            # the calling macro's current image (or the front image when started from the menu)
+            L.append(f'run("{HELPER_COMMAND}", "action=fetch image=0");')
+            L.append('cc_cur = parseInt("" + call("java.lang.System.getProperty", '
+                     '"camcorr.fiji.current"));')
+            L.append("if (isNaN(cc_cur) || cc_cur == 0) cc_cur = getImageID();")
+        else:
+            L.append("cc_cur = getImageID();")
         L.append("cc_found = false;")
         L.append("for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); "
                  "if (getImageID() == cc_cur) cc_found = true; }")
@@ -628,6 +654,9 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
              'cc_out);')
     L.append('cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));')
     L.append("cc_msg = String.trim(substring(cc_out, 0, cc_at));")
+    # the error itself (macro_entry prints it as one line with the dialog labels)
+    L.append('cc_e = lastIndexOf(cc_msg, "CAMCORR-ERROR ");')
+    L.append("if (cc_status != 0 && cc_e >= 0) cc_fail(String.trim(substring(cc_msg, cc_e + 14)));")
     L.append("if (cc_status != 0) cc_fail(cc_msg);")
     # camcorr's own messages, without the lines naming temporary files (deleted below)
     L.append('cc_msg_lines = split(cc_msg, "\\n");')

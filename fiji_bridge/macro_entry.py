@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -91,43 +90,56 @@ def _extras(op, values: Dict, folder: Path):
 
 
 def run(argv: Sequence[str], *, operations=None) -> int:
-    """Run the command line `argv` as a Fiji command does; returns the exit status."""
-    from camcorr.cli import build_parser
-    from camcorr.errors import CamcorrError
+    """Run the command line `argv` as a Fiji command does; returns the exit status.
 
-    parser = build_parser(operations)
-    args = parser.parse_args(list(argv))
-    op = getattr(args, "_operation", None)
-    if op is None:
-        print("camcorr: no command given", file=sys.stderr)
-        return 2
+    This is :func:`camcorr.cli.main` itself (same parser, validation, pre-flight checks and
+    runner); its error paragraph is printed as one line ``CAMCORR-ERROR <message>`` with the
+    dialog labels in place of the flags, which the macro shows as its error line.
+    """
+    import contextlib
+    import io
+
+    from camcorr.cli import build_parser
+    from camcorr.cli import main as cli_main
+
+    argv = [str(a) for a in argv]
+    extras = "CAMCORR_FIJI_EXTRAS" in os.environ
     folder = Path(os.environ.get("CAMCORR_FIJI_EXTRAS", "") or ".")
+    op, values = None, {}
     try:
-        values = {p.name: getattr(args, p.name) for p in op.params_for("cli")}
-        if op.name == "frc" and not values.get("json") and "CAMCORR_FIJI_EXTRAS" in os.environ:
+        args = build_parser(operations).parse_args(argv)
+        op = getattr(args, "_operation", None)
+        values = {p.name: getattr(args, p.name) for p in op.params_for("cli")} if op else {}
+    except SystemExit:
+        pass  # cli_main reports the usage error
+    if op is not None and extras:
+        names = {p.name for p in op.params_for("cli")}
+        if op.name == "frc" and not values.get("json"):
             values["json"] = str(folder / "frc.json")
-        if op.name == "gain-estimate" and not values.get("report") and \
-                "CAMCORR_FIJI_EXTRAS" in os.environ:
+            argv += ["--json", values["json"]]
+        if op.name == "gain-estimate" and not values.get("report"):
             values["report"] = str(folder / "report.json")
-        if "progress" in values and "CAMCORR_FIJI_EXTRAS" in os.environ:
-            values["progress"] = False  # a text progress bar would only fill the Log window
-        values = op.validate(values, frontend="cli", labels=label_of)
-        status = int(op.load_runner()(values) or 0)
-        if status == 0 and "CAMCORR_FIJI_EXTRAS" in os.environ:
+            argv += ["--report", values["report"]]
+        if "progress" in names:
+            argv.append("--no-progress")  # a text progress bar would only fill the Log window
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            status = int(cli_main(argv, operations) or 0)
+    except SystemExit as exc:  # argparse: a usage error
+        status = exc.code if isinstance(exc.code, int) else 2
+    text = err.getvalue()
+    if status == 0:
+        sys.stderr.write(text)
+        if op is not None and extras:
             _extras(op, values, folder)
-        return status
-    except CamcorrError as exc:
-        if os.environ.get("CAMCORR_DEBUG"):
-            raise
-        print(_relabel(" ".join(str(exc).split()), op), file=sys.stderr)
-        return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("out of memory. Process fewer planes at once or use a machine with more memory.",
-              file=sys.stderr)
-        return 3
+        return 0
+    message = " ".join(text.split())
+    marker = message.rfind(": error: ")
+    if marker >= 0:
+        message = message[marker + len(": error: "):]
+    print("CAMCORR-ERROR " + (_relabel(message, op) if op is not None else message))
+    return status
 
 
 def main(argv: Optional[List[str]] = None) -> int:

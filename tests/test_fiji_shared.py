@@ -106,8 +106,13 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     }}
     t0 = getTime();
     open("{d}/stack.tif");
+    newImage("decoy", "16-bit noise", 20, 20, 3);             // opened later, not selected
+    selectImage("stack.tif");
+    makeRectangle(2, 3, 6, 5);                                // a selection never crops
     run("Selective Median", "rule=mad k=4 mean_pass save_mask");
     print("CURRENT_AFTER_MEDIAN " + getTitle());
+    selectImage("stack.tif");
+    print("SELECTION_KEPT " + selectionType());
     save_result("stack (Selective Median)", "{out}/median.tif");
     save_result("stack (Selective Median) mask", "{out}/mask.tif");
     print("TIME median " + (getTime() - t0));
@@ -175,6 +180,7 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     same(out / "median.tif", cli / "median.tif")
     # the result is the current image when the command returns, even headless
     assert "CURRENT_AFTER_MEDIAN stack (Selective Median)" in log
+    assert "SELECTION_KEPT 0" in log              # the rectangle is still on the input
     same(out / "mask.tif", cli / "mask.tif")                         # the mask as an image
     import re
 

@@ -17,6 +17,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON (with the Python that has camcorr installed) and restart Fiji.");
 cc_tmp = getDirectory("temp") + "camcorr-" + d2s(getTime(), 0) + "-" + d2s(floor(random * 1000000), 0) + File.separator;
 File.makeDirectory(cc_tmp);
@@ -32,6 +33,8 @@ cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
+cc_e = lastIndexOf(cc_msg, "CAMCORR-ERROR ");
+if (cc_status != 0 && cc_e >= 0) cc_fail(String.trim(substring(cc_msg, cc_e + 14)));
 if (cc_status != 0) cc_fail(cc_msg);
 cc_msg_lines = split(cc_msg, "\n");
 for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)

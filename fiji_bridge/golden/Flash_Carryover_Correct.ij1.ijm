@@ -65,6 +65,8 @@ cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
+cc_e = lastIndexOf(cc_msg, "CAMCORR-ERROR ");
+if (cc_status != 0 && cc_e >= 0) cc_fail(String.trim(substring(cc_msg, cc_e + 14)));
 if (cc_status != 0) cc_fail(cc_msg);
 cc_msg_lines = split(cc_msg, "\n");
 for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)

@@ -19,8 +19,11 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
-cc_cur = getImageID();
+run("Camera Corrections Return", "action=fetch image=0");
+cc_cur = parseInt("" + call("java.lang.System.getProperty", "camcorr.fiji.current"));
+if (isNaN(cc_cur) || cc_cur == 0) cc_cur = getImageID();
 cc_found = false;
 for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); if (getImageID() == cc_cur) cc_found = true; }
 if (cc_found) selectImage(cc_cur); else selectImage(nImages);
@@ -59,6 +62,8 @@ cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
 cc_msg = String.trim(substring(cc_out, 0, cc_at));
+cc_e = lastIndexOf(cc_msg, "CAMCORR-ERROR ");
+if (cc_status != 0 && cc_e >= 0) cc_fail(String.trim(substring(cc_msg, cc_e + 14)));
 if (cc_status != 0) cc_fail(cc_msg);
 cc_msg_lines = split(cc_msg, "\n");
 for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
