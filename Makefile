@@ -13,7 +13,7 @@ CP_NIGHTLY := 5.0.0.dev784
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup system-packages
+.PHONY: demo test setup system-packages warmup
 
 demo: setup
 	$(VENV)/bin/camcorr demo --out $(DEMO_OUT)
@@ -26,7 +26,12 @@ test: setup
 	CAMCORR_REQUIRE_ALL=$${CAMCORR_REQUIRE_ALL:-$${CI:-}} xvfb-run -a -s "-screen 0 1280x1024x24" \
 	    $(PY) -m pytest $(PYTEST_ARGS)
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) warmup
+
+# Compile the numba kernels once (seconds when they are already in numba's cache), so that no
+# command pays the compilation on its first run.
+warmup: $(STAMP)
+	$(VENV)/bin/camcorr warmup
 
 # Java 17 (headless), ImageJ 1.x and Xvfb for the Fiji tests, Chromium for the report test.
 # Installed only when running as root on a Debian/Ubuntu machine and something is missing.

@@ -30,6 +30,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -203,9 +204,9 @@ def main(argv=None):
         print(f"subset {kind:5s} ({c['frames']} frames) moments vs {c['reference']}: max rel diff mean "
               f"{c['max_rel_diff_mean']:.1e}, M2 {c['max_rel_diff_m2']:.1e}{extra}; time dask / "
               f"in-memory = {c['dask_over_memory_time']:.2f}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(results, fh, indent=2)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import save
+    save("bench_dask", results, a.json)
     if "error" not in results["generate"] and "error" not in results["dark"]:
         print(f"dark-frame statistics / generation alone: "
               f"{results['dark']['seconds'] / results['generate']['seconds']:.2f}x the time")

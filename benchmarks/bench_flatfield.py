@@ -168,8 +168,14 @@ def main(argv=None):
                     help="threads for torch (BaSiCPy) and numba (camcorr), the same for both "
                          "(default 1: robust on a shared machine, where torch's OpenMP threads "
                          "can be 10x slower when a core is taken; 0 = library defaults)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the results here instead of benchmarks/results/bench_flatfield.json")
     ns = ap.parse_args(argv)
     repeat = ns.repeat or (1 if ns.quick else 3)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import load, save
+    results = {"quick": ns.quick, "repeat": repeat, "threads": ns.threads, "load_start": load(),
+               "datasets": {}}
     import numpy as np
     import tifffile
 
@@ -197,6 +203,9 @@ def main(argv=None):
                                   if have_basicpy else [])
         r = best_of(names, args, repeat)
         t_ours, m_ours, flat_ours = r["ours_empty"]
+        if not np.all(np.isfinite(flat_ours)) or abs(float(flat_ours.mean()) - 1) > 1e-3:
+            raise RuntimeError(f"invalid flat-field from camcorr on {label}")
+        rec = results["datasets"][label] = {"camcorr_empty_s": t_ours, "camcorr_peak_mib": m_ours}
         print(f"== {label}")
         print(f"  camcorr empty tiles        {t_ours * 1e3:8.1f} ms   peak +{m_ours:7.1f} MiB")
         if have_basicpy:
@@ -215,6 +224,10 @@ def main(argv=None):
             print(f"  camcorr overhead around BaSiC.fit            {(t_ob - fit_ob) * 1e3:6.1f} ms"
                   f" = {100 * (t_ob - fit_ob) / fit_ob:.1f} % of its fit")
             print(f"  correlation flat(empty tiles) vs flat(BaSiCPy all tiles): r = {corr:.4f}")
+            rec.update(basicpy_all_s=t_all, basicpy_empty_s=t_emp, camcorr_basicpy_path_s=t_ob,
+                       speedup_vs_basicpy_all=t_all / t_ours, speedup_vs_basicpy_empty=t_emp / t_ours,
+                       basicpy_path_over_direct=t_ob / t_all, correlation=float(corr),
+                       peer="BaSiCPy 2.0, same run")
         print()
 
     # streaming: z-range estimate on one 3D TIFF, 4x more planes, same number sampled
@@ -235,7 +248,10 @@ def main(argv=None):
               f"{t * 1e3:7.1f} ms, peak +{m:6.1f} MiB")
     print(f"peak memory ratio (4x planes / 1x): {peaks[1] / max(peaks[0], 1e-9):.2f} "
           "(target ~1: memory independent of the number of planes)")
+    results["zrange_peak_ratio_4x_planes"] = peaks[1] / max(peaks[0], 1e-9)
     tmp.cleanup()
+    print(f"load average at the end: {load()}")
+    save("bench_flatfield", results, ns.json)
 
 
 if __name__ == "__main__":

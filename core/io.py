@@ -36,6 +36,7 @@ __all__ = [
     "iter_planes",
     "count_planes",
     "write_tiff",
+    "tiff_write_kwargs",
     "atomic_write",
     "cast_to_dtype",
     "resolve_dtype",
@@ -571,6 +572,48 @@ def cast_to_dtype(data, dtype, *, return_counts: bool = False):
     return out
 
 
+def tiff_write_kwargs(ndim: int, dtype, *, axes: Optional[str] = None,
+                      imagej_metadata: Optional[dict] = None, resolution=None,
+                      imagej: Optional[bool] = None, compression=None,
+                      extra_metadata: Optional[dict] = None) -> dict:
+    """Keyword arguments of ``tifffile.imwrite`` for an array of `ndim` dimensions and `dtype`.
+
+    The one place that decides how camcorr stores an output (ImageJ hyperstack when the dtype
+    allows it, metadata, resolution, compression); used by :func:`write_tiff` and by the
+    streaming writer (:mod:`camcorr.streaming`), so both write the same file.  Parameters as in
+    :func:`write_tiff`.
+    """
+    dtype = np.dtype(dtype)
+    if imagej is None:
+        imagej = dtype in [np.dtype(t) for t in _IMAGEJ_DTYPES] and ndim <= 6
+    kwargs = {}
+    if imagej:
+        meta = dict(imagej_metadata or {})
+        ax = axes.replace("Q", "").upper() if axes else _DEFAULT_AXES.get(ndim)
+        if ax and "S" in ax[:-1] and "Z" not in ax:
+            ax = ax.replace("S", "Z")  # planar samples of a plain TIFF: planes of a stack
+        order = [("TZCYXS".find(a)) for a in (ax or "")]
+        if (ax and len(ax) == ndim and set(ax) <= set("TZCYXS") and len(set(ax)) == len(ax)
+                and order == sorted(order)):
+            meta["axes"] = ax
+        if extra_metadata:
+            import json
+            meta["Info"] = json.dumps(extra_metadata)
+        kwargs.update(imagej=True, metadata=meta)
+    else:
+        meta = {}
+        if axes:
+            meta["axes"] = axes
+        if extra_metadata:
+            meta.update(extra_metadata)
+        kwargs.update(metadata=meta or None)
+    if resolution is not None:
+        kwargs["resolution"] = tuple(resolution)
+    if compression:
+        kwargs["compression"] = compression
+    return kwargs
+
+
 def write_tiff(path: PathLike, data, *, inputs: Iterable[PathLike] = (), dtype=None,
                axes: Optional[str] = None, imagej_metadata: Optional[dict] = None,
                resolution=None, imagej: Optional[bool] = None, compression=None,
@@ -611,29 +654,9 @@ def write_tiff(path: PathLike, data, *, inputs: Iterable[PathLike] = (), dtype=N
     arr = np.asarray(data)
     if dtype is not None:
         arr = cast_to_dtype(arr, dtype)
-    if imagej is None:
-        imagej = arr.dtype in [np.dtype(t) for t in _IMAGEJ_DTYPES] and arr.ndim <= 6
-    kwargs = {}
-    if imagej:
-        meta = dict(imagej_metadata or {})
-        ax = axes.replace("Q", "").upper() if axes else _DEFAULT_AXES.get(arr.ndim)
-        if ax and len(ax) == arr.ndim and set(ax) <= set("TZCYXS"):
-            meta["axes"] = ax
-        if extra_metadata:
-            import json
-            meta["Info"] = json.dumps(extra_metadata)
-        kwargs.update(imagej=True, metadata=meta)
-    else:
-        meta = {}
-        if axes:
-            meta["axes"] = axes
-        if extra_metadata:
-            meta.update(extra_metadata)
-        kwargs.update(metadata=meta or None)
-    if resolution is not None:
-        kwargs["resolution"] = tuple(resolution)
-    if compression:
-        kwargs["compression"] = compression
+    kwargs = tiff_write_kwargs(arr.ndim, arr.dtype, axes=axes, imagej_metadata=imagej_metadata,
+                               resolution=resolution, imagej=imagej, compression=compression,
+                               extra_metadata=extra_metadata)
 
     def _writer(tmp):
         tifffile.imwrite(tmp, arr, **kwargs)

@@ -8,7 +8,8 @@ from typing import Any, Dict
 import numpy as np
 
 from ..errors import CamcorrError
-from ..io import cast_to_dtype, ensure_not_input, inspect_tiff, iter_planes, read_image, read_tiff, write_tiff
+from ..io import cast_to_dtype, ensure_not_input, inspect_tiff, read_image
+from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .frc import frc
 from .normalize import NormalizationStats, compute_stats, normalize
 
@@ -33,13 +34,14 @@ def run_normalize(values: Dict[str, Any]) -> int:
                            expected="a positive standard deviation", received=repr(values["sigma0"]))
     if values.get("i0") is not None:  # before the statistics are computed or saved
         check_levels_fit(out_dtype, values.get("sigma0") or 0.0, values["i0"])
+    memory = parse_memory(values.get("memory"))
     stats_path = Path(values["stats"]) if values.get("stats") else outdir / "normalization_stats.npz"
     ensure_not_input(stats_path, paths, argument="--stats")
     if values.get("from_stats"):
         stats = NormalizationStats.load(values["from_stats"], argument="--from-stats")
         source = f"statistics from {values['from_stats']}"
     else:
-        stats = compute_stats(lambda: iter_planes(paths, argument="FRAMES"),
+        stats = compute_stats(lambda: _file_blocks(paths, memory),
                               reject_k=values["reject_k"], split=values["split"])
         source = (f"{stats.n_accepted} of {stats.n_frames} frames used "
                   f"({stats.n_rejected} rejected as blank/deviant"
@@ -59,17 +61,34 @@ def run_normalize(values: Dict[str, Any]) -> int:
         print(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
     check_levels_fit(out_dtype, s0, c0, given_i0=i0 is not None)
     for src, dst in zip(paths, outputs):
-        data, info = read_tiff(src, argument="FRAMES")
-        dtype = data.dtype if values["dtype"] == "keep" else np.float32
-        corrected = normalize(data, stats, sigma0=s0, i0=c0, zero_sigma=values["zero_sigma"],
-                              dtype=np.float64)
-        corrected, n_low, n_high = cast_to_dtype(corrected, dtype, return_counts=True)
+        with PlaneReader(src, argument="FRAMES") as reader:
+            info = reader.info
+            dtype = reader.dtype if values["dtype"] == "keep" else np.dtype(np.float32)
+            px = int(np.prod(reader.plane_shape))
+            # float64 working copies of normalize_frame and the rounding/clipping of cast_to_dtype
+            block = planes_per_block(memory, px, reader.dtype.itemsize + 6 * 8 + dtype.itemsize,
+                                     fixed_bytes=4 * 8 * px, n_planes=reader.n_planes)
+            clipped = [0, 0, 0]  # below, above, values
+
+            def _corrected(reader=reader, block=block, dtype=dtype, clipped=clipped):
+                for i0, i1 in blocks(reader.n_planes, block):
+                    res = normalize(reader.read(i0, i1), stats, sigma0=s0, i0=c0,
+                                    zero_sigma=values["zero_sigma"], dtype=np.float64)
+                    res, n_low, n_high = cast_to_dtype(res, dtype, return_counts=True)
+                    clipped[0] += n_low
+                    clipped[1] += n_high
+                    clipped[2] += res.size
+                    yield res
+                    del res  # one block in memory at a time
+
+            write_planes(dst, info.shape, dtype, _corrected(), inputs=paths, argument="--output",
+                         **info.write_kwargs())
+        n_low, n_high, n_values = clipped
         if n_low or n_high:
-            share = 100.0 * (n_low + n_high) / max(1, corrected.size)
+            share = 100.0 * (n_low + n_high) / max(1, n_values)
             print(f"camcorr gain normalize: warning: {share:.3g} % of the values of {src.name} "
                   f"clipped to the {np.dtype(dtype)} range ({n_low} below, {n_high} above); "
                   "use --dtype float32 to keep them", file=sys.stderr)
-        write_tiff(dst, corrected, inputs=paths, argument="--output", **info.write_kwargs())
     print(f"camcorr gain normalize: wrote {len(outputs)} file(s) to {outdir}"
           + ("" if values.get("from_stats") else f"; statistics in {stats_path}"))
     return 0
@@ -96,6 +115,23 @@ def check_levels_fit(dtype, sigma0: float, i0: float, *, given_i0: bool = True):
                            received=f"I0 = {i0:.6g} ADU, sigma0 = {sigma0:.6g} ADU: nearly every "
                                     f"pixel would be clipped to {info.max if i0 > info.max else info.min}",
                            fix="Choose an I0 inside the range, or write --dtype float32")
+
+
+#: Planes per block of the statistics pass (the partial moments merged per block, so the
+#: statistics depend on it at the last bit; fewer only if the memory budget needs it).
+STATS_BLOCK = 16
+
+
+def _file_blocks(paths, memory: int):
+    """Blocks of at most :data:`STATS_BLOCK` planes of every file in turn, (n, Y, X)."""
+    for path in paths:
+        with PlaneReader(path, argument="FRAMES") as reader:
+            px = int(np.prod(reader.plane_shape))
+            # the block, its float64 copy and the moments' float64 temporaries
+            size = planes_per_block(memory, px, reader.dtype.itemsize + 3 * 8,
+                                    fixed_bytes=8 * 8 * px, n_planes=STATS_BLOCK)
+            for i0, i1 in blocks(reader.n_planes, size):
+                yield reader.read(i0, i1)
 
 
 def _image2d(path, argument):

@@ -6,6 +6,7 @@ Normalize, Fourier Ring Correlation).
 from __future__ import annotations
 
 from ..operations import Operation, Param
+from ..streaming import MEMORY_PARAM
 
 __all__ = ["OPERATIONS", "GAIN_NORMALIZE", "FRC"]
 
@@ -70,6 +71,7 @@ GAIN_NORMALIZE = Operation(
               label="Output type",
               help="'keep': the input type (rounded and clipped, never wrapped); 'float32': "
                    "exact values.", frontends=_CLI),
+        MEMORY_PARAM,
     ),
     references=("Afanasyev, P. et al. (2015) Sci. Rep. 5, 10317. doi:10.1038/srep10317",),
     runner="camcorr.aposteriori.cli:run_normalize",

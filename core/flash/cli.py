@@ -10,11 +10,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import CamcorrError
-from ..io import read_tiff, write_tiff
+from ..io import write_tiff
+from ..streaming import parse_memory
 from .calibrate import STATUS, calibrate_folder
-from .correct import correct_interleaved
 from .params import FlashParams, crop_params, param_filename, read_params, write_params
 from .settings import LLSSettings, find_settings, parse_settings
+from .stream import correct_files
 
 __all__ = ["run_calibrate", "run_correct", "group_lls_files", "quality_filename",
            "prepare_params", "hyperstack_to_tczyx", "SINGLE_CHANNEL_NOTE"]
@@ -205,58 +206,27 @@ def run_correct(values: Dict) -> int:
     cycle = settings.cycle_lasers if settings is not None and settings.cycle_lasers else "per Z"
     dtype = values.get("dtype") or "keep"
     all_inputs = [p for g in groups for p in g]
-    cut: Optional[FlashParams] = None
+    memory = parse_memory(values.get("memory"))
     written = 0
-    noted = False
-    for files in groups:
-        stacks, infos = [], []
-        for f in files:
-            data, info = read_tiff(f, argument="images")
-            hyper = "C" in info.axes.upper() or "T" in info.axes.upper()
-            if hyper and len(files) > 1:
-                raise CamcorrError("a multi-channel or time-lapse hyperstack among other stacks",
-                                   argument="images",
-                                   expected="either one hyperstack (axes with C and/or T) or "
-                                            "single-channel (Z, Y, X) stacks, one per channel",
-                                   received=f"axes {info.axes!r} in {f} among {len(files)} files",
-                                   fix="Give the hyperstack alone")
-            if hyper:
-                tczyx, restore = hyperstack_to_tczyx(data, info.axes)
-                if cut is None or cut.shape != tczyx.shape[-2:]:
-                    cut = prepare_params(params, tczyx.shape[-2:], settings)
-                if tczyx.shape[1] == 1 and not noted:
-                    _err(SINGLE_CHANNEL_NOTE)
-                    noted = True
-                res = [np.stack(correct_interleaved(list(chans), cut,
-                                                    dampening=values.get("dampening", 1.0),
-                                                    cycle=cycle, dtype=dtype))
-                       for chans in tczyx]
-                write_tiff(out_dir / f.name, restore(np.stack(res)), inputs=all_inputs,
-                           **info.write_kwargs())
-                written += 1
-                continue
-            if data.ndim == 2:
-                data = data[None]
-            if data.ndim != 3:
-                raise CamcorrError("not a (Z, Y, X) stack", argument="images",
-                                   expected="3D stacks, one per channel", received=f"shape {data.shape} in {f}")
-            stacks.append(data)
-            infos.append(info)
-        if not stacks:
-            continue
-        if len(stacks) == 1 and not noted:
+    noted = []
+
+    def _note_single():
+        if not noted:
             _err(SINGLE_CHANNEL_NOTE)
-            noted = True
-        if cut is None or cut.shape != stacks[0].shape[1:]:
-            cut = prepare_params(params, stacks[0].shape[1:], settings)
-        outs = correct_interleaved(stacks, cut, dampening=values.get("dampening", 1.0),
-                                   cycle=cycle, dtype=dtype)
-        for f, info, arr in zip(files, infos, outs):
-            kw = info.write_kwargs()
-            if arr.shape != info.shape:
-                kw.pop("axes", None)
-            write_tiff(out_dir / f.name, arr, inputs=all_inputs, **kw)
-            written += 1
+            noted.append(True)
+
+    cuts: Dict[tuple, FlashParams] = {}
+
+    def _prepare(shape):
+        if shape not in cuts:  # notes printed once
+            cuts[shape] = prepare_params(params, shape, settings)
+        return cuts[shape]
+
+    for files in groups:
+        out = correct_files(files, [out_dir / f.name for f in files], params, prepare=_prepare,
+                            dampening=values.get("dampening", 1.0), cycle=cycle, dtype=dtype,
+                            memory=memory, inputs=all_inputs, on_single_channel=_note_single)
+        written += len(out)
     _err(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
          f"(dampening {values.get('dampening', 1.0)}, output {dtype})")
     print(out_dir)

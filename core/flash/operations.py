@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..operations import Operation, Param
+from ..streaming import MEMORY_PARAM
 from .correct import DEFAULT_DAMPENING
 
 __all__ = ["OPERATIONS", "CALIBRATE", "CORRECT"]
@@ -113,6 +114,7 @@ CORRECT = Operation(
               label="Output folder", metavar="OUTDIR",
               help="Folder for the corrected stacks (same file names). Default: a folder "
                    "'flash_corrected' beside the data.", frontends=("cli",)),
+        MEMORY_PARAM,
     ),
     references=_REFS,
     runner="camcorr.flash.cli:run_correct",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
+from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .operations import estimate_kwargs
 
 __all__ = ["run_estimate", "run_apply"]
@@ -36,11 +37,66 @@ def run_estimate(values: Dict) -> int:
     return 0
 
 
+def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baseline: str,
+                clip: bool, dtype, resample: bool):
+    """Flat-field correct one tile file to file in blocks of planes (see camcorr.streaming).
+
+    Bit-identical to ``apply_flatfield`` on the whole tile: the profiles are resampled once (if
+    asked) and a 3D flat-field is cut to the block's planes.
+    """
+    import numpy as np
+
+    from ..errors import CamcorrError
+    from ..io import resolve_dtype
+    from . import apply_flatfield, resample_profiles
+    from .profiles import Profiles, check_profiles
+
+    check_profiles(profiles)
+    argument = f"tile {index + 1} ({path})"
+    with PlaneReader(path, argument=f"tile {index + 1}") as reader:
+        info = reader.info
+        shape = info.shape
+        if len(shape) not in (2, 3):
+            raise CamcorrError("image must be 2D (Y, X) or 3D (Z, Y, X)", argument=argument,
+                               expected="a 2D or 3D image",
+                               received=f"shape {shape}, dtype {reader.dtype}")
+        flat = profiles.flatfield
+        if flat.ndim == 3 and (len(shape) != 3 or shape[0] != flat.shape[0]):
+            raise CamcorrError("3D flat-field needs a stack with as many planes",
+                               argument=argument,
+                               expected=f"a (Z, Y, X) stack with Z = {flat.shape[0]}",
+                               received=f"shape {shape}, dtype {reader.dtype}")
+        prof = profiles
+        if resample and tuple(shape[-2:]) != tuple(flat.shape[-2:]):
+            prof = resample_profiles(profiles, shape[-2:])  # once, not per block
+        target = resolve_dtype(reader.dtype, dtype)
+        px = int(np.prod(reader.plane_shape))
+        # input, float32 result and the float32 temporaries of clipping and casting, output
+        block = planes_per_block(memory, px, reader.dtype.itemsize + 4 * 4 + target.itemsize,
+                                 fixed_bytes=4 * 4 * px, n_planes=reader.n_planes)
+
+        def _corrected():
+            for z0, z1 in blocks(reader.n_planes, block):
+                data = reader.read(z0, z1)
+                p = prof
+                if prof.flatfield.ndim == 3:
+                    p = Profiles(flatfield=prof.flatfield[z0:z1], darkfield=prof.darkfield[z0:z1],
+                                 baseline=prof.baseline, source=prof.source)
+                img = data if len(shape) == 3 else data[0]
+                res = apply_flatfield(img, p, baseline=baseline, index=index, clip=clip,
+                                      dtype=dtype, resample=resample, argument=argument)
+                del data, img
+                yield res
+                del res  # one block in memory at a time
+
+        write_planes(out, shape, target, _corrected(), inputs=inputs, argument="--output",
+                     **info.write_kwargs())
+
+
 def run_apply(values: Dict) -> int:
     """Command-line runner of ``camcorr flatfield apply``."""
     from ..errors import CamcorrError
-    from ..io import read_tiff, write_tiff
-    from . import apply_flatfield, load_profiles, read_profiles
+    from . import load_profiles, read_profiles
 
     if values.get("profiles"):
         profiles = read_profiles(values["profiles"], argument="--profiles")
@@ -58,13 +114,10 @@ def run_apply(values: Dict) -> int:
                            expected="distinct file names (outputs keep the input names)",
                            received=", ".join(sorted({n for n in names if names.count(n) > 1})))
     dtype = None if values.get("dtype") in (None, "keep") else values["dtype"]
+    memory = parse_memory(values.get("memory"))
     for i, path in enumerate(tiles):
-        data, info = read_tiff(path, argument=f"tile {i + 1}")
-        corrected = apply_flatfield(data, profiles, baseline=values.get("baseline") or "auto",
-                                    index=i, clip=bool(values.get("clip", True)), dtype=dtype,
-                                    resample=bool(values.get("resample")),
-                                    argument=f"tile {i + 1} ({path})")
-        kw = info.write_kwargs() if corrected.ndim == data.ndim else {}
-        write_tiff(outdir / names[i], corrected, inputs=tiles, **kw)
+        _apply_file(path, outdir / names[i], profiles, index=i, inputs=tiles, memory=memory,
+                    baseline=values.get("baseline") or "auto", clip=bool(values.get("clip", True)),
+                    dtype=dtype, resample=bool(values.get("resample")))
     print(f"{len(tiles)} tile(s) corrected into {outdir}")
     return 0

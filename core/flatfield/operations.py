@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict
 
 from ..operations import Operation, Param
+from ..streaming import MEMORY_PARAM
 from .grid import ORDERS
 
 __all__ = ["OPERATIONS", "ESTIMATE", "APPLY", "estimate_kwargs"]
@@ -199,6 +200,7 @@ APPLY = Operation(
               help="When a tile's size differs from the flat-field's, resample the profiles "
                    "(bilinear) instead of stopping with an error.  Only for consistently "
                    "binned or scaled tiles."),
+        MEMORY_PARAM,
     ),
     references=_REFERENCES,
     runner="camcorr.flatfield.cli:run_apply",

@@ -15,6 +15,7 @@ __all__ = [
     "sort8_numba",
     "mean_std_numba",
     "mean_std_numpy",
+    "MeanStdAccumulator",
     "neighbour_medians_numba",
     "neighbour_medians_numpy",
 ]
@@ -73,6 +74,79 @@ def mean_std_numpy(stack: np.ndarray):
     """numpy reference of :func:`mean_std_numba`."""
     data = np.asarray(stack, dtype=np.float64)
     return data.mean(axis=0), data.std(axis=0, ddof=1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _mean_std_update_kernel(block, shift, s1, s2):
+    nz, ny, nx = block.shape
+    for y in numba.prange(ny):
+        for z in range(nz):
+            for x in range(nx):
+                d = block[z, y, x] - shift[y, x]
+                s1[y, x] += d
+                s2[y, x] += d * d
+
+
+@numba.njit(parallel=True, cache=True)
+def _mean_std_finish_kernel(shift, s1, s2, nz):
+    ny, nx = shift.shape
+    mean = np.empty((ny, nx), np.float64)
+    std = np.empty((ny, nx), np.float64)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            m = s1[y, x] / nz
+            mean[y, x] = shift[y, x] + m
+            v = (s2[y, x] - nz * m * m) / (nz - 1)
+            std[y, x] = np.sqrt(v) if v > 0.0 else 0.0
+    return mean, std
+
+
+class MeanStdAccumulator:
+    """Streamed per-pixel mean and std (ddof=1): the one-pass algorithm of :func:`mean_std_numba`.
+
+    Blocks of planes are added in order with :meth:`update`; the accumulation per pixel (shift
+    by the first plane, sums of the shifted values and of their squares, in plane order) is the
+    one of :func:`mean_std_numba`, so the result is bit-identical to it for the same planes,
+    however they are cut into blocks.  Memory: three float64 maps of the plane size.
+
+    Parameters
+    ----------
+    backend : {'numba', 'numpy'}
+        numba kernels, or numpy (reference; same formulas, same order of additions per pixel).
+    """
+
+    def __init__(self, backend: str = "numba"):
+        self.backend = backend
+        self.count = 0
+        self.shift = self.s1 = self.s2 = None
+
+    def update(self, block: np.ndarray) -> "MeanStdAccumulator":
+        """Add a block of planes, shape (n, Y, X) (any real dtype)."""
+        block = np.ascontiguousarray(block)
+        if block.shape[0] == 0:
+            return self
+        if self.shift is None:
+            self.shift = block[0].astype(np.float64)
+            self.s1 = np.zeros(block.shape[1:], np.float64)
+            self.s2 = np.zeros(block.shape[1:], np.float64)
+        if self.backend == "numba":
+            _mean_std_update_kernel(block, self.shift, self.s1, self.s2)
+        else:
+            for plane in block:
+                d = plane - self.shift
+                self.s1 += d
+                self.s2 += d * d
+        self.count += int(block.shape[0])
+        return self
+
+    def result(self):
+        """``(mean, std)`` float64 maps (Y, X); needs at least 2 planes."""
+        if self.backend == "numba":
+            return _mean_std_finish_kernel(self.shift, self.s1, self.s2, self.count)
+        nz = self.count
+        m = self.s1 / nz
+        v = (self.s2 - nz * m * m) / (nz - 1)
+        return self.shift + m, np.sqrt(np.where(v > 0.0, v, 0.0))
 
 
 # --------------------------------------------------------------------------- small sorts

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 
 from ..errors import CamcorrError
-from ..io import ensure_not_input, read_tiff, write_tiff
+from ..io import ensure_not_input, write_tiff
+from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .noise_model import DISPERSION_WARN, check_variance_map, chi2_power, read_variance_map
-from .selective import selective_median
+from .selective import BadPixels, find_bad_pixels, replace_bad_pixels
 
 __all__ = ["run_median", "default_output", "chi2_summary", "chi2_warnings",
            "CHI2_WARN_PERCENT"]
@@ -86,44 +87,35 @@ def run_median(values: Dict[str, Any]) -> int:
         raise CamcorrError("a variance map needs rule 'chi2'", argument="--variance-map",
                            expected="--rule chi2 together with --variance-map",
                            received=f"--rule {rule}", fix="Add --rule chi2 or drop the map")
-    data, info = read_tiff(src, argument="STACK")
+    memory = parse_memory(values.get("memory"))
     kwargs = dict(rule=rule, k=values["k"], mean_pass=values["mean_pass"],
                   mean_k=values.get("mean_k"))
-    if rule == "chi2":
-        kwargs.update(fpr=values.get("fpr"), map_factor=values.get("map_factor"))
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        if vmap_path:
-            kwargs["variance_map"] = check_variance_map(
-                read_variance_map(vmap_path, argument="--variance-map"), data.shape[-2:],
-                argument="--variance-map")
-    dispersions, percents = [], []
-    axes = info.axes or ""
-    if "C" in axes and data.shape[axes.index("C")] > 1:
-        # channels differ in brightness: judge each channel's pixels over its own planes
-        cax = axes.index("C")
-        corrected = np.empty_like(data)
-        mask = np.zeros(data.shape[-2:], bool)
-        flagged = []
-        for c in range(data.shape[cax]):
-            res = selective_median(np.take(data, c, axis=cax), **kwargs)
-            dispersions.append(res.thresholds.get("dispersion") or 1.0)
-            percents.append(100.0 * res.counts["flagged_std"] / res.counts["pixels"])
-            idx = [slice(None)] * data.ndim
-            idx[cax] = c
-            corrected[tuple(idx)] = res.corrected
-            mask |= res.mask
-            flagged.append(res.counts["flagged"])
-        detail = ", ".join(f"channel {c}: {n}" for c, n in enumerate(flagged))
+    with PlaneReader(src, argument="STACK") as reader:
+        info = reader.info
+        if rule == "chi2":
+            kwargs.update(fpr=values.get("fpr"), map_factor=values.get("map_factor"))
+            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            if vmap_path:
+                kwargs["variance_map"] = check_variance_map(
+                    read_variance_map(vmap_path, argument="--variance-map"), reader.plane_shape,
+                    argument="--variance-map")
+        _, results, _ = _stream_median(reader, out, memory, kwargs)
+    dispersions = [r.thresholds.get("dispersion") or 1.0 for r in results]
+    percents = [100.0 * r.counts["flagged_std"] / r.counts["pixels"] for r in results]
+    if len(results) > 1:
+        # channels differ in brightness: each channel's pixels were judged over its own planes
+        mask = np.zeros(info.shape[-2:], bool)
+        for r in results:
+            mask |= r.mask
+        detail = ", ".join(f"channel {c}: {r.counts['flagged']}" for c, r in enumerate(results))
         summary = (f"replaced {int(mask.sum())} pixel(s) ({100 * mask.mean():.3f} %) in every "
                    f"plane ({detail})")
     else:
-        res = selective_median(data, **kwargs)
-        corrected, mask = res.corrected, res.mask
-        dispersions.append(res.thresholds.get("dispersion") or 1.0)
-        percents.append(100.0 * res.counts["flagged_std"] / res.counts["pixels"])
+        res = results[0]
+        mask = res.mask
         t = res.thresholds
         if rule == "chi2":
-            thr = chi2_summary(res.bad)
+            thr = chi2_summary(res)
         else:
             thr = (f"noise > {t['std_ratio']:.2f} x local median" if t.get("std_ratio")
                    else f"|std - local median| > {t['std']:.3g} ADU")
@@ -131,7 +123,6 @@ def run_median(values: Dict[str, Any]) -> int:
                    f"in every plane; threshold: {thr}"
                    + (f"; mean pass flagged {res.counts['flagged_mean']}" if kwargs["mean_pass"]
                       else ""))
-    write_tiff(out, corrected, inputs=[src], **info.write_kwargs())
     print(f"camcorr median: {summary}")
     if rule == "chi2":
         for text in chi2_warnings(dispersions, percents,
@@ -142,3 +133,71 @@ def run_median(values: Dict[str, Any]) -> int:
         write_tiff(mask_out, mask.astype(np.uint8) * 255, inputs=[src, out])
         print(f"camcorr median: wrote mask {mask_out}")
     return 0
+
+
+def _stream_median(reader: PlaneReader, out: Path, memory: int, kwargs: Dict[str, Any]):
+    """Statistics pass then application pass over blocks of planes; writes `out` atomically.
+
+    A stack with a C axis of more than one channel is judged channel by channel (each channel's
+    std projection over its own planes), as its channels differ in brightness.  The result is
+    bit-identical to :func:`~camcorr.median.selective_median` on the whole stack (or channel).
+
+    Returns
+    -------
+    out : pathlib.Path
+    results : list of BadPixels
+        One per channel (one for a stack without channels), with ``counts['ring_fallback']``.
+    channel : ndarray of int, shape (n_planes,)
+        Channel of every plane in storage order.
+    """
+    info = reader.info
+    shape = info.shape
+    axes = (info.axes or "").upper()
+    n = reader.n_planes
+    flat = np.arange(n, dtype=np.int64).reshape(shape[:-2] if len(shape) > 2 else (1,))
+    channel = np.zeros(n, np.int64)
+    if "C" in axes and len(axes) == len(shape) and shape[axes.index("C")] > 1:
+        cax = axes.index("C")
+        groups = [np.take(flat, c, axis=cax).ravel() for c in range(shape[cax])]
+        for c, g in enumerate(groups):
+            channel[g] = c
+    else:
+        groups = [flat.ravel()]
+    px = int(np.prod(reader.plane_shape))
+    item = reader.dtype.itemsize
+    # per-pixel maps of the statistics (accumulators, projections, 3x3 statistics, masks)
+    fixed = 16 * 8 * px
+    results: List[BadPixels] = []
+    stat_block = planes_per_block(memory, px, 2 * item + 1, fixed_bytes=fixed, n_planes=n)
+    for g in groups:
+        def _blocks(g=g):
+            for i0, i1 in blocks(g.size, stat_block):
+                planes, pos = reader.read_unique(g[i0:i1])
+                yield planes[pos] if not np.array_equal(pos, np.arange(pos.size)) else planes
+                del planes
+        results.append(find_bad_pixels(_blocks(), **kwargs))
+    masks = [r.mask for r in results]
+    fallback = [0] * len(results)
+    apply_block = planes_per_block(memory, px, 2 * item + 4, fixed_bytes=fixed, n_planes=n)
+
+    def _corrected():
+        for i0, i1 in blocks(n, apply_block):
+            block = reader.read(i0, i1)
+            chans = channel[i0:i1]
+            if len(masks) == 1:
+                res, fallback[0] = replace_bad_pixels(block, masks[0], return_fallback=True)
+            else:
+                res = np.empty_like(block)
+                for c in np.unique(chans):
+                    sel = chans == c
+                    res[sel], fallback[c] = replace_bad_pixels(block[sel], masks[c],
+                                                               return_fallback=True)
+            del block
+            yield res
+            del res  # one block in memory at a time
+
+    write_planes(out, shape, reader.dtype, _corrected(), inputs=[reader.path],
+                 argument="--output", **info.write_kwargs())
+    for r, f in zip(results, fallback):
+        r.counts["ring_fallback"] = f
+    return out, results, channel

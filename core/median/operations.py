@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..operations import Operation, Param
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
+from ..streaming import MEMORY_PARAM
 
 __all__ = ["OPERATIONS", "MEDIAN"]
 
@@ -99,6 +100,7 @@ MEDIAN = Operation(
         Param("save_mask", "bool", default=False, label="Also output the bad-pixel mask",
               help="Also output the mask of replaced pixels (a binary image) beside the "
                    "corrected image.", frontends=_GUI),
+        MEMORY_PARAM,
     ),
     references=("Amat, F. et al. (2015) Nat. Protoc. 10, 1679-1696. doi:10.1038/nprot.2015.111",),
     runner="camcorr.median.cli:run_median",

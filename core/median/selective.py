@@ -62,7 +62,6 @@ import numpy as np
 
 from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
 from ..io import cast_to_dtype
-from ..stats import RunningMoments
 from . import _kernels, noise_model
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 
@@ -211,9 +210,10 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
     ----------
     data : ndarray (..., Z, Y, X) or iterable of 2D frames / (n, Y, X) blocks
         A stack (every leading axis is treated as planes), or frames streamed one block at a time
-        (memory does not grow with their number; :class:`camcorr.stats.RunningMoments`).
+        (memory does not grow with their number; :class:`~camcorr.median._kernels.MeanStdAccumulator`,
+        bit-identical to the in-memory result for the same planes however they are blocked).
     backend : {'numba', 'numpy'}
-        Kernel for in-memory stacks.
+        Kernels.
 
     Returns
     -------
@@ -241,7 +241,9 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
                                expected="frames of one shape",
                                received=", ".join(str(s) for s in sorted(shapes)))
         return projections(np.stack(data), backend=backend, argument=argument)
-    acc = RunningMoments()
+    # the one-pass algorithm of the in-memory kernel: bit-identical results however the
+    # frames are cut into blocks (streamed files, camcorr median)
+    acc = _kernels.MeanStdAccumulator(backend)
     shape = None
     for block in data:
         b = np.asarray(block)
@@ -255,7 +257,7 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
                                received=f"a frame of shape {b.shape[-2:]}")
         shape = b.shape[-2:]
         check_finite(b, argument)
-        acc.update(b)
+        acc.update(_native(b.reshape((-1,) + b.shape[-2:])))
     if acc.count < 2:
         raise CamcorrError("only one frame", argument=argument,
                            expected="at least 2 frames to measure the temporal noise of every "
@@ -263,7 +265,8 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
     if shape[0] < 3 or shape[1] < 3:
         raise CamcorrError("image too small", argument=argument,
                            expected="frames of at least 3 x 3 pixels", received=f"{shape}")
-    return acc.mean, acc.std(ddof=1), int(acc.count)
+    mean, std = acc.result()
+    return mean, std, int(acc.count)
 
 
 def median3x3(image: np.ndarray, *, backend: str = "numba") -> np.ndarray:
