@@ -69,6 +69,9 @@ def run_normalize(values: Dict[str, Any]) -> int:
             block = planes_per_block(memory, px, reader.dtype.itemsize + 6 * 8 + dtype.itemsize,
                                      fixed_bytes=4 * 8 * px, n_planes=reader.n_planes)
             clipped = [0, 0, 0]  # below, above, values
+            # any error (shape against the statistics, values) before the output exists
+            normalize(reader.read(0, 1), stats, sigma0=s0, i0=c0, zero_sigma=values["zero_sigma"],
+                      dtype=np.float64)
 
             def _corrected(reader=reader, block=block, dtype=dtype, clipped=clipped):
                 for i0, i1 in blocks(reader.n_planes, block):

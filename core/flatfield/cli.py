@@ -75,17 +75,21 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
         block = planes_per_block(memory, px, reader.dtype.itemsize + 4 * 4 + target.itemsize,
                                  fixed_bytes=4 * 4 * px, n_planes=reader.n_planes)
 
+        def _apply(z0, z1):
+            data = reader.read(z0, z1)
+            p = prof
+            if prof.flatfield.ndim == 3:
+                p = Profiles(flatfield=prof.flatfield[z0:z1], darkfield=prof.darkfield[z0:z1],
+                             baseline=prof.baseline, source=prof.source)
+            img = data if len(shape) == 3 else data[0]
+            return apply_flatfield(img, p, baseline=baseline, index=index, clip=clip,
+                                   dtype=dtype, resample=resample, argument=argument)
+
+        _apply(0, 1)  # any error (size, baseline index) before the output exists
+
         def _corrected():
             for z0, z1 in blocks(reader.n_planes, block):
-                data = reader.read(z0, z1)
-                p = prof
-                if prof.flatfield.ndim == 3:
-                    p = Profiles(flatfield=prof.flatfield[z0:z1], darkfield=prof.darkfield[z0:z1],
-                                 baseline=prof.baseline, source=prof.source)
-                img = data if len(shape) == 3 else data[0]
-                res = apply_flatfield(img, p, baseline=baseline, index=index, clip=clip,
-                                      dtype=dtype, resample=resample, argument=argument)
-                del data, img
+                res = _apply(z0, z1)
                 yield res
                 del res  # one block in memory at a time
 
