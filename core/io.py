@@ -180,6 +180,19 @@ def _planes_present(tif, p: Path, dtype: np.dtype, plane_shape) -> Optional[int]
     return max(0, p.stat().st_size - first) // max(1, plane)
 
 
+def _grey_lut(page) -> bool:
+    """Whether a palette page's colour map is a grey ramp (R = G = B, rising), as many
+    microscopes and CellProfiler's example images store 8-bit greyscale data."""
+    try:
+        cm = np.asarray(page.colormap, dtype=np.int64)
+    except Exception:
+        return False
+    if cm.ndim != 2 or cm.shape[0] != 3 or cm.shape[1] < 2:
+        return False
+    return bool((cm[0] == cm[1]).all() and (cm[1] == cm[2]).all()
+                and (np.diff(cm[0]) >= 0).all() and cm[0, -1] > cm[0, 0])
+
+
 def _check_header(tif, log: _TiffLog, p: Path, argument: str) -> "tifffile.TiffPageSeries":
     """The input gate for a TIFF file, before any pixel is read; returns the first series.
 
@@ -194,6 +207,8 @@ def _check_header(tif, log: _TiffLog, p: Path, argument: str) -> "tifffile.TiffP
     page = tif.pages[0]
     photometric = int(getattr(page, "photometric", 1) or 1)
     samples = int(getattr(page, "samplesperpixel", 1) or 1)
+    if photometric == 3 and samples == 1 and _grey_lut(page):
+        photometric = 1  # a greyscale look-up table: the stored values are the intensities
     if photometric in _COLOUR or samples > 1 or "S" in series.axes:
         what = _COLOUR.get(photometric, f"an image with {samples} samples per pixel")
         fix = ("Convert it to greyscale (Fiji: Image > Type > 8-bit) if its values are "

@@ -75,7 +75,7 @@ def _write_inputs(folder: Path) -> None:
                      photometric="rgb")
     tifffile.imwrite(folder / "palette.tif", rng.integers(0, 255, (32, 32), dtype=np.uint8),
                      photometric="palette",
-                     colormap=np.tile(np.arange(256, dtype=np.uint16) * 256, (3, 1)))
+                     colormap=rng.integers(0, 65535, (3, 256), dtype=np.uint16))  # colours
     tifffile.imwrite(folder / "planar.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8),
                      photometric="rgb", planarconfig="separate")
     tifffile.imwrite(folder / "complex.tif", np.zeros((4, 32, 32), np.complex64))
@@ -284,6 +284,11 @@ RO_CASES = [
     ("flatfield apply good.tif --profiles profiles.npz -o ro/outdir", r"--output"),
     ("demo --out ro/demo", r"--out"),
 ]
+# a calibration folder with one file replaced by a bad one (the dark frames, a bright stack)
+CALIB_BAD = ("rgb.tif", "palette.tif", "empty.tif", "trunc_plain.tif", "notatiff.tif", "nan.tif",
+             "complex.tif")
+CALIB_CASES = [(f"flash calibrate calib_{target}_{bad[:-4]}", r"CALIB_DIR", target, bad)
+               for target in ("dark", "ch0") for bad in CALIB_BAD]
 FULL_CASES = [
     ("median good.tif -o full/out.tif", r"--output"),
     ("flash correct good.tif -p params.tif -o full/outdir", r"--output"),
@@ -316,6 +321,9 @@ def build_cases() -> List[Case]:
         cases.append(Case(id=f"readonly:{cmd}", argv=_split(cmd), names=names,
                           category="read-only destination", needs=("ro",),
                           stderr_has=r"read-only|permission"))
+    for cmd, names, target, bad in CALIB_CASES:
+        cases.append(Case(id=f"calib:{cmd}", argv=_split(cmd), names=names,
+                          category="unusable image", needs=(f"calib:{target}:{bad}",)))
     for cmd, names in FULL_CASES:
         cases.append(Case(id=f"full:{cmd}", argv=_split(cmd), names=names,
                           category="full disk", needs=("full",), stderr_has=r"space|disk full"))
@@ -377,6 +385,11 @@ def table_results(tmp_path_factory, request):
     _write_inputs(pristine)
     work = base / "cases"
     work.mkdir()
+    from camcorr.simulate.lls import write_calibration_folder
+
+    calib = base / "calib_ok"
+    write_calibration_folder(calib, seed=4, n_planes=2, dark_planes=4, n_dark_files=2,
+                             powers=(0.0, 5.0, 30.0, 100.0))
     mounts: List[Path] = []
     # a read-only folder: chmod works for ordinary users; root needs a read-only mount
     ro_ok = full_ok = False
@@ -412,6 +425,16 @@ def table_results(tmp_path_factory, request):
             (cwd / "ro").symlink_to(ro_dir)
         if "full" in case.needs:
             (cwd / "full").symlink_to(full_dir)
+        for need in case.needs:
+            if need.startswith("calib:"):
+                _, target, bad = need.split(":")
+                dest = cwd / f"calib_{target}_{bad[:-4]}"
+                shutil.copytree(calib, dest)
+                victim = sorted(p for p in dest.glob("*.tif")
+                                if ("dark" in p.name.lower()) == (target == "dark")
+                                and ("_ch0_" in p.name or target == "dark"))[0]
+                victim.unlink()
+                shutil.copyfile(pristine / bad, victim)
         runs.append((i, case, cwd, _snapshot(cwd)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(

@@ -18,7 +18,12 @@ def files(tmp_path):
                      photometric="rgb")
     out["palette"] = tmp_path / "pal.tif"
     tifffile.imwrite(out["palette"], rng.integers(0, 255, (8, 8), dtype=np.uint8),
-                     photometric="palette", colormap=np.zeros((3, 256), np.uint16))
+                     photometric="palette",
+                     colormap=rng.integers(0, 65535, (3, 256), dtype=np.uint16))  # colours
+    out["grey_palette"] = tmp_path / "grey_pal.tif"
+    tifffile.imwrite(out["grey_palette"], rng.integers(0, 255, (8, 8), dtype=np.uint8),
+                     photometric="palette",
+                     colormap=np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1)))
     long = rng.integers(0, 1000, (100, 16, 16)).astype(np.uint16)
     out["truncated"] = tmp_path / "trunc.tif"
     tifffile.imwrite(out["truncated"], long, imagej=True, metadata={"axes": "ZYX"})
@@ -54,6 +59,12 @@ def test_iter_planes_checks_every_file_before_the_first_block(files):
     with pytest.raises(CamcorrError, match="non-finite"):
         list(iter_planes(files["nan"], chunk=1))
     assert len(list(iter_planes(files["nan"], chunk=1, finite="allow"))) == 4
+
+
+def test_grey_palette_is_greyscale(files):
+    """8-bit data with a grey look-up table (e.g. CellProfiler's example images) is greyscale."""
+    data, info = read_tiff(files["grey_palette"])
+    assert data.shape == (8, 8) and data.dtype == np.uint8
 
 
 def test_inspect_reads_no_pixels(files):

@@ -172,12 +172,10 @@ def find_calibration_files(calib_dir) -> CalibrationFiles:
 
 
 def _tiff_shape(path: Path) -> Tuple[int, ...]:
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return tuple(tif.series[0].shape)
-    except Exception as exc:
-        raise CamcorrError("cannot read as TIFF", argument="CALIB_DIR",
-                           received=f"{path} ({type(exc).__name__}: {exc})") from None
+    from ..io import inspect_tiff
+
+    # the input gate: colour, empty, truncated, unsupported pixel type
+    return tuple(inspect_tiff(path, argument=f"CALIB_DIR ({path.name})").shape)
 
 
 # --------------------------------------------------------------------------------------------
