@@ -31,7 +31,9 @@ FEATURES = [("Std", COLTYPE_FLOAT), ("P2_5", COLTYPE_FLOAT), ("P97_5", COLTYPE_F
             ("FlagPercentileRatio", COLTYPE_INTEGER), ("FlagMaxRatio", COLTYPE_INTEGER),
             ("Flagged", COLTYPE_INTEGER), ("NoiseFloor", COLTYPE_FLOAT),
             ("StdAboveNoise", COLTYPE_FLOAT), ("FlagsWithinNoise", COLTYPE_INTEGER),
-            ("NFrames", COLTYPE_INTEGER), ("Iterations", COLTYPE_INTEGER)]
+            ("NFrames", COLTYPE_INTEGER), ("Iterations", COLTYPE_INTEGER),
+            ("StdHeldOut", COLTYPE_FLOAT), ("R2Halves", COLTYPE_FLOAT),
+            ("ResidualStdHeldOut", COLTYPE_FLOAT), ("HeldOutDisagrees", COLTYPE_INTEGER)]
 
 #: report key of every feature
 _REPORT_KEYS = {"Std": "std", "P2_5": "p2_5", "P97_5": "p97_5", "Max": "max",
@@ -40,18 +42,24 @@ _REPORT_KEYS = {"Std": "std", "P2_5": "p2_5", "P97_5": "p97_5", "Max": "max",
                 "FlagMaxRatio": "flag_max_ratio", "Flagged": "flagged",
                 "NoiseFloor": "noise_floor", "StdAboveNoise": "std_above_noise",
                 "FlagsWithinNoise": "flags_within_noise"}
+#: held-out feature -> key of the report's "heldout" section (camcorr.gain.heldout)
+_HELDOUT_KEYS = {"StdHeldOut": "std_heldout", "R2Halves": "r2_halves",
+                 "ResidualStdHeldOut": "residual_std_heldout", "HeldOutDisagrees": "disagree"}
 
 #: Setting keys of every revision, in file order.
 SETTING_HISTORY: Dict[int, List[str]] = {
     1: ["image_name", "gain_name", "use_gain_ref", "gain_ref_name", "ref_orientation", "sigmas",
         "reference", "iterations", "tolerance", "offset", "electrons_per_adu", "read_noise_e",
         "output_normalized", "normalized_name"],
+    2: ["image_name", "gain_name", "use_gain_ref", "gain_ref_name", "ref_orientation", "sigmas",
+        "reference", "iterations", "tolerance", "offset", "electrons_per_adu", "read_noise_e",
+        "output_normalized", "normalized_name", "fields"],
 }
 
 
 class EstimateResidualGain(CamcorrModule):
     module_name = "EstimateResidualGain"
-    variable_revision_number = 1
+    variable_revision_number = 2
     SETTING_HISTORY = SETTING_HISTORY
     measurement_category = "ResidualGain"
 
@@ -82,6 +90,11 @@ single image, or computed upstream); it is read from the group's first cycle."""
              "this dose (half-set estimate), the std beyond it, and 1 when every raised flag is "
              "explained by noise (-1: unknown)."),
             ("NFrames, Iterations", "frames and iterations used."),
+            ("StdHeldOut, R2Halves, ResidualStdHeldOut, HeldOutDisagrees", "held-out "
+             "validation (gain estimated on the even frames, evaluated on the odd ones): the "
+             "std the other half reproduces (beside Std, the in-sample one), R^2 between the "
+             "halves, the gain one half leaves in the other, and 1 when in-sample and held-out "
+             "disagree (part of Std is noise, not gain)."),
         ],
         technical="""\
 Group state holds the gain (numpy array) and the report (JSON). The module is an aggregation
@@ -147,7 +160,7 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
         return {"ref_orientation": v["ref_orientation"], "offset": v["offset"],
                 "sigmas": sigmas, "reference": v["reference"], "iterations": v["iterations"],
                 "tolerance": v["tolerance"], "electrons_per_adu": v["electrons_per_adu"],
-                "read_noise_e": v["read_noise_e"]}
+                "read_noise_e": v["read_noise_e"], "fields": v["fields"]}
 
     # ---- aggregation ------------------------------------------------------------------------
     def prepare_group(self, workspace, grouping, image_numbers):
@@ -222,6 +235,13 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
         for feature, key in _REPORT_KEYS.items():
             v = rep.get(key)
             if feature.startswith("Flag"):
+                values[feature] = -1 if v is None else int(bool(v))
+            else:
+                values[feature] = np.nan if v is None else float(v)
+        ho = rep.get("heldout") or {}
+        for feature, key in _HELDOUT_KEYS.items():
+            v = ho.get(key)
+            if feature == "HeldOutDisagrees":
                 values[feature] = -1 if v is None else int(bool(v))
             else:
                 values[feature] = np.nan if v is None else float(v)

@@ -12,7 +12,7 @@ from ..errors import CamcorrError
 from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
 from .estimate import estimate_gain, prepare_gain_ref
 
-__all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref"]
+__all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref", "summary_lines"]
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".map")
 
@@ -115,6 +115,23 @@ def check_offset_below_data(offset: float, movies: Sequence, *, argument: str = 
                                "or the camera sheet), usually 100 ADU for sCMOS cameras")
 
 
+def summary_lines(rep: dict) -> list:
+    """Lines of the report a user reads first: held-out beside in-sample, and the scales."""
+    lines = []
+    ho = rep.get("heldout") or {}
+    if ho:
+        lines.append(f"in-sample std {ho['std_in_sample']:.4f}; held-out (estimate on even "
+                     f"frames, evaluate on odd): std reproduced {ho['std_heldout']:.4f}, R^2 "
+                     f"between halves {ho['r2_halves']:.3f}, gain left in held-out frames "
+                     f"{ho['residual_std_heldout']:.4f}")
+        if ho.get("disagree"):
+            lines.append("WARNING: " + ho["note"])
+    sc = rep.get("scales") or {}
+    if sc.get("note"):
+        lines.append(f"scales ({rep.get('fields', 'same')} fields): {sc['note']}")
+    return lines
+
+
 def run_estimate(values: dict) -> int:
     """Runner of ``camcorr gain estimate`` (values already validated by the Operation)."""
     movies = [str(m) for m in values["movies"]]
@@ -146,7 +163,8 @@ def run_estimate(values: dict) -> int:
         iterations=values.get("iterations") or 1,
         tolerance=values["tolerance"] if values.get("tolerance") is not None else 1e-3,
         electrons_per_adu=values.get("electrons_per_adu") or 1.0,
-        read_noise_e=values.get("read_noise_e") or 0.0, progress=progress)
+        read_noise_e=values.get("read_noise_e") or 0.0, progress=progress,
+        fields=values.get("fields") or "same")
     if verbose:
         print(file=sys.stderr)
     write_tiff(output, result.gain.astype(np.float32), inputs=inputs,
@@ -171,5 +189,7 @@ def run_estimate(values: dict) -> int:
           f"max {rep['max']:.4f}; noise floor {floor if floor is None else round(floor, 4)}; "
           f"flags: {', '.join(flags) if flags else 'none'}"
           + (" (within noise)" if flags and rep.get("flags_within_noise") else ""))
+    for line in summary_lines(rep):
+        print(line)
     print(f"wrote {output}" + (f" and {report_path}" if report_path else ""))
     return 0

@@ -60,7 +60,9 @@ import numpy as np
 
 from ..errors import CamcorrError, check_finite, check_ndim, describe
 from . import _kernels as K
+from .heldout import heldout_report
 from .qc import gain_report
+from .scales import DEFAULT_FIELDS, N_GROUPS, blind_spot, check_fields, combine_scales, pooled_mean
 
 __all__ = [
     "DEFAULT_SIGMAS",
@@ -375,6 +377,10 @@ class GainResult:
         Residual mode: reference x residual gain (mean 1), the gain the reference should have been.
     mode : str
         'blind' or 'residual'.
+    fields : str
+        'same' or 'independent' (see :func:`estimate_gain`).
+    half_gains : ndarray or None, shape (2, Y, X)
+        The estimates from the even and from the odd frames (same method), for held-out checks.
     """
 
     gain: np.ndarray
@@ -389,6 +395,8 @@ class GainResult:
     noise_floor_halfset: Optional[float]
     total_gain: Optional[np.ndarray] = None
     mode: str = "blind"
+    fields: str = DEFAULT_FIELDS
+    half_gains: Optional[np.ndarray] = None
 
 
 class GainAccumulator:
@@ -424,6 +432,11 @@ class GainAccumulator:
         Conversion factor for the counting noise floor (1 for counting data).
     read_noise_e : float
         Read noise per frame in electrons, for the counting noise floor.
+    fields : {'same', 'independent'}
+        'independent': the frames show independent fields (several movies, a moving specimen);
+        a robust pooled mean of the frames is kept too and supplies the low spatial frequencies
+        the blind estimate cannot see (:mod:`camcorr.gain.scales`).  'same' (default): blind
+        estimate only.
 
     Examples
     --------
@@ -436,8 +449,10 @@ class GainAccumulator:
     def __init__(self, shape=None, *, prior_gain=None, gain_ref=None, ref_orientation="divide",
                  offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                  reference: str = "smooth", backend: str = "numba",
-                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0):
+                 electrons_per_adu: float = 1.0, read_noise_e: float = 0.0,
+                 fields: str = DEFAULT_FIELDS):
         self.sigmas = _check_sigmas(sigmas)
+        self.fields = check_fields(fields)
         if reference not in REFERENCES:
             raise CamcorrError("unknown reference mode", argument="reference",
                                expected="'smooth' or 'single'", received=repr(reference))
@@ -461,6 +476,8 @@ class GainAccumulator:
         self.n_frames = 0
         self.num = None      # (2, Y, X) float64: sum of corrected frames, even / odd frames
         self.den = None      # (2, Y, X) float64: sum of their SME
+        self.pooled = None   # (4, Y, X) float64: sums of frames / their mean, frames i mod 4
+        self.pooled_n = np.zeros(N_GROUPS, dtype=np.int64)
         self.sigma_counts = np.zeros((2, len(self.sigmas)), dtype=np.int64)
         if shape is not None:
             self._init(tuple(int(s) for s in shape))
@@ -491,11 +508,16 @@ class GainAccumulator:
             self.prior = (p / p.mean(axis=(1, 2), keepdims=True)).astype(np.float32)
         self.num = np.zeros((2,) + shape, dtype=np.float64)
         self.den = np.zeros((2,) + shape, dtype=np.float64)
+        if self.fields == "independent":
+            self.pooled = np.zeros((N_GROUPS,) + shape, dtype=np.float64)
 
     def state(self) -> dict:
         """The accumulated state as a dict of numpy arrays (mergeable with :meth:`merge`)."""
-        return {"num": self.num, "den": self.den, "n_frames": np.array(self.n_frames),
-                "sigma_counts": self.sigma_counts}
+        state = {"num": self.num, "den": self.den, "n_frames": np.array(self.n_frames),
+                 "sigma_counts": self.sigma_counts}
+        if self.pooled is not None:
+            state.update(pooled=self.pooled, pooled_n=self.pooled_n)
+        return state
 
     def load_state(self, state: dict) -> "GainAccumulator":
         """Restore a state produced by :meth:`state` (same settings); returns self."""
@@ -507,6 +529,13 @@ class GainAccumulator:
         self.n_frames = int(state["n_frames"])
         self._cache = None
         self.sigma_counts = np.asarray(state["sigma_counts"], dtype=np.int64).copy()
+        if self.fields == "independent":
+            if "pooled" not in state:
+                raise CamcorrError("state without the pooled mean", argument="state",
+                                   expected="a state saved with fields='independent'",
+                                   received="a state saved with fields='same'")
+            self.pooled = np.asarray(state["pooled"], dtype=np.float64).copy()
+            self.pooled_n = np.asarray(state["pooled_n"], dtype=np.int64).copy()
         return self
 
     def merge(self, other: "GainAccumulator") -> "GainAccumulator":
@@ -520,6 +549,13 @@ class GainAccumulator:
                                expected=f"shape {self.shape}", received=f"shape {other.shape}")
         self.num += other.num
         self.den += other.den
+        if self.pooled is not None:
+            if other.pooled is None:
+                raise CamcorrError("accumulators of different fields settings",
+                                   argument="other", expected="fields='independent'",
+                                   received="fields='same'")
+            self.pooled += other.pooled
+            self.pooled_n += other.pooled_n
         self._cache = None
         self.n_frames += other.n_frames
         self.sigma_counts += other.sigma_counts
@@ -591,6 +627,12 @@ class GainAccumulator:
                                         keys, scale, ties, few_levels=few)
         add = K.accumulate_frame if self.backend == "numba" else K.accumulate_frame_numpy
         add(self.num[half], self.den[half], rec, e)
+        if self.pooled is not None:
+            level = float(np.mean(rec, dtype=np.float64))
+            if level > 0:
+                group = index % N_GROUPS
+                self.pooled[group] += rec / level
+                self.pooled_n[group] += 1
         self._cache = None
         if self.reference == "smooth":
             self.sigma_counts[0, self.sigmas.index(s_col)] += 1
@@ -647,10 +689,15 @@ class GainAccumulator:
         CamcorrError
             If fewer than 2 frames were added.
         """
-        g = self.gain()
-        floor = self.noise_floor_halfset()
+        g, halves, scale_info = self.gain_all_scales()
+        floor = float(np.std(halves[0] - halves[1]) / 2.0)
         rep = gain_report(g, dose_e_per_px=self.dose_e_per_px(), read_noise_e=self.read_noise_e,
                           n_frames=self.n_frames, noise_floor_halfset=floor)
+        rep["fields"] = self.fields
+        rep["scales"] = scale_info
+        rep["heldout"] = heldout_report(g, halves, n_even=(self.n_frames + 1) // 2,
+                                        n_odd=self.n_frames // 2,
+                                        noise_floor_counting=rep.get("noise_floor_counting"))
         total = None
         if self.ref is not None:
             total = g * self.ref
@@ -667,7 +714,57 @@ class GainAccumulator:
                           sigma_grid=self.sigmas, sigma_counts_col=self.sigma_counts[0].copy(),
                           sigma_counts_row=self.sigma_counts[1].copy(),
                           noise_floor_halfset=floor, total_gain=total,
-                          mode="residual" if self.ref is not None else "blind")
+                          mode="residual" if self.ref is not None else "blind",
+                          fields=self.fields, half_gains=halves.astype(np.float32))
+
+    def gain_all_scales(self):
+        """The gain, its even/odd half estimates and what was done at which spatial scale.
+
+        With ``fields='independent'`` (and at least 4 frames) the blind estimate is combined
+        with the pooled mean (:func:`camcorr.gain.scales.combine_scales`); otherwise it is the
+        blind estimate, and ``info`` gives the periods it cannot see
+        (:func:`camcorr.gain.scales.blind_spot`).
+
+        Returns
+        -------
+        gain : ndarray (Y, X), halves : ndarray (2, Y, X), info : dict
+        """
+        self._check_enough()
+        g, halves = self.gain(), self.half_gains()
+        spot_col = blind_spot(self.sigmas, self.sigma_counts[0]) if self.reference == "smooth" \
+            else None
+        spot_row = blind_spot(self.sigmas, self.sigma_counts[1]) if self.reference == "smooth" \
+            else None
+        info = {"method": "blind", "blind_period_col": spot_col, "blind_period_row": spot_row}
+        if self.fields == "independent" and self.pooled is not None \
+                and int(self.pooled_n.sum()) >= N_GROUPS:
+            def compute():
+                pooled, pooled_halves = pooled_mean(self.pooled, self.pooled_n)
+                return combine_scales(g, halves, pooled, pooled_halves)
+            g, halves, extra = self._cached("scales", compute)
+            info.update(extra)
+            info["method"] = "blind + pooled mean"
+            info["note"] = ("independent fields: the pooled mean of the frames supplies the low "
+                            "spatial frequencies (crossover sigma: columns "
+                            f"{_scale_text(extra['crossover_col'])}, rows "
+                            f"{_scale_text(extra['crossover_row'])}, 2D "
+                            f"{_scale_text(extra['crossover_2d'])}); any illumination that is "
+                            "the same in every frame is counted as gain")
+        else:
+            parts = []
+            if spot_col is not None:
+                parts.append(f"column structure with periods above ~{spot_col:.0f} columns")
+            if spot_row is not None:
+                parts.append(f"row structure with periods above ~{spot_row:.0f} rows")
+            info["note"] = ("blind estimate (one field): recovers less than half of "
+                            + (" and of ".join(parts) if parts else "smooth structure")
+                            + ", and nothing of a gain smooth in both directions; with frames of "
+                              "independent fields use fields='independent'")
+        return g, halves, info
+
+
+def _scale_text(s) -> str:
+    return "none" if s is None else f"{s:g}"
 
 
 def _ratio(num, den) -> np.ndarray:
@@ -737,8 +834,8 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
                   offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                   reference: str = "smooth", iterations: int = 1, tolerance: float = 1e-3,
                   backend: str = "numba", electrons_per_adu: float = 1.0,
-                  read_noise_e: float = 0.0, progress: Optional[Callable[[int, int], None]] = None
-                  ) -> GainResult:
+                  read_noise_e: float = 0.0, progress: Optional[Callable[[int, int], None]] = None,
+                  fields: str = DEFAULT_FIELDS) -> GainResult:
     """Estimate the camera gain (or the residual gain left by a reference) from movie frames.
 
     Parameters
@@ -777,6 +874,15 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
         Read noise per frame in electrons (integrating cameras), for the noise floor.
     progress : callable(iteration, frames_done), optional
         Called after every frame.
+    fields : {'same', 'independent'}
+        What the frames show.  'same' (default): one field of view (a single exposure's movie);
+        the blind estimate, which cannot see gain structure that is smooth over a few lines
+        (the report's ``scales`` says which periods).  'independent': independent fields
+        (several movies, frames of a moving specimen, frames pooled from many exposures); the
+        low spatial frequencies then come from a robust pooled mean of the frames, crossing over
+        at scales chosen by cross-validation between the even and odd frames
+        (:mod:`camcorr.gain.scales`).  Illumination that is the same in every frame counts as
+        gain then.
 
     Returns
     -------
@@ -808,7 +914,8 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
                            fix="Pass iterations=1, or a function (lambda: iter_planes(paths))")
     settings = dict(gain_ref=gain_ref, ref_orientation=ref_orientation, offset=offset,
                     sigmas=sigmas, reference=reference, backend=backend,
-                    electrons_per_adu=electrons_per_adu, read_noise_e=read_noise_e)
+                    electrons_per_adu=electrons_per_adu, read_noise_e=read_noise_e,
+                    fields=check_fields(fields))
     prior = previous = None
     changes: List[float] = []
     acc = None

@@ -8,6 +8,7 @@ the Fiji command "Estimate Residual Gain".
 from __future__ import annotations
 
 from ..operations import Operation, Param
+from .scales import DEFAULT_FIELDS, FIELDS
 
 __all__ = ["OPERATIONS", "GAIN_ESTIMATE", "SIGMAS_DEFAULT_TEXT"]
 
@@ -39,11 +40,19 @@ GAIN_ESTIMATE = Operation(
         floor the data's dose allows, so a flag raised by shot noise alone can be told from a
         real calibration problem.
 
+        Held-out validation: the gain is also estimated from the even and from the odd frames
+        alone; the report gives, beside the in-sample std, the std that the other half
+        reproduces, the R^2 between the halves and the gain one half leaves in the other, and
+        says when in-sample and held-out disagree (structure that is noise, not gain).
+
         The method sees gain that differs between neighbouring columns or rows (readout
         channels, stripes, tiles) and isolated hot or dead pixels.  It assumes all columns (rows)
         of a frame have similar histograms: frames dominated by a few large objects (phase-plate
         images, a foil hole across the field) break that assumption.  Use many frames (tens or
-        more); frames of several movies of the same camera can be pooled.
+        more); frames of several movies of the same camera can be pooled.  If the frames show
+        independent fields (several movies, a moving specimen), say so (fields = independent):
+        the low spatial frequencies the equalisation cannot see then come from a robust pooled
+        mean of the frames.
         """,
     params=(
         Param("movies", "images", label="Movie frames", required=True, metavar="MOVIE",
@@ -103,6 +112,16 @@ GAIN_ESTIMATE = Operation(
               unit="e", label="Read noise",
               help="Read noise per frame in electrons, for the noise floor of the report only "
                    "(0 for counting detectors)."),
+        Param("fields", "choice", default=DEFAULT_FIELDS, choices=FIELDS, cli="--fields",
+              label="The frames show",
+              help="'same': one field of view in every frame (a single exposure's movie); the "
+                   "blind estimate is used, which cannot see gain structure that is smooth over "
+                   "a few columns/rows (the report gives the periods). 'independent': "
+                   "independent fields (several movies, a moving specimen, frames pooled from "
+                   "many exposures); a robust pooled mean of the frames then supplies the low "
+                   "spatial frequencies, crossing over at scales chosen by cross-validation "
+                   "between the even and the odd frames. With 'independent', illumination that "
+                   "is the same in every frame is counted as gain."),
         Param("output_normalized", "bool", default=False,
               label="Also output the gain-normalised images",
               help="Also output every frame divided by the estimated (total) gain.",

@@ -37,6 +37,7 @@ from ..errors import CamcorrError, check_range
 __all__ = [
     "GainMap",
     "gain_map",
+    "ded_gain_map",
     "real_gain_map",
     "specimen",
     "Movie",
@@ -147,6 +148,93 @@ def gain_map(shape, *, column_std: float = 0.05, row_std: float = 0.03, tile_std
     for c in comp.values():
         g = g * c
     return GainMap(gain=g / g.mean(), components=comp, hot=hot, dead=dead)
+
+
+def ded_gain_map(shape, *, column_std: float = 0.04, row_std: float = 0.02,
+                 modulation_amplitude: float = 0.04, modulation_period_px: float = 44.0,
+                 sector_steps: Tuple[float, ...] = (0.015, -0.012), line_amplitude: float = 0.03,
+                 n_lines: int = 3, pixel_std: float = 0.005, rng=None) -> GainMap:
+    """A gain map like a direct electron detector's: mostly low-frequency column structure.
+
+    Components (each a multiplicative factor, see :class:`GainMap`):
+
+    * ``'columns'``: a smooth sinusoidal modulation across columns (period
+      `modulation_period_px`, random phase and a slow random drift of amplitude), times
+      independent per-column factors of std `column_std` (readout channels);
+    * ``'rows'``: independent per-row factors of std `row_std`;
+    * ``'sectors'``: the sensor's readout sectors, equal bands of columns separated by
+      ``len(sector_steps)`` boundaries at which the gain steps by the given relative amounts
+      (1-2 %);
+    * ``'lines'``: `n_lines` weak single-column or single-row lines of relative amplitude
+      +-`line_amplitude`;
+    * ``'pixels'``: independent per-pixel factors of std `pixel_std`.
+
+    The smooth modulation and the sector steps vary over many columns, so equalising each column
+    against its neighbours (Sorzano et al. 2018) sees little of them: they are the test of
+    gain estimation at low spatial frequencies.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (Y, X).
+    column_std, row_std, pixel_std : float
+        Relative std of the independent per-column, per-row and per-pixel factors.
+    modulation_amplitude : float
+        Relative amplitude of the column modulation.
+    modulation_period_px : float
+        Its period in columns (> 2).
+    sector_steps : tuple of float
+        Relative gain steps between neighbouring readout sectors (each in (-0.5, 0.5)).
+    line_amplitude : float
+        Relative amplitude of the weak lines.
+    n_lines : int
+        Number of weak lines (columns or rows, chosen at random).
+    rng : numpy Generator or seed
+
+    Returns
+    -------
+    GainMap
+        ``gain`` normalised to mean 1, components ``columns``, ``rows``, ``sectors``,
+        ``lines``, ``pixels``.
+    """
+    ny, nx = _shape2(shape)
+    for name, val in (("column_std", column_std), ("row_std", row_std), ("pixel_std", pixel_std),
+                      ("modulation_amplitude", modulation_amplitude),
+                      ("line_amplitude", line_amplitude)):
+        check_range(val, name, low=0, high=0.5)
+    check_range(modulation_period_px, "modulation_period_px", low=2, low_inclusive=False)
+    check_range(n_lines, "n_lines", low=0)
+    steps = tuple(float(v) for v in sector_steps)
+    for v in steps:
+        check_range(v, "sector_steps", low=-0.5, high=0.5)
+    r = _rng(rng)
+    x = np.arange(nx)
+    phase = r.uniform(0, 2 * np.pi)
+    drift = 1 + 0.25 * np.sin(2 * np.pi * x / max(nx, 1) + r.uniform(0, 2 * np.pi))
+    modulation = 1 + modulation_amplitude * drift * np.sin(2 * np.pi * x / modulation_period_px
+                                                           + phase)
+    comp: Dict[str, np.ndarray] = {}
+    comp["columns"] = (modulation * np.clip(1 + column_std * r.standard_normal(nx), 0.05,
+                                            None))[None, :]
+    comp["rows"] = np.clip(1 + row_std * r.standard_normal((ny, 1)), 0.05, None)
+    sectors = np.ones(nx)
+    for k, step in enumerate(steps):
+        edge = int(round((k + 1) * nx / (len(steps) + 1)))
+        sectors[edge:] *= 1 + step
+    comp["sectors"] = sectors[None, :]
+    lines = np.ones((ny, nx))
+    for _ in range(int(n_lines)):
+        sign = 1 if r.random() < 0.5 else -1
+        if r.random() < 0.5:
+            lines[:, r.integers(nx)] *= 1 + sign * line_amplitude
+        else:
+            lines[r.integers(ny), :] *= 1 + sign * line_amplitude
+    comp["lines"] = lines
+    comp["pixels"] = np.clip(1 + pixel_std * r.standard_normal((ny, nx)), 0.05, None)
+    g = np.ones((ny, nx))
+    for c in comp.values():
+        g = g * c
+    return GainMap(gain=g / g.mean(), components=comp)
 
 
 def real_gain_map(shape=None, *, path=None) -> np.ndarray:
