@@ -16,8 +16,10 @@ column profile (mean over rows), then the row profile of what is left, then a 2D
 Each part is low-passed (Gaussian) at a crossover scale chosen *from the data* by two-fold
 cross-validation between the even and the odd frames: the scale at which the low-passed part
 of one half best predicts the other half (the other half's noise is independent, so this
-minimises the squared error of the low-passed part; "no correction" is a candidate, so where
-the two estimates agree within their noise the blind estimate is kept).  The gain is
+minimises the squared error of the low-passed part).  "No correction" is a candidate and, by
+the one-standard-error rule (Breiman et al. 1984, ch. 3.4), the smoothest candidate whose error
+is within one standard error of the best is taken: where the two estimates agree within their
+noise the blind estimate is kept.  The gain is
 
     G = S x profile_col(x) x profile_row(y) x lowpass_2D(x, y),  normalised to mean 1.
 
@@ -35,6 +37,10 @@ References
 ----------
 Sorzano, C.O.S. et al. (2018). Blind estimation of DED camera gain in Electron Microscopy.
 J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
+Breiman, L., Friedman, J.H., Olshen, R.A. & Stone, C.J. (1984). Classification and Regression
+Trees. Wadsworth. doi:10.1201/9781315139470
+Geyer, C.J. (1992). Practical Markov chain Monte Carlo. Stat. Sci. 7(4), 473-483.
+doi:10.1214/ss/1177011137
 Stone, M. (1974). Cross-validatory choice and assessment of statistical predictions.
 J. R. Stat. Soc. B 36(2), 111-147. doi:10.1111/j.2517-6161.1974.tb00994.x
 """
@@ -121,15 +127,58 @@ def _smooth2(p: np.ndarray, s: Optional[float]) -> np.ndarray:
     return gaussian_filter(p, s, mode="nearest")
 
 
+def _autocorrelation_time(d: np.ndarray, axis: int) -> float:
+    """``1 + 2 sum(rho_k)`` along `axis`, summed over the initial positive lags (Geyer 1992)."""
+    x = np.moveaxis(np.asarray(d, dtype=np.float64), axis, -1)
+    x = x - x.mean()
+    var = float(np.mean(x * x))
+    n = x.shape[-1]
+    if var <= 0 or n < 3:
+        return 1.0
+    tau = 1.0
+    for k in range(1, n // 2):
+        rho = float(np.mean(x[..., k:] * x[..., :-k])) / var
+        if rho <= 0:
+            break
+        tau += 2 * rho
+    return tau
+
+
+def _standard_error(d: np.ndarray) -> float:
+    """Standard error of ``mean(d)`` for a spatially correlated 1D or 2D array ``d``.
+
+    The number of independent elements is ``d.size / tau`` with ``tau`` the integrated
+    autocorrelation time along each axis (their product in 2D): neighbouring elements share
+    specimen features and the low-pass, so a plain ``std / sqrt(n)`` would be too small.
+    """
+    tau = 1.0
+    for axis in range(d.ndim):
+        tau *= _autocorrelation_time(d, axis)
+    n_eff = max(d.size / tau, 1.0)
+    return float(np.std(d) / math.sqrt(max(n_eff - 1.0, 1.0)))
+
+
 def _cross_validate(even, odd, scales, smooth) -> Tuple[Optional[float], Dict[str, float]]:
-    """The scale whose low-pass of one half best predicts the other (both ways); the errors."""
-    errors = {}
-    best, best_err = None, math.inf
+    """Two-fold cross-validated crossover scale, with the one-standard-error rule.
+
+    The error of a candidate is the mean squared difference between the low-pass of one half and
+    the other half (both ways).  The chosen scale is the *smoothest* candidate (no correction
+    first, then the largest sigma) whose error is within one standard error of the smallest;
+    the standard error is that of the mean per-element difference of the two errors, with the
+    elements' spatial correlation taken into account (:func:`_standard_error`).
+    """
+    losses, errors = {}, {}
     for s in scales:
-        err = float(np.mean((smooth(even, s) - odd) ** 2) + np.mean((smooth(odd, s) - even) ** 2))
-        errors["none" if s is None else f"{s:g}"] = err / 2
-        if err < best_err:
-            best, best_err = s, err
+        loss = (smooth(even, s) - odd) ** 2 + (smooth(odd, s) - even) ** 2
+        losses[s] = loss / 2
+        errors["none" if s is None else f"{s:g}"] = float(np.mean(loss) / 2)
+    best = min(scales, key=lambda s: float(np.mean(losses[s])))
+    best_err = float(np.mean(losses[best]))
+    order = sorted(scales, key=lambda s: -math.inf if s is None else -s)  # smoothest first
+    for s in order:
+        se = _standard_error(losses[s] - losses[best])
+        if float(np.mean(losses[s])) <= best_err + se:
+            return s, errors
     return best, errors
 
 

@@ -357,6 +357,21 @@ def _section_gain(run, m, truth, out, qc, figs, notes):
          "ratio_p97.5_p2.5": _f(p97 / p2), "ratio_max_p97.5": _f(g.max() / p97),
          "flags": {"std>0.04": bool(g.std() > 0.04), "p97.5/p2.5>1.15": bool(p97 / p2 > 1.15),
                    "max/p97.5>4.5": bool(g.max() / p97 > 4.5)}}
+    ho = rep.get("heldout") if rep else None
+    if ho:
+        # held-out beside in-sample (camcorr.gain.heldout): estimated on the even frames,
+        # evaluated on the odd ones
+        q["in_sample_vs_heldout"] = {
+            "std in-sample": _f(ho.get("std_in_sample")),
+            "std reproduced by held-out frames": _f(ho.get("std_heldout")),
+            "R^2 between the halves": _f(ho.get("r2_halves")),
+            "gain left in held-out frames (std)": _f(ho.get("residual_std_heldout")),
+            "disagree": bool(ho.get("disagree"))}
+        if ho.get("disagree"):
+            notes.append("gain: " + str(ho.get("note")))
+    scales = rep.get("scales") if rep else None
+    if scales and scales.get("note"):
+        q["scales"] = f"{rep.get('fields', 'same')} fields: {scales['note']}"
     if rep:
         q["engine_report"] = rep
     t = None
@@ -462,7 +477,9 @@ _SECTIONS = [
     ("gain", "Residual gain",
      "Gain left after the camera's gain reference, estimated blindly from the data (recorded = "
      "ideal x gain), with the three flags of a bad calibration: std > 0.04, p97.5/p2.5 > 1.15, "
-     "max/p97.5 > 4.5."),
+     "max/p97.5 > 4.5. Held-out: the gain estimated on the even frames, evaluated on the odd ones "
+     "(the std they reproduce beside the in-sample std; a large gap means part of the estimate "
+     "is noise)."),
     ("frc", "Fourier ring correlation",
      "FRC between averages of two disjoint halves of the frames, before and after a posteriori "
      "normalisation; above the 3-sigma curve the halves share a pattern (fixed-pattern noise)."),
