@@ -139,14 +139,16 @@ def simulate(out: Path, size: str, seed: int, quiet: bool = False) -> Dict[str, 
     hot = np.where(ratio >= 5, 2, np.where(ratio >= 1.5, 1, 0)).astype(np.uint8)
     tifffile.imwrite(truth_dir / "hot_mask.tif", hot)  # 2: >= 5x median noise, 1: 1.5-5x, 0: clean
     tifffile.imwrite(truth_dir / "flatfield.tif", flat.astype(np.float32))
-    # the camera's drifted residual gain, seen in a movie of a textured specimen
-    # drift of the per-column amplifiers of an sCMOS (readout stripes), some row and pixel terms
+    # the camera's drifted residual gain, seen in a movie of a weakly textured specimen (10 %
+    # contrast) that is new in every frame (independent fields, so the gain is estimated at all
+    # spatial scales); drift of the per-column amplifiers of an sCMOS (readout stripes), some row
+    # and pixel terms
     gm = scam.gain_map(shape, column_std=0.06, row_std=0.02, smooth_amplitude=0.0,
                        pixel_std=0.01, rng=rng)
     tifffile.imwrite(truth_dir / "gain.tif", gm.gain.astype(np.float32))
     movie = scam.integrating_movie(gm.gain, cfg["gain_frames"], photons_per_px=2000.0,
                                    adu_per_e=1 / lls.E_PER_ADU, read_noise_adu=1.6, offset=100.0,
-                                   motion="independent", rng=rng)
+                                   contrast=0.1, motion="independent", rng=rng)
     gdir = out / "gain"
     gdir.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(gdir / "gain_check_movie.tif", movie.frames, imagej=True,

@@ -98,7 +98,8 @@ def gain_and_frc(out: Path, sim: Dict[str, Any], quiet: bool = False) -> Dict[st
 
     movie = tifffile.imread(out / "gain" / "gain_check_movie.tif")
     off = sim["movie_offset"]
-    res = gain.estimate_gain(movie, offset=off)
+    # the frames show independent fields: blind estimate + pooled mean (all spatial scales)
+    res = gain.estimate_gain(movie, offset=off, fields="independent")
     g = np.asarray(res.gain, np.float32)
     write_tiff(out / "gain" / "gain.tif", g)
     rep = getattr(res, "report", None) or gain.gain_report(g)

@@ -542,7 +542,7 @@ def truth_checks(qc: Dict[str, Any]) -> List[Dict[str, Any]]:
     Targets are the acceptance criteria of the engine issues (flash: A 5 %, B 10 %, offset
     0.2 ADU, noise 5 %, >= 95 % of the carryover removed; median: >= 99 % of the pixels with 5x
     the median noise found, < 0.1 % of clean pixels flagged; gain: amplitude within 0.8-1.25
-    and R^2 >= 0.75 (see below); flat-field:
+    and R^2 >= 0.9 (see below); flat-field:
     <= 2 % RMS, corner/centre 0.97-1.03 after; FRC after normalisation at the noise level).
     """
     out = []
@@ -576,12 +576,10 @@ def truth_checks(qc: Dict[str, Any]) -> List[Dict[str, Any]]:
             t.get("false_alarm_percent_of_good"), "< 0.1", lambda v: v < 0.1)
     gq = qc.get("gain", {})
     t = gq.get("truth", {})
-    # The blind estimator equalises each line against its neighbours, so the part of a random
-    # per-column gain that is smooth over the equalisation neighbourhood is invisible to it
-    # (Sorzano et al. 2018): on the demo's white column-amplifier drift R^2 saturates near 0.85
-    # however many frames are used.  Issue 3's R^2 >= 0.9 is met in tests/test_gain.py on stripe
-    # gains; here we check what the demo can promise: the amplitude and a correlation floor.
-    add("residual gain R^2 against truth", t.get("r2"), ">= 0.75", lambda v: v >= 0.75)
+    # The demo's gain-check movie shows independent fields, so the gain is estimated at all
+    # spatial scales (camcorr.gain.scales): the blind estimate alone saturates near R^2 0.85 on
+    # the white column-amplifier drift (it cannot see what is smooth over a few columns).
+    add("residual gain R^2 against truth", t.get("r2"), ">= 0.9", lambda v: v >= 0.9)
     if t.get("true_std") and gq.get("std") is not None:
         add("residual gain amplitude: estimated std / true std", gq["std"] / t["true_std"],
             "0.8 - 1.25", lambda v: 0.8 <= v <= 1.25)
