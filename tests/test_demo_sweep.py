@@ -17,11 +17,8 @@ from camcorr import demo as demo_mod
 
 from conftest import require
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get("CAMCORR_DEMO_SWEEP"),
-                       reason="demo sweep over 20 seeds (~1 h): set CAMCORR_DEMO_SWEEP=1"),
-]
+sweep = pytest.mark.skipif(not os.environ.get("CAMCORR_DEMO_SWEEP"),
+                           reason="demo sweep over 20 seeds (~1 h): set CAMCORR_DEMO_SWEEP=1")
 
 
 def worst_value(target: str, values):
@@ -60,6 +57,8 @@ def _seeds():
     return list(range(int(os.environ.get("CAMCORR_DEMO_SWEEP_SEEDS", "20"))))
 
 
+@pytest.mark.slow
+@sweep
 @pytest.mark.parametrize("size", _sizes())
 def test_demo_checks_over_seeds(size, tmp_path):
     missing = [k for k, v in demo_mod.stage_availability().items() if not v]
