@@ -53,7 +53,7 @@ SETTING_HISTORY: Dict[int, List[str]] = {
         "output_normalized", "normalized_name"],
     2: ["image_name", "gain_name", "use_gain_ref", "gain_ref_name", "ref_orientation", "sigmas",
         "reference", "iterations", "tolerance", "offset", "electrons_per_adu", "read_noise_e",
-        "output_normalized", "normalized_name", "fields"],
+        "fields", "output_normalized", "normalized_name"],
 }
 
 
