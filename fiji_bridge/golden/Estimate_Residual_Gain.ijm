@@ -93,6 +93,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     cc_rec = cc_rec + " offset=" + cc_rec_num(offset, 9);
     cc_rec = cc_rec + " electrons_per_adu=" + cc_rec_num(electrons_per_adu, 9);
     cc_rec = cc_rec + " read_noise_e=" + cc_rec_num(read_noise_e, 9);
+    if ("" + fields != "") cc_rec = cc_rec + " fields=" + cc_rec_text(fields);
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
