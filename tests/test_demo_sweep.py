@@ -74,6 +74,9 @@ def test_demo_checks_over_seeds(size, tmp_path):
             if not c["pass"]:
                 failures.append(f"seed {seed}: {c['name']} = {c['value']} (target {c['target']})")
         shutil.rmtree(out, ignore_errors=True)
+        print(f"{size} seed {seed}: " + "; ".join(
+            f"{c['name']} = {c['value']}{'' if c['pass'] else ' FAIL'}"
+            for c in res.qc.get("checks", [])), flush=True)
     summary = {name: {"target": row["target"], "n": len(row["values"]),
                       "worst": worst_value(row["target"], row["values"])}
                for name, row in table.items()}
