@@ -41,7 +41,11 @@ _BASICPY = ("get_darkfield", "smoothness_flatfield", "smoothness_darkfield", "ep
 FEATURES = [("TileNumber", COLTYPE_INTEGER), ("TilesInGroup", COLTYPE_INTEGER),
             ("CVBefore", COLTYPE_FLOAT), ("CVAfter", COLTYPE_FLOAT),
             ("CornerCentreBefore", COLTYPE_FLOAT), ("CornerCentreAfter", COLTYPE_FLOAT),
-            ("Improvement", COLTYPE_FLOAT), ("Baseline", COLTYPE_FLOAT)]
+            ("Improvement", COLTYPE_FLOAT), ("Baseline", COLTYPE_FLOAT),
+            ("CVBeforeHeldOut", COLTYPE_FLOAT), ("CVAfterHeldOut", COLTYPE_FLOAT),
+            ("CornerCentreBeforeHeldOut", COLTYPE_FLOAT),
+            ("CornerCentreAfterHeldOut", COLTYPE_FLOAT), ("OverFitting", COLTYPE_INTEGER),
+            ("Sigma", COLTYPE_FLOAT)]
 
 _OWN_KEYS = ["image_name", "output_name", "flatfield_name", "tile_source", "tile_key",
              "grid_source", "grid_keys"]
@@ -96,6 +100,14 @@ the same for every cycle of the group.""",
                                                        "(1.00 is flat)."),
             ("Improvement", "CVBefore / CVAfter."),
             ("Baseline", "baseline subtracted, ADU."),
+            ("CVBeforeHeldOut / CVAfterHeldOut, CornerCentreBeforeHeldOut / "
+             "CornerCentreAfterHeldOut", "the same figures held-out: the flat-field estimated "
+                                         "on one half of the tiles' planes, measured on the "
+                                         "other half (the honest number; blank when there is "
+                                         "a single plane)."),
+            ("OverFitting", "1 when the held-out and in-sample figures disagree (the "
+                            "flat-field follows its own images; the run log says why), else 0."),
+            ("Sigma", "smoothing used, pixels (chosen by held-out validation unless set)."),
         ],
         technical="""\
 Group state holds the flat-field and darkfield (numpy arrays), the baseline and the quality
@@ -237,8 +249,12 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
         base = profiles.baseline
         d["baseline"] = float(base) if np.isscalar(base) else np.asarray(base, np.float64)
         d["source"] = str(profiles.source)
-        d["quality"] = {k: (float(v) if isinstance(v, (int, float, np.floating)) else None)
-                        for k, v in (profiles.quality or {}).items()}
+        d["quality"] = _flat_quality(profiles)
+        if profiles.quality.get("overfit"):
+            import logging
+
+            logging.getLogger(__name__).warning("FlatfieldFromEmptyTiles: %s",
+                                                profiles.quality.get("overfit_note"))
         d["tile_of"] = {str(k): int(v) for k, v in tile_of.items()}
         d["n_tiles"] = len(tile_of)
         return True
@@ -290,6 +306,12 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
             "CornerCentreAfter": q.get("corner_centre_after"),
             "Improvement": q.get("improvement"),
             "Baseline": float(base) if np.isscalar(base) else float(base[tile - 1]),
+            "CVBeforeHeldOut": q.get("ho_cv_before"),
+            "CVAfterHeldOut": q.get("ho_cv_after"),
+            "CornerCentreBeforeHeldOut": q.get("ho_corner_centre_before"),
+            "CornerCentreAfterHeldOut": q.get("ho_corner_centre_after"),
+            "OverFitting": int(bool(q.get("overfit"))),
+            "Sigma": q.get("sigma"),
         })
         self.set_display_images(workspace, [(name, data), (self.output_name.value, corrected),
                                             ("Flat-field", flat)])
@@ -299,6 +321,21 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
 
     def measurement_image_names(self):
         return [self.output_name.value]
+
+
+def _flat_quality(profiles) -> Dict[str, object]:
+    """Quality figures as plain floats for the group state: in-sample keys as they are,
+    held-out ones prefixed ``ho_``, the over-fitting flag and the sigma used."""
+    def num(v):
+        return float(v) if isinstance(v, (int, float, np.floating)) and v is not None else None
+
+    q = profiles.quality or {}
+    out = {k: num(v) for k, v in q.items() if not isinstance(v, (dict, str, bool))}
+    for k, v in (q.get("held_out") or {}).items():
+        out[f"ho_{k}"] = num(v)
+    out["overfit"] = 1.0 if q.get("overfit") else 0.0
+    out["sigma"] = num((profiles.meta or {}).get("sigma"))
+    return out
 
 
 def _short(values, n=12):

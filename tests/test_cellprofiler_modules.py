@@ -442,6 +442,14 @@ def test_flatfield_empty_tiles_matches_engine_and_truth(mosaic):
         assert meas["Flatfield_TileNumber_FlatfieldCorrected"] == i + 1
         assert meas["Flatfield_CVAfter_FlatfieldCorrected"] == \
             pytest.approx(profiles.quality["cv_after"])
+        # held-out figures beside the in-sample ones, and the smoothing the data chose
+        ho = profiles.quality["held_out"]
+        assert meas["Flatfield_CVAfterHeldOut_FlatfieldCorrected"] == pytest.approx(ho["cv_after"])
+        assert meas["Flatfield_CornerCentreAfterHeldOut_FlatfieldCorrected"] == \
+            pytest.approx(ho["corner_centre_after"])
+        assert meas["Flatfield_OverFitting_FlatfieldCorrected"] == int(profiles.quality["overfit"])
+        assert meas["Flatfield_Sigma_FlatfieldCorrected"] == profiles.meta["sigma"]
+        assert profiles.meta["smoothing_chosen"]
     # truth: the known flat-field is recovered to a few percent
     err = np.abs(res[0]["Flatfield"].pixel_data / mosaic.flatfield - 1)
     assert np.percentile(err, 99) < 0.08  # 4 empty tiles of 40x44 pixels, read + shot noise

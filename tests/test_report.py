@@ -282,3 +282,32 @@ def test_frc_json_written_by_camcorr_frc_is_reported(tmp_path, rng):
     rep = build_report(tmp_path)
     assert "frc" not in rep.missing and (tmp_path / "report" / "frc.png").is_file()
     assert rep.qc["frc"]["cutoff_FRC"] == pytest.approx(res.crossover, abs=0.02)
+
+
+def test_flatfield_section_shows_held_out_beside_in_sample_and_overfitting(tmp_path):
+    """A profiles.npz written by camcorr carries its in-sample and held-out quality; the report
+    shows both and says when they disagree."""
+    from camcorr.flatfield import estimate_from_empty_tiles, save_profiles
+    from camcorr.simulate.tiles import simulate_tiles
+
+    sim = simulate_tiles(4, 5, (96, 96), seed=1)
+    for name, kw in (("good", {}), ("raw", {"sigma": 0, "statistic": "mean"})):
+        run = tmp_path / name
+        run.mkdir()
+        prof = estimate_from_empty_tiles(sim.tiles, sim.empty_tiles, darkfield=sim.darkfield,
+                                         **kw)
+        save_profiles(prof, run / "profiles.npz")
+        res = build_report(run, run / "out")
+        q = res.qc["flatfield"]
+        assert q["estimate_held_out"]["cv_after"] == pytest.approx(
+            prof.quality["held_out"]["cv_after"], abs=1e-4)
+        assert q["estimate_in_sample"]["cv_after"] == pytest.approx(
+            prof.quality["cv_after"], abs=1e-4)
+        assert q["estimate_overfit"] == prof.quality["overfit"]
+        page = res.index.read_text()
+        assert "estimate_held_out" in page and "estimate_in_sample" in page
+        if name == "raw":
+            assert prof.quality["overfit"] and "over-fitting" in page
+        else:
+            assert not prof.quality["overfit"] and "no over-fitting" in page
+            assert q["estimate_smoothing"]["chosen_by_held_out_validation"] is True

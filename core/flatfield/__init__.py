@@ -9,7 +9,12 @@ Three scenarios (after the mesoSPIM Fractal flat-field task, seed 001):
 
 :func:`estimate_flatfield` picks the scenario from what is given.  :func:`apply_flatfield`
 corrects a tile; :func:`flatfield_quality` measures the residual non-uniformity; every estimate
-carries it in ``Profiles.quality``.  BaSiCPy and torch are only imported by the BaSiCPy path.
+carries it in ``Profiles.quality``, in-sample and held-out (estimated on one half of the inputs,
+measured on the other; :func:`combine_quality`), with an over-fitting warning when they
+disagree.  The smoothing (sigma) and statistic are chosen by the same held-out split unless
+given (:mod:`camcorr.flatfield.smoothing`).  :func:`cell_position_dependence` measures what
+users see: how a cell's intensity depends on its position in the field.  BaSiCPy and torch are
+only imported by the BaSiCPy path.
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from .empty import (check_z_levels, estimate_from_empty_tiles, estimate_from_z_r
                     flatfield_from_planes, plane_statistic)
 from .grid import ORDERS, check_tile_numbers, corner_tiles, tile_grid
 from .profiles import Profiles, check_profiles, load_profiles, read_profiles, save_profiles
-from .quality import corner_centre_ratio, flatfield_quality, smoothed_cv
+from .quality import (cell_position_dependence, combine_quality, corner_centre_ratio,
+                      flatfield_quality, format_quality, segment_cells, smoothed_cv)
+from .smoothing import AUTO, choose_smoothing, sigma_grid
 from .sources import TileSet, sample_planes
 
 __all__ = [
@@ -31,7 +38,9 @@ __all__ = [
     "estimate_flatfield", "choose_method", "apply_flatfield", "resample_profiles",
     "corner_tiles", "tile_grid", "check_tile_numbers", "check_z_levels", "ORDERS", "METHODS",
     "flatfield_quality", "corner_centre_ratio", "smoothed_cv", "TileSet", "sample_planes",
-    "autosegment_weights", "check_working_size", "flatfield_from_planes",
+    "autosegment_weights", "check_working_size", "flatfield_from_planes", "AUTO",
+    "combine_quality", "format_quality", "cell_position_dependence", "segment_cells",
+    "choose_smoothing", "sigma_grid",
 ]
 
 METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")
@@ -63,7 +72,7 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
                        z_levels: Optional[Tuple[int, int]] = None,
                        grid: Optional[Tuple[int, int]] = None, order: str = "inverted-n",
                        models_folder=None, channel: Optional[str] = None, darkfield=0.0,
-                       sigma: float = 2.0, statistic: str = "median",
+                       sigma=AUTO, statistic: str = AUTO,
                        n_planes: Optional[int] = None, seed: int = 0,
                        basicpy_options: Optional[dict] = None) -> Profiles:
     """Profiles for one channel, from whichever source is given (the three seed scenarios).
@@ -76,7 +85,8 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
     method : {'auto', 'measured', 'empty-tiles', 'z-range', 'basicpy'}
         See :func:`choose_method`.  'empty-tiles' without `empty_tiles` uses every tile.
     empty_tiles, z_levels, grid, order, darkfield, sigma, statistic, n_planes, seed
-        See :func:`estimate_from_empty_tiles` and :func:`estimate_from_z_ranges`.
+        See :func:`estimate_from_empty_tiles` and :func:`estimate_from_z_ranges`; `sigma`
+        and `statistic` default to 'auto' (chosen by held-out validation).
     models_folder, channel
         See :func:`load_profiles`.
     basicpy_options : dict, optional
@@ -85,7 +95,8 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
     Returns
     -------
     Profiles
-        With ``quality`` filled whenever tiles are given.
+        With ``quality`` filled whenever tiles are given: in-sample and held-out figures and
+        the over-fitting verdict (:func:`combine_quality`).
     """
     m = choose_method(method, models_folder=models_folder, empty_tiles=empty_tiles,
                       z_levels=z_levels)
@@ -116,7 +127,12 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
                 if profiles.flatfield.ndim == 2:
                     ref, _ = plane_statistic(ts, picks, profiles.darkfield,
                                              normalize_planes=False)
-                    profiles.quality = flatfield_quality(ref, profiles.flatfield, 0.0)
+                    q = flatfield_quality(ref, profiles.flatfield, 0.0)
+                    # the measured profile was not estimated from these tiles: every figure
+                    # on them is already held-out
+                    profiles.quality = combine_quality(
+                        q, q, split="none needed: the measured flat-field was not estimated "
+                                    "from these tiles")
             finally:
                 ts.close()
         return profiles

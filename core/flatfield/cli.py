@@ -7,19 +7,13 @@ from typing import Dict, List
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .operations import estimate_kwargs
 
-__all__ = ["run_estimate", "run_apply"]
-
-
-def _format_quality(q: Dict) -> str:
-    if not q:
-        return "quality: not measured (no tiles)"
-    return (f"quality: CV of smoothed background {q['cv_before']:.4f} -> {q['cv_after']:.4f}; "
-            f"corner/centre {q['corner_centre_before']:.3f} -> {q['corner_centre_after']:.3f}")
+__all__ = ["run_estimate", "run_apply", "results_line", "quality_report", "write_report",
+           "RESULT_COLUMNS"]
 
 
 def run_estimate(values: Dict) -> int:
     """Command-line runner of ``camcorr flatfield estimate``."""
-    from . import estimate_flatfield, save_profiles
+    from . import estimate_flatfield, format_quality, save_profiles
 
     kwargs = estimate_kwargs(values)
     tiles: List[str] = list(values["tiles"])
@@ -30,10 +24,19 @@ def run_estimate(values: Dict) -> int:
     if used:
         print(f"tiles used: {','.join(str(u) for u in used)}; planes: "
               f"{profiles.meta.get('n_planes_used')}")
+    if profiles.meta.get("sigma") is not None:
+        how = ("chosen by held-out validation" if profiles.meta.get("smoothing_chosen")
+               else "as given")
+        print(f"smoothing: sigma {profiles.meta['sigma']:g} px, statistic "
+              f"{profiles.meta.get('statistic')} ({how})")
     base = profiles.baseline
     print(f"baseline: {base:.2f} ADU" if not profiles.per_image_baseline
           else f"baseline: per image ({len(base)} values)")
-    print(_format_quality(profiles.quality))
+    print(format_quality(profiles.quality))
+    print(results_line(profiles))
+    if values.get("report"):
+        write_report(profiles, values["report"], inputs=tiles + [str(out)])
+        print(f"quality report (JSON) written to {values['report']}")
     return 0
 
 
@@ -95,6 +98,59 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
 
         write_planes(out, shape, target, _corrected(), inputs=inputs, argument="--output",
                      **info.write_kwargs())
+RESULT_COLUMNS = (("CVBefore", None, "cv_before"), ("CVAfter", None, "cv_after"),
+                  ("CornerCentreBefore", None, "corner_centre_before"),
+                  ("CornerCentreAfter", None, "corner_centre_after"),
+                  ("CVBeforeHeldOut", "held_out", "cv_before"),
+                  ("CVAfterHeldOut", "held_out", "cv_after"),
+                  ("CornerCentreBeforeHeldOut", "held_out", "corner_centre_before"),
+                  ("CornerCentreAfterHeldOut", "held_out", "corner_centre_after"))
+"""Columns of the one-line ``results:`` summary (the CellProfiler measurement names)."""
+
+
+def results_line(profiles) -> str:
+    """``results: CVBefore=... CVAfterHeldOut=... OverFitting=0|1 Sigma=...``: the quality
+    figures as one machine-readable line (Fiji puts it in its Results table; NaN when not
+    measured)."""
+    q = profiles.quality or {}
+    parts = []
+    for col, sub, key in RESULT_COLUMNS:
+        d = q.get(sub) if sub else q
+        v = (d or {}).get(key)
+        parts.append(f"{col}={float(v):.6g}" if v is not None else f"{col}=NaN")
+    parts.append(f"OverFitting={int(bool(q.get('overfit')))}")
+    sigma = (profiles.meta or {}).get("sigma")
+    parts.append(f"Sigma={float(sigma):g}" if sigma is not None else "Sigma=NaN")
+    return "results: " + " ".join(parts)
+
+
+def quality_report(profiles) -> Dict:
+    """The JSON report of an estimate: source, smoothing, in-sample and held-out quality."""
+    from .profiles import _jsonable
+
+    meta = profiles.meta or {}
+    return _jsonable({
+        "source": profiles.source,
+        "smoothing": {k: meta.get(k) for k in ("sigma", "statistic", "binning",
+                                               "smoothing_chosen", "smoothing_table")
+                      if k in meta},
+        "tiles_used": meta.get("tiles_used"),
+        "n_planes_used": meta.get("n_planes_used"),
+        "quality": profiles.quality,
+    })
+
+
+def write_report(profiles, path, *, inputs=()) -> Path:
+    """Write :func:`quality_report` as JSON, atomically; never over an input."""
+    import json
+
+    from ..io import atomic_write, ensure_not_input
+
+    p = Path(path)
+    ensure_not_input(p, inputs)
+    text = json.dumps(quality_report(profiles), indent=2)
+    atomic_write(p, lambda tmp: Path(tmp).write_text(text), suffix=".json")
+    return p
 
 
 def run_apply(values: Dict) -> int:

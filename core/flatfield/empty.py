@@ -8,8 +8,13 @@ flat-field (mean 1).  We
 1. sample planes with a seeded sampler (:func:`camcorr.flatfield.sources.sample_planes`);
 2. subtract ``D`` and, by default, divide every plane by its own median (so planes of
    different background level, e.g. at different depths, weigh equally);
-3. take the per-pixel median over the planes (robust to the odd bright object);
+3. take the per-pixel median (or mean) over the planes (median: robust to the odd bright
+   object);
 4. smooth with a Gaussian of `sigma` pixels and divide by the mean (mean-1 flat-field);
+   unless given, sigma and the statistic are chosen from the data: the planes are split in two
+   alternate halves and the candidate whose flat-field from one half best flattens the other
+   half wins (:mod:`camcorr.flatfield.smoothing`); the same split gives the held-out quality
+   figures reported beside the in-sample ones;
 5. baseline = 1st percentile of the corrected median image in ADU (one number: the background
    left after correction, as in the seed task).
 
@@ -32,11 +37,14 @@ from ..errors import CamcorrError, check_range, describe
 from ._kernels import bin_subtract, median_over_planes
 from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
-from .quality import flatfield_quality
+from .quality import (combine_quality, flatfield_quality, mean_quality, smoothed_cv,
+                      split_halves)
+from .smoothing import AUTO, choose_smoothing, sigma_grid, smooth_normalise
 from .sources import DEFAULT_MAX_PLANES, TileSet, sample_planes
 
 __all__ = ["estimate_from_empty_tiles", "estimate_from_z_ranges", "eligible_z",
-           "check_z_levels", "flatfield_from_planes", "plane_statistic", "bin2d", "unbin2d"]
+           "check_z_levels", "flatfield_from_planes", "plane_statistic", "plane_statistics",
+           "resolve_smoothing", "bin2d", "unbin2d"]
 
 STATISTICS = ("median", "mean")
 _DEFAULT_MEMORY = 512 * 2 ** 20
@@ -137,16 +145,22 @@ def bin2d(image: np.ndarray, b: int) -> np.ndarray:
 
 
 def unbin2d(binned: np.ndarray, b: int, shape) -> np.ndarray:
-    """Bilinear interpolation of b x b block values (at the block centres) back to `shape`."""
+    """Bilinear interpolation of b x b block values (at the block centres) back to `shape`
+    (linear extrapolation beyond the outermost block centres)."""
     if b <= 1:
         return binned
     out = binned.astype(np.float32)
     # columns first (on the small array), then rows (whole-row gathers are cheap)
     for axis, n in ((1, shape[1]), (0, shape[0])):
         nb = out.shape[axis]
-        u = np.clip((np.arange(n) - (b - 1) / 2) / b, 0, nb - 1)
-        i0 = np.floor(u).astype(np.intp)
-        i1 = np.minimum(i0 + 1, nb - 1)
+        if nb < 2:
+            out = np.repeat(out, n, axis=axis)
+            continue
+        # linear inside, extrapolated over the outer half-block (shading is steepest at the
+        # edges; holding the last block value there would flatten it)
+        u = (np.arange(n) - (b - 1) / 2) / b
+        i0 = np.clip(np.floor(u), 0, nb - 2).astype(np.intp)
+        i1 = i0 + 1
         w = (u - i0).astype(np.float32).reshape((-1, 1) if axis == 0 else (1, -1))
         out = (np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w)
     return out
@@ -157,15 +171,32 @@ def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str =
                     binning: int = 1):
     """Per-pixel median (or mean) of the chosen planes minus `dark`, streamed in row blocks.
 
+    See :func:`plane_statistics` (this returns the one statistic asked for, and the levels).
+    """
+    stats, levels = plane_statistics(tiles, picks, dark, statistics=(statistic,),
+                                     normalize_planes=normalize_planes,
+                                     memory_limit=memory_limit, binning=binning)
+    return stats[statistic], levels
+
+
+def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
+                     statistics: Sequence[str] = ("median",), normalize_planes: bool = True,
+                     memory_limit: int = _DEFAULT_MEMORY, binning: int = 1):
+    """Per-pixel median (or mean) of the chosen planes minus `dark`, streamed in row blocks.
+
     Parameters
     ----------
     binning : int
         Each plane is averaged over ``binning x binning`` blocks before the statistic (1: none).
 
+    statistics : sequence of {'median', 'mean'}
+        Statistics computed in the same pass over the planes.
+
     Returns
     -------
-    stat : ndarray (ceil(Y / binning), ceil(X / binning)) float32
-        In ADU, or in units of each plane's median level when `normalize_planes`.
+    stats : dict of str -> ndarray (ceil(Y / binning), ceil(X / binning)) float32
+        Each statistic, in ADU, or in units of each plane's median level when
+        `normalize_planes`.
     levels : ndarray (n,)
         Median level of each plane (ADU above `dark`); ones when not normalising.
     """
@@ -185,7 +216,7 @@ def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str =
             plane = tiles.plane(t, z)
             _check_plane(plane, tiles, t, z)
             levels[j] = _plane_level(plane, dark)
-    stat = np.empty((nby, nbx), dtype=np.float32)
+    out = {name: np.empty((nby, nbx), dtype=np.float32) for name in statistics}
     buf = np.empty((k, brows, nbx), dtype=np.float32)
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
@@ -212,16 +243,42 @@ def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str =
                 np.subtract(plane[r0:r1], dark[r0:r1], out=b[j], casting="unsafe")
                 if normalize_planes:
                     b[j] *= np.float32(scale)
-        if statistic == "median":
-            stat[b0:b1] = median_over_planes(b)
-        else:
-            stat[b0:b1] = b.mean(axis=0)
-    return stat, levels
+        for name, stat in out.items():
+            stat[b0:b1] = median_over_planes(b) if name == "median" else b.mean(axis=0)
+    return out, levels
 
 
-def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float = 2.0,
-                          statistic: str = "median", normalize_planes: bool = True,
-                          memory_limit: int = _DEFAULT_MEMORY, binning: Optional[int] = None):
+def resolve_smoothing(sigma, statistic, shape, *, sparse: bool = False):
+    """Candidate sigmas and statistics for `sigma` / `statistic` ('auto'/None or fixed).
+
+    Returns
+    -------
+    sigmas : tuple of float
+        One fixed value, or :func:`~camcorr.flatfield.smoothing.sigma_grid` for 'auto'.
+    statistics : tuple of str
+        One fixed statistic, or ('median', 'mean') for 'auto' (('median',) when `sparse`:
+        every tile holds specimen, and only a robust statistic ignores it).
+    """
+    if sigma is None or (isinstance(sigma, str) and sigma == AUTO):
+        sigmas = sigma_grid(shape)
+    else:
+        check_range(sigma, "sigma", low=0)
+        sigmas = (float(sigma),)
+    if statistic is None or statistic == AUTO:
+        statistics = ("median",) if sparse else STATISTICS
+    elif statistic in STATISTICS:
+        statistics = (statistic,)
+    else:
+        raise CamcorrError("unknown statistic", argument="statistic",
+                           expected="one of auto, " + ", ".join(STATISTICS),
+                           received=repr(statistic))
+    return sigmas, statistics
+
+
+def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
+                          statistic: str = AUTO, normalize_planes: bool = True,
+                          memory_limit: int = _DEFAULT_MEMORY, binning: Optional[int] = None,
+                          sparse: bool = False):
     """Flat-field, baseline and quality from chosen planes (the common core of both scenarios).
 
     Parameters
@@ -231,19 +288,25 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
         Planes to use (0-based), e.g. from :func:`~camcorr.flatfield.sources.sample_planes`.
     darkfield : float or ndarray (Y, X)
         ADU subtracted from every plane first.
-    sigma : float
-        Gaussian smoothing of the statistic, pixels (0: none).
-    statistic : {'median', 'mean'}
-        Per-pixel statistic over the planes.
+    sigma : float or 'auto'
+        Gaussian smoothing of the statistic, pixels (0: none).  'auto' (or None): the sigma of
+        :func:`~camcorr.flatfield.smoothing.sigma_grid` with the lowest held-out
+        non-uniformity (:func:`~camcorr.flatfield.smoothing.choose_smoothing`).
+    statistic : {'auto', 'median', 'mean'}
+        Per-pixel statistic over the planes; 'auto' chooses between them like sigma (only
+        'median' when `sparse`).
     normalize_planes : bool
         Divide each plane by its own median first.
     memory_limit : int
         Bytes of float32 plane data held at once (row blocks beyond that).
     binning : int, optional
         The statistic is taken over ``b x b`` block means, smoothed with ``sigma / b`` and
-        interpolated back (bilinear).  Default ``b = max(1, floor(sigma))``: the box adds less
-        than 5 % to the Gaussian's width, and the median costs b^2 times less.  1: full
-        resolution.
+        interpolated back (bilinear).  Default ``b = max(1, floor(sigma))`` (the smallest
+        candidate sigma for 'auto'): the box adds less than 5 % to the Gaussian's width, and
+        the median costs b^2 times less.  1: full resolution.
+    sparse : bool
+        Every plane may hold specimen (all tiles of a sparse specimen): 'auto' uses only the
+        median.
 
     Returns
     -------
@@ -251,9 +314,13 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
     darkfield : ndarray (Y, X) float32
     baseline : float, ADU
     quality : dict
-        :func:`~camcorr.flatfield.flatfield_quality` of the held-out half: the planes are
-        split in two alternate halves, the flat-field of the first corrects the median of the
-        second (``quality['held_out']`` is False with a single plane).
+        :func:`~camcorr.flatfield.quality.combine_quality`: in-sample figures (the flat-field
+        of all planes on the median of all planes), held-out ones (two-fold: the flat-field of
+        one alternate half of the planes on the median of the other half, both ways, averaged;
+        None with a single plane) and the over-fitting verdict.
+    choice : dict
+        ``sigma``, ``statistic`` and ``binning`` used, ``chosen`` (True when picked from the
+        data) and ``table`` (the held-out criterion of every candidate; empty when fixed).
 
     Notes
     -----
@@ -261,58 +328,68 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma: float 
     statistics (for 'mean' that is exactly the mean; for 'median' an average of two medians,
     as robust and as precise to within a few percent of the noise).
     """
-    if statistic not in STATISTICS:
-        raise CamcorrError("unknown statistic", argument="statistic",
-                           expected="one of " + ", ".join(STATISTICS), received=repr(statistic))
-    check_range(sigma, "sigma", low=0)
+    sigmas, statistics = resolve_smoothing(sigma, statistic, tiles.shape, sparse=sparse)
     dark = _darkfield_map(darkfield, tiles.shape)
-    bn = max(1, int(sigma)) if binning is None else int(binning)
+    bn = max(1, int(min(sigmas))) if binning is None else int(binning)
     if bn < 1:
         raise CamcorrError("binning must be at least 1", argument="binning",
                            expected="an integer >= 1", received=str(binning))
-    kw = dict(statistic=statistic, normalize_planes=normalize_planes, memory_limit=memory_limit,
+    # the held-out target is always the robust background (median), whatever is estimated
+    needed = tuple(dict.fromkeys(("median",) + statistics))
+    kw = dict(statistics=needed, normalize_planes=normalize_planes, memory_limit=memory_limit,
               binning=bn)
     held_out = len(picks) >= 2
+    table = []
     if held_out:
-        # Two halves (alternate picks): their statistics are averaged for the estimate, and
-        # the flat-field of one half corrects the other for an honest (held-out) quality number.
-        half_a, half_b = picks[0::2], picks[1::2]
-        stat_a, lev_a = plane_statistic(tiles, half_a, dark, **kw)
-        stat_b, lev_b = plane_statistic(tiles, half_b, dark, **kw)
+        half_a, half_b = split_halves(picks)
+        stats_a, lev_a = plane_statistics(tiles, half_a, dark, **kw)
+        stats_b, lev_b = plane_statistics(tiles, half_b, dark, **kw)
         wa = len(half_a) / len(picks)
-        stat = wa * stat_a + (1 - wa) * stat_b
+        stats = {k: wa * stats_a[k] + (1 - wa) * stats_b[k] for k in needed}
         levels = np.concatenate([lev_a, lev_b])
+        if len(sigmas) * len(statistics) > 1:
+            sig, stat_name, table = choose_smoothing(
+                {k: stats_a[k] for k in statistics}, {k: stats_b[k] for k in statistics},
+                stats_a["median"], stats_b["median"], sigmas, bn, argument=tiles.argument)
+        else:
+            sig, stat_name = sigmas[0], statistics[0]
     else:
-        stat, levels = plane_statistic(tiles, picks, dark, **kw)
+        stats, levels = plane_statistics(tiles, picks, dark, **kw)
+        # one plane: nothing to validate on; the largest candidate is the safe choice
+        sig, stat_name = max(sigmas), statistics[0]
     level = float(np.median(levels)) if normalize_planes else 1.0
-    flat_binned = _smooth_normalise(stat, sigma / bn, tiles.argument)
+    flat_binned = smooth_normalise(stats[stat_name], sig / bn, tiles.argument)
     if bn > 1:
         full = unbin2d(flat_binned, bn, tiles.shape)
         flat = (full / full.mean()).astype(np.float32)
     else:
         flat = flat_binned
-    reference = stat.astype(np.float64) * level
+    reference = stats[stat_name].astype(np.float64) * level
     baseline = float(np.percentile(reference / flat_binned, 1))
+    in_sample = flatfield_quality(stats["median"].astype(np.float64) * level, flat_binned, 0.0)
     if held_out:
-        quality = flatfield_quality(stat_b.astype(np.float64) * level,
-                                    _smooth_normalise(stat_a, sigma / bn, tiles.argument), 0.0)
+        fa = smooth_normalise(stats_a[stat_name], sig / bn, tiles.argument)
+        fb = smooth_normalise(stats_b[stat_name], sig / bn, tiles.argument)
+        ho = mean_quality(flatfield_quality(stats_b["median"].astype(np.float64) * level, fa),
+                          flatfield_quality(stats_a["median"].astype(np.float64) * level, fb))
+        split = (f"two-fold: alternate halves of the {len(picks)} sampled planes, each "
+                 "corrected with the flat-field of the other")
+        floor = smoothed_cv(stats_b["median"].astype(np.float64)
+                            / np.maximum(stats_a["median"], 1e-12)) / np.sqrt(2)
     else:
-        quality = flatfield_quality(reference, flat_binned, 0.0)
-    quality["held_out"] = held_out
-    return flat, dark, baseline, quality
+        ho, split, floor = None, "not possible with a single plane", None
+    quality = combine_quality(in_sample, ho, split=split, noise_floor=floor)
+    choice = {"sigma": float(sig), "statistic": stat_name, "binning": bn,
+              "chosen": len(sigmas) * len(statistics) > 1 and held_out, "table": table}
+    quality["smoothing"] = {k: choice[k] for k in ("sigma", "statistic", "chosen")}
+    return flat, dark, baseline, quality, choice
 
 
-def _smooth_normalise(stat, sigma, argument):
-    smooth = ndi.gaussian_filter(stat, sigma, mode="reflect") if sigma > 0 else stat.copy()
-    mean = float(smooth.mean(dtype=np.float64))
-    if not mean > 0 or np.any(smooth <= 0):
-        raise CamcorrError("empty planes give a flat-field with zero or negative pixels",
-                           argument=argument,
-                           expected="planes with background light above the darkfield",
-                           received=f"statistic between {float(stat.min()):.3g} and "
-                                    f"{float(stat.max()):.3g}",
-                           fix="Check the darkfield/offset and that the planes are not dark")
-    return (smooth / mean).astype(np.float32)
+def _choice_meta(choice: dict) -> dict:
+    """Profiles.meta entries of the smoothing used (and how it was chosen)."""
+    return {"sigma": choice["sigma"], "statistic": choice["statistic"],
+            "binning": choice["binning"], "smoothing_chosen": bool(choice["chosen"]),
+            "smoothing_table": choice["table"]}
 
 
 def _open(tiles, numbers):
@@ -323,9 +400,9 @@ def _open(tiles, numbers):
 
 
 def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None, *,
-                              darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
+                              darkfield=0.0, sigma=AUTO, n_planes: Optional[int] = None,
                               seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
-                              statistic: str = "median", normalize_planes: bool = True,
+                              statistic: str = AUTO, normalize_planes: bool = True,
                               memory_limit: int = _DEFAULT_MEMORY,
                               binning: Optional[int] = None) -> Profiles:
     """Flat-field from whole empty tiles.
@@ -340,15 +417,18 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
     darkfield : float or ndarray (Y, X)
         Darkfield in ADU (camera offset, or a dark image), subtracted before the statistic and
         stored in the profiles.  Without it the offset is folded into the flat-field.
-    sigma : float
-        Gaussian smoothing, pixels.
+    sigma : float or 'auto'
+        Gaussian smoothing, pixels; 'auto' (default): chosen from the data by held-out
+        validation (see :func:`flatfield_from_planes`).
     n_planes : int, optional
         Exactly this many planes (error if fewer exist); default: all, capped at `max_planes`.
     seed : int
         Seed of the plane sampler.
     max_planes : int
         Cap when `n_planes` is not given.
-    statistic : {'median', 'mean'}
+    statistic : {'auto', 'median', 'mean'}
+        'auto' (default): chosen with sigma from held-out validation; only 'median' when
+        `empty_tiles` is not given (every tile holds a sparse specimen, which the mean follows).
     normalize_planes : bool
         Divide each plane by its own median before the statistic.
     memory_limit : int
@@ -360,8 +440,9 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
     Returns
     -------
     Profiles
-        ``source='empty-tiles'``; ``meta`` lists the tiles and planes used; ``quality`` holds
-        :func:`~camcorr.flatfield.flatfield_quality` of the empty-plane median.
+        ``source='empty-tiles'``; ``meta`` lists the tiles and planes used and the smoothing
+        (chosen or given); ``quality`` holds in-sample and held-out figures
+        (:func:`~camcorr.flatfield.quality.combine_quality`).
 
     Raises
     ------
@@ -376,24 +457,25 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
     try:
         candidates = [(n - 1, range(ts.n_planes[n - 1])) for n in numbers]
         picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
-        flat, dark, baseline, quality = flatfield_from_planes(
+        # no tile listed: every tile holds (sparse) specimen -> robust statistic only
+        sparse = empty_tiles is None or len(empty_tiles) == 0
+        flat, dark, baseline, quality, choice = flatfield_from_planes(
             ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
-            normalize_planes=normalize_planes, memory_limit=memory_limit, binning=binning)
+            normalize_planes=normalize_planes, memory_limit=memory_limit, binning=binning,
+            sparse=sparse)
     finally:
         ts.close()
     meta = {"tiles_used": list(numbers), "n_planes_used": len(picks), "seed": seed,
-            "sigma": float(sigma), "statistic": statistic,
-            "normalize_planes": bool(normalize_planes),
-            "binning": max(1, int(sigma)) if binning is None else int(binning)}
+            "normalize_planes": bool(normalize_planes), **_choice_meta(choice)}
     return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="empty-tiles",
                     quality=quality, meta=meta)
 
 
 def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[int]] = None,
                            grid: Optional[Tuple[int, int]] = None, order: str = "inverted-n",
-                           darkfield=0.0, sigma: float = 2.0, n_planes: Optional[int] = None,
+                           darkfield=0.0, sigma=AUTO, n_planes: Optional[int] = None,
                            seed: int = 0, max_planes: int = DEFAULT_MAX_PLANES,
-                           statistic: str = "median", normalize_planes: bool = True,
+                           statistic: str = AUTO, normalize_planes: bool = True,
                            memory_limit: int = _DEFAULT_MEMORY,
                            binning: Optional[int] = None) -> Profiles:
     """Flat-field from the empty planes at the bottom and top of 3D tiles.
@@ -450,15 +532,14 @@ def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[in
             candidates.append((n - 1, list(range(0, low)) + list(range(high + 1,
                                                                        ts.n_planes[n - 1]))))
         picks = sample_planes(candidates, n_planes, seed=seed, max_planes=max_planes)
-        flat, dark, baseline, quality = flatfield_from_planes(
+        flat, dark, baseline, quality, choice = flatfield_from_planes(
             ts, picks, darkfield=darkfield, sigma=sigma, statistic=statistic,
             normalize_planes=normalize_planes, memory_limit=memory_limit, binning=binning)
     finally:
         ts.close()
     meta = {"tiles_used": list(numbers), "z_levels": [int(v) for v in z_levels],
             "grid": list(grid) if grid is not None else None, "order": order,
-            "n_planes_used": len(picks), "seed": seed, "sigma": float(sigma),
-            "statistic": statistic, "normalize_planes": bool(normalize_planes),
-            "binning": max(1, int(sigma)) if binning is None else int(binning)}
+            "n_planes_used": len(picks), "seed": seed,
+            "normalize_planes": bool(normalize_planes), **_choice_meta(choice)}
     return Profiles(flatfield=flat, darkfield=dark, baseline=baseline, source="z-range",
                     quality=quality, meta=meta)

@@ -33,6 +33,12 @@ _ESTIMATE_PARAMS = (
                "flatfield, darkfield, baseline), or a folder name without .npz, which receives "
                "profiles.npz and settings.json and then also loads with BaSiCPy's "
                "BaSiC.load_model.", frontends=("cli", "fiji")),
+    Param("report", "output_file", default=None, cli="--report", label="Report file",
+          metavar="REPORT.json",
+          help="Also write the quality figures as JSON: in-sample and held-out residual "
+               "non-uniformity, the over-fitting verdict and the smoothing used (with the "
+               "held-out criterion of every candidate when it was chosen).",
+          frontends=("cli",)),
     Param("method", "choice", default="auto", choices=_METHODS, cli="--method", label="Method",
           help="Where the flat-field comes from. 'auto': a models folder -> 'measured'; "
                "z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. "
@@ -73,17 +79,23 @@ _ESTIMATE_PARAMS = (
           metavar="TIFF",
           help="A measured dark image (shutter closed, ADU, same size as the tiles), used "
                "instead of the camera offset."),
-    Param("sigma", "float", default=2.0, minval=0, maxval=200, cli="--sigma", unit="pixels",
+    Param("sigma", "float", default=None, minval=0, maxval=200, cli="--sigma", unit="pixels",
           label="Smoothing",
-          help="Gaussian smoothing of the empty-plane statistic (0: none).  Larger values "
-               "suppress residual specimen and noise; flat-fields are smooth.  The statistic is "
-               "taken over blocks of floor(SIGMA) pixels and interpolated back, which is "
-               "SIGMA^2 times faster and widens the smoothing by under 5 percent."),
-    Param("statistic", "choice", default="median", choices=("median", "mean"),
+          help="Gaussian smoothing of the empty-plane statistic (0: none).  Empty (default): "
+               "chosen from the data: the planes are split in two alternate halves and the "
+               "sigma (2, 4, 8, ... up to 1/8 of the image side) whose flat-field from one half "
+               "best flattens the other half is used (held-out validation).  The statistic is "
+               "taken over blocks of floor(SIGMA) pixels (2 when chosen) and interpolated "
+               "back, which is SIGMA^2 times faster and widens the smoothing by under 5 "
+               "percent."),
+    Param("statistic", "choice", default="auto", choices=("auto", "median", "mean"),
           cli="--statistic", label="Statistic",
           help="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object "
-               "in an empty plane) or 'mean' (the smoothed average of all images, as "
-               "CellProfiler's 'Regular' illumination function)."),
+               "in an empty plane, and to a sparse specimen in every tile), 'mean' (the "
+               "smoothed average of all images, as CellProfiler's 'Regular' illumination "
+               "function) or 'auto' (default): chosen with the smoothing by held-out "
+               "validation; 'median' when no empty tile is listed (every tile holds "
+               "specimen)."),
     Param("planes", "int", default=None, minval=1, cli="--planes", label="Planes to sample",
           metavar="N",
           help="Number of planes sampled (seeded, uniform without replacement).  Default: every "
@@ -144,8 +156,12 @@ ESTIMATE = Operation(
         3. Nothing of the above: BaSiCPy 2.0 is fitted on the tiles (slower; needs the
            'basicpy' extra).
 
-        Every scenario reports a quality number: the coefficient of variation of the smoothed
-        background and its corner/centre ratio, before and after correction (1.00 is flat).
+        Every scenario reports quality numbers: the coefficient of variation of the smoothed
+        background and its corner/centre ratio, before and after correction (1.00 is flat),
+        in-sample (on the images the flat-field was estimated from) and held-out (estimated on
+        one half of the images, measured on the other), with a warning when they disagree
+        (over-fitting).  Unless --sigma/--statistic are given, they are chosen by the same
+        held-out split.
         """,
     params=_ESTIMATE_PARAMS,
     references=_REFERENCES,
@@ -255,8 +271,8 @@ def estimate_kwargs(values: Dict) -> Dict:
         "models_folder": values.get("models_folder"),
         "channel": values.get("channel"),
         "darkfield": darkfield,
-        "sigma": values.get("sigma") if values.get("sigma") is not None else 2.0,
-        "statistic": values.get("statistic") or "median",
+        "sigma": values.get("sigma") if values.get("sigma") is not None else "auto",
+        "statistic": values.get("statistic") or "auto",
         "n_planes": values.get("planes"),
         "seed": values.get("seed") or 0,
         "basicpy_options": basic,

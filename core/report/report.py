@@ -422,6 +422,7 @@ def _section_flatfield(run, m, truth, out, qc, figs, notes):
         return False
     with np.load(ppath) as z:
         flat = np.asarray(z["flatfield"], np.float64)
+        stored = _profiles_meta(z)
     flat = flat.reshape((-1,) + flat.shape[-2:])[0]
     q = {"flatfield_min": _f(flat.min()), "flatfield_max": _f(flat.max()),
          "flatfield_corner_centre": _f(_corner_centre(flat))}
@@ -443,8 +444,42 @@ def _section_flatfield(run, m, truth, out, qc, figs, notes):
         notes.append("flatfield: no before/after image, only the profile is summarised")
     for k, v in (sec.get("quality") or {}).items():
         q.setdefault("engine_quality", {})[k] = v
+    _estimate_quality(stored, q, notes)
     qc["flatfield"] = q
     return True
+
+
+def _profiles_meta(z) -> dict:
+    """The ``camcorr_meta`` JSON stored in a profiles.npz (empty for BaSiCPy's own files)."""
+    if "camcorr_meta" not in z.files:
+        return {}
+    try:
+        return json.loads(str(z["camcorr_meta"]))
+    except (TypeError, ValueError):
+        return {}
+
+
+def _estimate_quality(stored: dict, q: dict, notes: list):
+    """In-sample and held-out figures of the estimate, side by side, and the over-fitting note."""
+    eq = stored.get("quality") or {}
+    if eq.get("cv_after") is None:
+        return
+    keys = ("cv_before", "cv_after", "corner_centre_before", "corner_centre_after")
+    q["estimate_in_sample"] = {k: _f(eq.get(k)) for k in keys}
+    ho = eq.get("held_out")
+    q["estimate_held_out"] = ({k: _f(ho.get(k)) for k in keys} if ho
+                              else "not measured: " + str(eq.get("split", "")))
+    q["estimate_split"] = eq.get("split")
+    q["estimate_overfit"] = bool(eq.get("overfit"))
+    meta = stored.get("meta") or {}
+    if meta.get("sigma") is not None:
+        q["estimate_smoothing"] = {"sigma": meta.get("sigma"), "statistic": meta.get("statistic"),
+                                   "chosen_by_held_out_validation":
+                                       bool(meta.get("smoothing_chosen"))}
+    if eq.get("overfit"):
+        notes.append("flatfield: " + str(eq.get("overfit_note")))
+    elif ho:
+        notes.append("flatfield: in-sample and held-out quality agree (no over-fitting).")
 
 
 def _corner_centre(image) -> float:

@@ -24,7 +24,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["SimulatedTiles", "make_flatfield", "make_darkfield", "simulate_tiles"]
+__all__ = ["SimulatedTiles", "make_flatfield", "make_darkfield", "simulate_tiles",
+           "SimulatedCells", "simulate_cells"]
 
 
 @dataclass
@@ -187,3 +188,96 @@ def simulate_tiles(rows: int = 3, cols: int = 4, shape=(128, 128), *, n_z: Optio
                           empty_tiles=tuple(empty), grid=(rows, cols), order=order,
                           z_levels=tuple(z_levels) if z_levels is not None else None,
                           background=bg)
+
+
+@dataclass
+class SimulatedCells:
+    """Images of a sparse cell specimen in every field, with known flat-field and cells.
+
+    Attributes
+    ----------
+    images : list of ndarray (Y, X)
+        `dtype`, ADU.
+    flatfield : ndarray (Y, X) float64
+        True flat-field, mean 1.
+    darkfield : ndarray (Y, X) float64
+        True darkfield, ADU.
+    cells : list of ndarray (n_i, 4)
+        Per image: centre y, centre x, radius (pixels) and brightness (photons above the
+        background, before the flat-field) of every cell.
+    coverage : float
+        Mean fraction of the field covered by cells.
+    """
+
+    images: List[np.ndarray]
+    flatfield: np.ndarray
+    darkfield: np.ndarray
+    cells: List[np.ndarray]
+    coverage: float
+
+
+def simulate_cells(n_images: int = 24, shape=(128, 128), *, coverage: float = 0.1,
+                   radius: Tuple[float, float] = (4.0, 9.0), brightness: Tuple[float, float] = (
+                       600.0, 3000.0), background: float = 300.0, offset: float = 100.0,
+                   dark_amplitude: float = 6.0, vignetting: float = 0.45,
+                   read_noise: float = 2.0, level_spread: float = 0.3, dtype=np.uint16,
+                   seed: int = 0) -> SimulatedCells:
+    """Fields of view that all hold a sparse specimen (cells), e.g. a plate of wells.
+
+    Forward model of image k, in ADU (gain 1 ADU per photoelectron)::
+
+        I_k = D + Poisson(F * s_k * (b + sum_cells c_i * disk_i)) + N(0, read_noise^2)
+
+    with ``F`` the flat-field (:func:`make_flatfield`), ``D`` the darkfield
+    (:func:`make_darkfield`), ``s_k`` a per-image level (log-uniform within +-`level_spread`,
+    as wells of different density or staining) and cells as soft-edged disks at uniformly
+    random positions until `coverage` of the field is covered.  No field is empty.
+
+    Parameters
+    ----------
+    n_images : int
+    shape : (int, int)
+    coverage : float
+        Target fraction of each field covered by cells (0 < coverage < 0.5).
+    radius, brightness : (float, float)
+        Uniform ranges of the cell radius (pixels) and brightness (photons above background).
+    background : float
+        Background photons per pixel.
+    offset, dark_amplitude, vignetting, read_noise
+        As in :func:`simulate_tiles`.
+    level_spread : float
+        Per-image level spread (natural-log units).
+    dtype : dtype
+    seed : int
+
+    Returns
+    -------
+    SimulatedCells
+    """
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    flat = make_flatfield(shape, vignetting=vignetting)
+    dark = make_darkfield(shape, offset=offset, amplitude=dark_amplitude, seed=seed)
+    y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
+    images, cells, covered = [], [], []
+    for _ in range(int(n_images)):
+        spec = np.zeros(shape)
+        rows = []
+        while (spec > 0.5 * brightness[0]).mean() < coverage:
+            cy, cx = rng.uniform(0, ny), rng.uniform(0, nx)
+            r = rng.uniform(*radius)
+            c = rng.uniform(*brightness)
+            d = np.sqrt((y - cy) ** 2 + (x - cx) ** 2)
+            spec += c / (1.0 + np.exp((d - r) / 0.7))
+            rows.append((cy, cx, r, c))
+        covered.append((spec > 0.5 * brightness[0]).mean())
+        level = float(np.exp(rng.uniform(-level_spread, level_spread)))
+        photons = flat * level * (background + spec)
+        img = dark + rng.poisson(photons) + rng.normal(0, read_noise, shape)
+        if info is not None:
+            img = np.clip(np.rint(img), info.min, info.max)
+        images.append(img.astype(dtype))
+        cells.append(np.asarray(rows, dtype=np.float64).reshape(-1, 4))
+    return SimulatedCells(images=images, flatfield=flat, darkfield=dark, cells=cells,
+                          coverage=float(np.mean(covered)))

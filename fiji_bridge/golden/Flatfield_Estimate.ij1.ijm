@@ -21,8 +21,8 @@ Dialog.addDirectory("models_folder", "");
 Dialog.addString("channel", "", 30);
 Dialog.addNumber("offset", 0, 6, 10, "Camera offset (ADU)");
 Dialog.addFile("darkfield_file", "");
-Dialog.addNumber("sigma", 2, 6, 10, "Smoothing (pixels)");
-Dialog.addChoice("statistic", newArray("median", "mean"), "median");
+Dialog.addString("sigma", "", 30);
+Dialog.addChoice("statistic", newArray("auto", "median", "mean"), "auto");
 Dialog.addString("planes", "", 30);
 Dialog.addNumber("seed", 0, 0, 10, "Random seed");
 Dialog.addCheckbox("get_darkfield", false);
@@ -45,7 +45,7 @@ models_folder = Dialog.getString();
 channel = Dialog.getString();
 offset = Dialog.getNumber();
 darkfield_file = Dialog.getString();
-sigma = Dialog.getNumber();
+sigma = Dialog.getString();
 statistic = Dialog.getChoice();
 planes = Dialog.getString();
 seed = Dialog.getNumber();
@@ -102,7 +102,7 @@ cc_v = "" + models_folder; if (cc_v != "" && cc_v != "null") { cc_arg("--models-
 cc_v = "" + channel; if (cc_v != "" && cc_v != "null") { cc_arg("--channel"); cc_arg(cc_v); }
 cc_v = cc_num(offset, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--offset"); cc_arg(cc_v); }
 cc_v = "" + darkfield_file; if (cc_v != "" && cc_v != "null") { cc_arg("--darkfield"); cc_arg(cc_v); }
-cc_v = cc_num(sigma, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--sigma"); cc_arg(cc_v); }
+cc_v = "" + sigma; if (cc_v != "" && cc_v != "null") { cc_arg("--sigma"); cc_arg(cc_v); }
 cc_v = "" + statistic; if (cc_v != "" && cc_v != "null") { cc_arg("--statistic"); cc_arg(cc_v); }
 cc_v = "" + planes; if (cc_v != "" && cc_v != "null") { cc_arg("--planes"); cc_arg(cc_v); }
 cc_v = cc_num(seed, 0); if (cc_v != "" && cc_v != "null") { cc_arg("--seed"); cc_arg(cc_v); }

@@ -13,8 +13,8 @@
 #@ String (label="Channel name", description="Channel sub-folder of the models folder, named exactly as the channel. Leave empty for the default (not set).", value="", persist=false) channel
 #@ Double (label="Camera offset (ADU)", description="Dark signal subtracted before estimating (the camera offset, e.g. 100 ADU for a Hamamatsu Flash4.0); stored as the darkfield.  Without it the offset is folded into the flat-field and the correction is too weak. Unit: ADU.", value=0, min=0, style="format:#.######", persist=false) offset
 #@ String (label="Darkfield image", description="A measured dark image (shutter closed, ADU, same size as the tiles), used instead of the camera offset. Leave empty for the default (not set).", value="", persist=false) darkfield_file
-#@ Double (label="Smoothing (pixels)", description="Gaussian smoothing of the empty-plane statistic (0: none).  Larger values suppress residual specimen and noise; flat-fields are smooth.  The statistic is taken over blocks of floor(SIGMA) pixels and interpolated back, which is SIGMA^2 times faster and widens the smoothing by under 5 percent. Unit: pixels.", value=2, min=0, max=200, style="format:#.######", persist=false) sigma
-#@ String (label="Statistic", description="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object in an empty plane) or 'mean' (the smoothed average of all images, as CellProfiler's 'Regular' illumination function).", choices={"median","mean"}, value="median", persist=false) statistic
+#@ String (label="Smoothing (pixels)", description="Gaussian smoothing of the empty-plane statistic (0: none).  Empty (default): chosen from the data: the planes are split in two alternate halves and the sigma (2, 4, 8, ... up to 1/8 of the image side) whose flat-field from one half best flattens the other half is used (held-out validation).  The statistic is taken over blocks of floor(SIGMA) pixels (2 when chosen) and interpolated back, which is SIGMA^2 times faster and widens the smoothing by under 5 percent. Unit: pixels. Leave empty for the default (not set).", value="", persist=false) sigma
+#@ String (label="Statistic", description="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object in an empty plane, and to a sparse specimen in every tile), 'mean' (the smoothed average of all images, as CellProfiler's 'Regular' illumination function) or 'auto' (default): chosen with the smoothing by held-out validation; 'median' when no empty tile is listed (every tile holds specimen).", choices={"auto","median","mean"}, value="auto", persist=false) statistic
 #@ String (label="Planes to sample", description="Number of planes sampled (seeded, uniform without replacement).  Default: every eligible plane, at most 200.  Asking for more than exist is an error. Leave empty for the default (not set).", value="", persist=false) planes
 #@ Integer (label="Random seed", description="Seed of the plane sampler: the same data and seed give the same flat-field.", value=0, min=0, style="spinner", persist=false) seed
 #@ Boolean (label="BaSiCPy: estimate darkfield", description="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns that it can be unstable).", value=false, persist=false) get_darkfield
@@ -80,7 +80,7 @@ cc_v = "" + models_folder; if (cc_v != "" && cc_v != "null") { cc_arg("--models-
 cc_v = "" + channel; if (cc_v != "" && cc_v != "null") { cc_arg("--channel"); cc_arg(cc_v); }
 cc_v = cc_num(offset, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--offset"); cc_arg(cc_v); }
 cc_v = "" + darkfield_file; if (cc_v != "" && cc_v != "null") { cc_arg("--darkfield"); cc_arg(cc_v); }
-cc_v = cc_num(sigma, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--sigma"); cc_arg(cc_v); }
+cc_v = "" + sigma; if (cc_v != "" && cc_v != "null") { cc_arg("--sigma"); cc_arg(cc_v); }
 cc_v = "" + statistic; if (cc_v != "" && cc_v != "null") { cc_arg("--statistic"); cc_arg(cc_v); }
 cc_v = "" + planes; if (cc_v != "" && cc_v != "null") { cc_arg("--planes"); cc_arg(cc_v); }
 cc_v = cc_num(seed, 0); if (cc_v != "" && cc_v != "null") { cc_arg("--seed"); cc_arg(cc_v); }
@@ -120,7 +120,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     if ("" + channel != "") cc_rec = cc_rec + " channel=" + cc_rec_text(channel);
     cc_rec = cc_rec + " offset=" + cc_rec_num(offset, 9);
     if ("" + darkfield_file != "") cc_rec = cc_rec + " darkfield_file=" + cc_rec_text(darkfield_file);
-    cc_rec = cc_rec + " sigma=" + cc_rec_num(sigma, 9);
+    if ("" + sigma != "") cc_rec = cc_rec + " sigma=" + cc_rec_text(sigma);
     if ("" + statistic != "") cc_rec = cc_rec + " statistic=" + cc_rec_text(statistic);
     if ("" + planes != "") cc_rec = cc_rec + " planes=" + cc_rec_text(planes);
     cc_rec = cc_rec + " seed=" + cc_rec_num(seed, 0);
