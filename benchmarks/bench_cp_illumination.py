@@ -23,9 +23,9 @@ Methods, side by side in one run:
 Figures (held-out half):
 
 * cell position dependence: each corrected image, ``(I - offset) / F``, is segmented on its own
-  (Otsu), each object's mean intensity is divided by the median object of its image, and a
-  quadratic surface of log intensity against position is fitted
-  (:func:`camcorr.flatfield.cell_position_dependence`): its CV and corner/centre ratio (1 and 0
+  (Otsu); the mean foreground intensity of every cell-sized patch is divided by the median patch
+  of its image, and a quadratic surface of log intensity against position is fitted
+  (:func:`camcorr.flatfield.cell_position_dependence`): its CV and corner/centre ratio (0 and 1
   are flat);
 * background non-uniformity: CV and corner/centre of the smoothed per-pixel median of the
   corrected half (:func:`camcorr.flatfield.flatfield_quality`).
@@ -224,8 +224,9 @@ def summary(results) -> dict:
 def print_table(s: dict, offset: float, n: int):
     print(f"CellProfiler example images: {n} images, two alternate halves, estimate on one, "
           f"evaluate on the other (both ways, averaged); offset {offset:g} ADU subtracted.")
-    print("Cell intensity vs position (quadratic fit of per-cell mean / image median, Otsu "
-          "objects): CV (0 = flat), corner/centre (1 = flat).  Background: smoothed median.")
+    print("Cell intensity vs position (quadratic fit of the Otsu foreground's mean per 16-px "
+          "patch / image median): CV (0 = flat), corner/centre (1 = flat).  Background: "
+          "smoothed median.")
     head = (f"{'method':<18} | {'held-out cells':^19} | {'in-sample cells':^19} | "
             f"{'held-out backgr.':^19} | {'in-sample backgr.':^19} | {'s/fit':>6}")
     print(head)
