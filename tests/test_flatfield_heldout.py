@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from camcorr.flatfield import (Profiles, cell_position_dependence, corner_centre_ratio,
+from camcorr.flatfield import (Profiles, cell_position_dependence,
                                estimate_flatfield, estimate_from_empty_tiles,
                                estimate_from_z_ranges, format_quality, save_profiles)
 from camcorr.flatfield.empty import bin2d, unbin2d

@@ -31,7 +31,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..errors import CamcorrError, check_range, describe
 from ._kernels import bin_subtract, median_over_planes
