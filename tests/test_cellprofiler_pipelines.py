@@ -338,8 +338,8 @@ def _check_flatfield_run(in_dir, out_dir, names, *, atol=1.0):
 
     tiles = [tifffile.imread(in_dir / n).astype(np.float32) for n in names]
     profiles = ff.estimate_flatfield(tiles, method="empty-tiles", empty_tiles=list(WSI_EMPTY),
-                                     grid=(7, 9), order="serpentine", darkfield=0.0, sigma=2.0,
-                                     statistic="median", n_planes=None, seed=0)
+                                     grid=(7, 9), order="serpentine", darkfield=0.0, sigma="auto",
+                                     statistic="auto", n_planes=None, seed=0)
     flat = _out(out_dir, "flatfield.tif*")
     np.testing.assert_allclose(flat, profiles.flatfield, atol=1e-5)
     rows = h.read_image_csv(out_dir)
