@@ -483,4 +483,3 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
         m = r["median"]
         assert m["equal"] and m["dtype"] == "uint16" and m["rts_fixed"] and m["changed"] >= 1, m
         assert m["cal"]["pixel_width"] == 0.25 and m["tmp_left"] == []
-
