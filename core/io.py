@@ -1052,19 +1052,23 @@ def atomic_output(path: PathLike, *, suffix: Optional[str] = None,
         remove_stale_temps(folder)
     while True:
         tmp = dest.parent / _temp_name(dest, suffix)
+        # registered before it exists: a signal at any moment finds it (or finds nothing yet)
+        _register(tmp)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
             break
         except FileExistsError:
+            _unregister(tmp)
             continue
-        except OSError as exc:
-            err = explain_write_error(exc, dest, argument=argument)
+        except BaseException as exc:
+            _unregister(tmp)
+            err = explain_write_error(exc, dest, argument=argument) \
+                if isinstance(exc, OSError) else None
             if err is None:
                 raise
             raise err from None
-    _register(tmp)
-    os.close(fd)
     try:
+        os.close(fd)
         yield tmp
         os.replace(tmp, dest)
     except BaseException as exc:
