@@ -167,7 +167,7 @@ def main(argv=None):
     scratch = Path(tempfile.mkdtemp(prefix="camcorr-bench-stream-", dir=args.dir))
     try:
         if args.stack:
-            src = args.stack
+            src = args.stack.resolve()
             with PlaneReader(src) as r:
                 res["shape"] = [r.n_planes, *r.plane_shape]
         else:
@@ -178,7 +178,7 @@ def main(argv=None):
         res["file_bytes"] = src.stat().st_size
         print(f"stack {src}: {res['file_bytes'] / 1e9:.2f} GB", flush=True)
         if args.params:
-            ppath = args.params
+            ppath = args.params.resolve()
         else:
             roi = (1, 1, res["shape"][2], res["shape"][1])
             t = lls.sensor_maps(roi, seed=1)

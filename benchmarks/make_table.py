@@ -70,6 +70,8 @@ def rows(r: dict):
                 peer_txt += f"; LLSpy correctTimepoint, same file: {_f(L['wall_s'], '%.0f')} s, " \
                             f"{_f(L['peak_rss_mib'], '%.0f')} MiB"
                 ratio += f"; {L['wall_s'] / st['wall_s']:.1f}x LLSpy"
+                if L.get("note"):
+                    peer_txt += " (LLSpy: " + L["note"].split(":")[0] + ")"
             elif peer:
                 peer_txt += "; LLSpy: " + (L or {}).get("error", "not run")[:80]
             out.append((f"{op} file to file, {shape} uint16 ({gb:.2f} GB), --memory "
