@@ -1,6 +1,8 @@
 """Fiji driven from Python with pyimagej, offline, from a local Fiji.app.
 
-The settings that make pyimagej 1.8 start without a network (see the project notes, §6):
+The settings that make pyimagej 1.8 start without a network (found by trying
+pyimagej 1.8 against the trimmed offline Fiji; see also the pyimagej documentation,
+pyimagej.readthedocs.io):
 ``scyjava.config.set_java_constraints(fetch="auto")`` (the default downloads a JRE; ``"never"``
 crashes pyimagej 1.8.0), ``scyjava.config.endpoints.clear()`` after ``import imagej`` (or imglyb
 asks Maven), and ``jpype.config.destroy_jvm = False`` with ``os._exit`` at the end of the process

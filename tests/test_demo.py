@@ -22,7 +22,7 @@ def _require_engine():
 
 
 def check_truth(qc, runner):
-    """The numbers the tiny demo must reach (tolerances of the engine issues)."""
+    """The numbers the tiny demo must reach (the tolerances the README states)."""
     t = qc["flash"]["truth"]
     assert t["A_median_rel_error"] < 0.05
     assert t["B_median_rel_error"] < 0.10

@@ -98,7 +98,7 @@ def test_basicpy_own_model_folder_is_a_models_folder(sim, tmp_path):
 
 
 def test_basicpy_2_rejects_the_seed_parameters():
-    """The facts our mapping exists for (NOTES.md section 4)."""
+    """The facts our mapping exists for (read from BaSiCPy 2.0.0's source)."""
     basicpy = require_module("basicpy")
     for kw in ({"autosegment": True}, {"autosegment_margin": 10}, {"max_workers": 2}):
         with pytest.raises(Exception):

@@ -96,3 +96,24 @@ def test_cli_help_and_bad_input_exit_codes(tmp_path):
             h = run(*op.command, "--help")
             assert h.returncode == 0, h.stderr
             assert op.summary.split()[0] in h.stdout
+    # bad input: exit status 2, one message naming the argument, what was expected and
+    # received, no traceback, nothing written
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
+    cases = [
+        (("median", str(stack), "--k", "abc"), "--k"),                        # not a number
+        (("median", str(stack), "--k", "0", "-o", str(tmp_path / "o.tif")),
+         "--k: value out of range"),                                           # engine's limits
+        (("median", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "o.tif")),
+         "missing.tif"),                                                       # no such file
+        (("median", str(stack), "-o", str(stack)), "--output"),               # would overwrite
+        (("frc", str(stack), str(stack), "--window", "kaiser"), "--window"),  # unknown choice
+        (("nosuchcommand",), "nosuchcommand"),
+    ]
+    for args, named in cases:
+        r = run(*args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert named in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "o.tif").exists()
+    assert tifffile.imread(stack).sum() == 0  # the input is untouched

@@ -71,7 +71,7 @@ def test_defect_free_data_flags_almost_nothing(rng, n_planes):
     stack = noise.clean_stack((n_planes, 256, 256), sigma=2.0, rng=rng)
     res = selective_median(stack)
     assert res.counts["percent"] < 0.1
-    # LLSpy's knee rule, kept for parity, flags percents of clean pixels (NOTES §2)
+    # LLSpy's knee rule, kept for parity, flags percents of clean pixels
     knee = find_bad_pixels(stack, rule="knee")
     assert knee.counts["percent"] > 1.0
 

@@ -1,6 +1,6 @@
 """Hamamatsu Flash4.0 synchronous-readout charge carryover: calibration and correction.
 
-Model (LLSpy camera corrections, seed 000): the frame after a bright frame carries
+Model (Lambert, LLSpy camera corrections documentation, llspy.readthedocs.io/en/latest/camera.html): the frame after a bright frame carries
 ``A * (1 - exp(-B * x))`` ADU of residual charge, x = previous raw frame minus offset, with
 per-pixel A (plateau, ADU) and B (rate, 1/ADU).  ``calibrate_folder`` fits A and B from
 bright/dark pairs; ``correct_interleaved`` / ``correct_frame`` subtract the predicted carryover.

@@ -1,6 +1,6 @@
 """Flash4.0 carryover calibration: streamed offset/noise maps and per-pixel curve fits.
 
-Input (seed 000, LLSpy's documentation): a folder of bright ``*_ch0_*`` / dark ``*_ch1_*`` stack
+Input (Lambert, LLSpy camera corrections documentation, llspy.readthedocs.io/en/latest/camera.html): a folder of bright ``*_ch0_*`` / dark ``*_ch1_*`` stack
 pairs at many laser powers (ch1 plane k is the frame right after ch0 plane k), files whose names
 contain ``dark`` (offset and read-noise frames) and a ``*Settings.txt`` (camera serial, ROI).
 

@@ -1,6 +1,6 @@
 """Flash4.0 carryover correction of interleaved channel stacks (numba kernel + numpy reference).
 
-Forward model (Lambert, LLSpy camera corrections, seed 000; NOTES section 1)::
+Forward model (Lambert, LLSpy camera corrections documentation, llspy.readthedocs.io/en/latest/camera.html)::
 
     raw_j = offset + signal_j + A * (1 - exp(-B * x_{j-1})) + noise,   x_{j-1} = raw_{j-1} - offset
 

@@ -1,6 +1,6 @@
 """Flat-field estimation (measured profiles, empty tiles, empty z-ranges, BaSiCPy) and application.
 
-Three scenarios (after the mesoSPIM Fractal flat-field task, seed 001):
+Three scenarios (after the flat-field correction task of the Fractal task package for mesoSPIM, whose profiles.npz follows BaSiCPy (Peng et al. 2017, doi:10.1038/ncomms14836)):
 
 1. a measured flat-field: :func:`load_profiles` reads ``<models_folder>/<channel>/profiles.npz``;
 2. empty data: :func:`estimate_from_empty_tiles` (whole empty tiles) or
@@ -51,7 +51,7 @@ def choose_method(method: str = "auto", *, models_folder=None, empty_tiles=None,
     """The scenario that `method` ('auto' or explicit) resolves to.
 
     'auto': a models folder -> 'measured'; z-levels -> 'z-range'; empty tiles -> 'empty-tiles';
-    nothing -> 'basicpy' (the seed task's rule).
+    nothing -> 'basicpy' (the rule of the Fractal mesoSPIM flat-field task).
     """
     if method not in METHODS:
         raise CamcorrError("unknown method", argument="method",
@@ -75,7 +75,8 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
                        sigma=AUTO, statistic: str = AUTO,
                        n_planes: Optional[int] = None, seed: int = 0,
                        basicpy_options: Optional[dict] = None) -> Profiles:
-    """Profiles for one channel, from whichever source is given (the three seed scenarios).
+    """Profiles for one channel, from whichever source is given (the three scenarios of the module
+    docstring).
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """BaSiCPy fallback: fit BaSiC when no empty tile, empty plane or measured profile exists.
 
 BaSiCPy 2.0.0 (PyTorch) is imported lazily, only here, so ``camcorr.flatfield`` imports without
-it.  The parameters of the seed task are mapped onto BaSiCPy 2.0, which rejects some of them
-(facts read from BaSiCPy 2.0.0's source; NOTES.md section 4):
+it.  The parameters of the Fractal mesoSPIM flat-field task are mapped onto BaSiCPy 2.0, which
+rejects some of them (facts read from BaSiCPy 2.0.0's source, github.com/peng-lab/BaSiCPy):
 
 * ``autosegment`` / ``autosegment_margin`` no longer exist: we build the equivalent
   foreground-excluding ``fitting_weight`` (Otsu threshold over all images, foreground dilated

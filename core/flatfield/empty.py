@@ -1,6 +1,6 @@
 """Flat-field from empty tiles or from the empty top/bottom planes of tiles.
 
-Model (after the mesoSPIM Fractal flat-field task, seed 001; facts in NOTES.md section 4): an
+Model (after the flat-field correction task of the Fractal task package for mesoSPIM, whose profiles.npz follows BaSiCPy (Peng et al. 2017, doi:10.1038/ncomms14836)): an
 empty plane is ``E(y, x) = D(y, x) + b * F(y, x) + noise``, with ``D`` the darkfield (ADU,
 given: camera offset or a dark image), ``b`` the background level of that plane and ``F`` the
 flat-field (mean 1).  We
@@ -16,13 +16,13 @@ flat-field (mean 1).  We
    half wins (:mod:`camcorr.flatfield.smoothing`); the same split gives the held-out quality
    figures reported beside the in-sample ones;
 5. baseline = 1st percentile of the corrected median image in ADU (one number: the background
-   left after correction, as in the seed task).
+   left after correction, as in the Fractal mesoSPIM flat-field task).
 
 Streaming: the planes are read lazily (memory map or TIFF page) and the median is computed in
 row blocks holding at most ``memory_limit`` bytes, so memory depends on the number of sampled
 planes (200 by default) and the block size, not on the number of planes in the data.
 
-The empty z-ranges follow the seed task's *text*: with ``z_levels = (low, high)`` the planes
+The empty z-ranges follow the Fractal task's documented *text*: with ``z_levels = (low, high)`` the planes
 ``z < low`` and ``z > high`` are sampled (its code takes ``[Z - high, Z)`` for the top range,
 which includes the sample; that bug is not reproduced).
 """

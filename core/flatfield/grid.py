@@ -28,7 +28,7 @@ acquisition orders:
         4 5 6
         7 8 9
 
-The tile order of the seed task (the mesoSPIM Fractal flat-field task) is the inverted N; its
+The tile order of the Fractal mesoSPIM flat-field task is the inverted N; its
 four corner tiles are ``1, R, (C-1)R+1, CR``.
 """
 from __future__ import annotations

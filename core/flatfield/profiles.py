@@ -3,8 +3,8 @@
 The file is BaSiCPy's own model file ``profiles.npz`` (``numpy.savez`` with the keys
 ``flatfield``, ``darkfield`` and ``baseline``), so a folder written by BaSiCPy's
 ``BaSiC.save_model`` is a valid models folder, and a folder written by :func:`save_profiles`
-loads back with ``BaSiC.load_model`` (facts from BaSiCPy 2.0.0, read from its source; see
-``../shared/references/NOTES.md`` section 4).
+loads back with ``BaSiC.load_model`` (facts from BaSiCPy 2.0.0, read from its source,
+github.com/peng-lab/BaSiCPy; checked by ``tests/test_flatfield_basicpy.py``).
 
 Conventions
 -----------

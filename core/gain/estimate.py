@@ -29,7 +29,8 @@ recovers the full amplitude (slope of estimate on truth 0.96-1.01, integrating a
 movies, 0-30 % specimen texture), which is why the default is one iteration.  ``sme_frame(...,
 combine='mean', debias=False)`` is the published operator.
 
-Differences from Xmipp's ``xmipp_movie_estimate_gain`` (measured by the project, NOTES section 3):
+Differences from Xmipp's ``xmipp_movie_estimate_gain`` (measured by the project; see
+``benchmarks/bench_gain.py``):
 the sigma chosen by total variation is really used (Xmipp has used sigma 0 since 2019, so its
 non-single-reference output is flat); the output is the gain in the orientation
 ``recorded = ideal x G`` (Xmipp writes the inverse); residual mode corrects *every* frame by the
@@ -440,10 +441,15 @@ class GainAccumulator:
 
     Examples
     --------
-    >>> acc = GainAccumulator()
-    >>> for frame in frames:            # doctest: +SKIP
-    ...     acc.add(frame)
-    >>> result = acc.result()           # doctest: +SKIP
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> gain = np.ones((32, 32)); gain[:, 10] = 1.1          # one column amplifier 10 % high
+    >>> acc = GainAccumulator(sigmas=(0.0, 1.0))
+    >>> for _ in range(20):
+    ...     _ = acc.add(rng.poisson(200.0, (32, 32)) * gain)
+    >>> result = acc.result()
+    >>> round(float(np.median(result.gain[:, 10] / result.gain[:, 9])), 1)
+    1.1
     """
 
     def __init__(self, shape=None, *, prior_gain=None, gain_ref=None, ref_orientation="divide",

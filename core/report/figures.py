@@ -52,7 +52,8 @@ def _limits(*images, lo=0.5, hi=99.9):
 
 def carryover_pixel_figure(path, x, y, *, pixel, A=None, B=None, A_true=None, B_true=None,
                            noise=None) -> Path:
-    """Calibration data of one pixel and its fit, as in seed 000 Fig. 5.
+    """Calibration data of one pixel and its fit, as LLSpy's camera-correction
+    documentation plots it (llspy.readthedocs.io/en/latest/camera.html).
 
     Parameters
     ----------
@@ -95,7 +96,8 @@ def carryover_pixel_figure(path, x, y, *, pixel, A=None, B=None, A_true=None, B_
 
 def projections_figure(path, before, after, *, title_before="raw (offset subtracted)",
                        title_after="corrected", label="", difference=True) -> Path:
-    """Maximum projections before and after correction, scaled identically (seed 000 Fig. 6).
+    """Maximum projections before and after correction, scaled identically (as in LLSpy's
+    camera-correction documentation, llspy.readthedocs.io/en/latest/camera.html).
 
     Parameters
     ----------

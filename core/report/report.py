@@ -97,7 +97,7 @@ def calibration_pairs(calib_dir) -> List[Tuple[Path, Path]]:
     """Bright (``_ch0_``) / dark (``_ch1_``) file pairs of a Flash4.0 calibration folder.
 
     Files whose names contain ``dark`` (offset frames) and parameter files are ignored, as
-    LLSpy does (seed 000).
+    LLSpy does (llspy.readthedocs.io/en/latest/camera.html).
     """
     d = Path(calib_dir)
     pairs = []
@@ -574,7 +574,7 @@ def _checks_table(checks) -> str:
 def truth_checks(qc: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Pass/fail of the QC numbers against the project's stated tolerances (where truth exists).
 
-    Targets are the acceptance criteria of the engine issues (flash: A 5 %, B 10 %, offset
+    Targets are the project's stated tolerances, as listed in the README (flash: A 5 %, B 10 %, offset
     0.2 ADU, noise 5 %, >= 95 % of the carryover removed; median: >= 99 % of the pixels with 5x
     the median noise found, < 0.1 % of clean pixels flagged; gain: amplitude within 0.8-1.25
     and R^2 >= 0.9 (see below); flat-field:

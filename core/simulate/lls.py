@@ -8,7 +8,8 @@ sensor column ``right - r`` and image column ``c`` sees sensor row ``top + c``. 
 convention of LLSpy's ``get_subroi``; here it is implemented independently (sensor indexing, no
 slicing), so tests of :func:`camcorr.flash.crop_params` against it are not tautological.
 
-Frames are generated in acquisition order with the forward model of the carryover (seed 000)::
+Frames are generated in acquisition order with the forward model of the carryover
+(Lambert, LLSpy camera corrections documentation, llspy.readthedocs.io/en/latest/camera.html)::
 
     charge_j = photo_j + A * (1 - exp(-B * charge_{j-1}))      (ADU, photo_j Poisson in electrons)
     raw_j    = round(offset + charge_j + noise * N(0, 1))      (uint16, clipped)
@@ -39,7 +40,8 @@ __all__ = ["CameraTruth", "camera_truth", "sensor_maps", "simulate_frames", "wri
 
 #: Flash4.0 v2 conversion factor, electrons per ADU (Hamamatsu data sheet value ~0.46).
 E_PER_ADU = 0.46
-#: Laser powers (%) of the simulated calibration: many low powers, bigger steps later (seed 000).
+#: Laser powers (%) of the simulated calibration: many low powers, bigger steps later (LLSpy's
+#: calibration protocol, llspy.readthedocs.io/en/latest/camera.html).
 DEFAULT_POWERS = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0)
 
 ROI = Tuple[int, int, int, int]
@@ -252,7 +254,8 @@ def write_calibration_folder(folder, *, roi: ROI = (1001, 1011, 1048, 1050), see
                              dark_planes: int = 40, serial: str = "100740",
                              outlier_fraction: float = 0.0, truth_kwargs: Optional[dict] = None,
                              ) -> CalibrationTruth:
-    """Write a carryover calibration folder as the LLS software would (seed 000 layout).
+    """Write a carryover calibration folder as the LLS software would (the layout of LLSpy's
+    calibration protocol, llspy.readthedocs.io/en/latest/camera.html).
 
     Parameters
     ----------
