@@ -19,8 +19,8 @@ from ..errors import CamcorrError
 __all__ = ["TileSet", "sample_planes", "DEFAULT_MAX_PLANES"]
 
 DEFAULT_MAX_PLANES = 200
-"""Planes sampled when the caller asks for none in particular (the Fractal mesoSPIM flat-field task samples
-200)."""
+"""Planes sampled when the caller asks for none in particular (the Fractal mesoSPIM flat-field
+task samples 200)."""
 
 
 class TileSet:
