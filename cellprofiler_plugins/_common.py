@@ -98,20 +98,30 @@ class CamcorrModule(Module):
     #: them (repeated groups) is kept as is by :meth:`upgrade_settings`.
     SETTING_HISTORY: Dict[int, List[str]] = {}
 
-    # ---- settings revisions -------------------------------------------------------------------
-    def keyed_settings(self) -> list:
-        """The settings named in SETTING_HISTORY, in file order (default: all settings)."""
-        return self.settings()
+    # ---- settings -----------------------------------------------------------------------------
+    def keyed_settings(self) -> List[Tuple[str, object]]:
+        """``(stable key, setting)`` of the fixed settings, in file order (subclasses).
+
+        The keys live here, not on the settings: CellProfiler's ``Setting.key()`` is a method
+        that validation and every image chooser call."""
+        raise NotImplementedError
+
+    def own(self, *names: str) -> List[Tuple[str, object]]:
+        """``(attribute name, setting)`` pairs for the module's own settings."""
+        return [(n, getattr(self, n)) for n in names]
+
+    def settings(self):
+        return [s for _, s in self.keyed_settings()]
 
     @classmethod
     def setting_keys(cls) -> List[str]:
         """Keys of the keyed settings of a fresh module (the current revision's layout)."""
-        return [s.key for s in cls().keyed_settings()]
+        return [k for k, _ in cls().keyed_settings()]
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         """Map values of an older revision onto the current keys (new keys get the defaults)."""
         if variable_revision_number < self.variable_revision_number:
-            defaults = {s.key: s.value_text for s in type(self)().keyed_settings()}
+            defaults = {k: s.value_text for k, s in type(self)().keyed_settings()}
             setting_values = upgrade_by_keys(
                 list(setting_values), self.SETTING_HISTORY[variable_revision_number],
                 self.SETTING_HISTORY[self.variable_revision_number], defaults)

@@ -21,15 +21,18 @@ image(s),      not settings: the plugin declares its own image subscribers and n
 outputs
 =============  ===============================================================================
 
-Settings round-trip through ``.cppipe`` files by position; every setting here carries a stable
-``key`` so :func:`upgrade_by_keys` can map the values of an older module revision onto the
-current settings (new settings take their defaults, removed ones are dropped).
+Settings round-trip through ``.cppipe`` files by position.  Every setting is a plain CellProfiler
+setting; its stable key (the parameter name, ``name:folder`` for the folder of a file) is kept
+beside it in :class:`ParamSettings` (never as an attribute of the setting: ``Setting.key()`` is a
+CellProfiler method), so :func:`upgrade_by_keys` can map the values of an older module revision
+onto the current settings (new settings take their defaults, removed ones are dropped).
+Which settings a dialog shows follows ``Param.shown_if`` of the operation definition.
 """
 from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from cellprofiler_core.preferences import DEFAULT_INPUT_FOLDER_NAME, NO_FOLDER_NAME
 from cellprofiler_core.setting import Binary, ValidationError
@@ -82,29 +85,31 @@ def setting_text(p: Param) -> str:
     return p.text().replace(":", " -")
 
 
-def make_settings(p: Param) -> List:
-    """The CellProfiler setting(s) for one parameter, each with ``.key`` and ``.param``."""
+def make_settings(p: Param) -> List[Tuple[str, object]]:
+    """The CellProfiler setting(s) for one parameter, as ``(stable key, setting)`` pairs.
+
+    The settings are plain CellProfiler settings; their stable keys (for :func:`upgrade_by_keys`)
+    live only in the returned pairs, never on the setting objects."""
     text, doc = setting_text(p), _doc(p)
     kind = p.kind
-    made: List = []
     if kind == "float" and p.default is not None:
-        made.append(Float(text, float(p.default), minval=p.minval, maxval=p.maxval, doc=doc))
+        setting = Float(text, float(p.default), minval=p.minval, maxval=p.maxval, doc=doc)
     elif kind == "int" and p.default is not None:
-        made.append(Integer(text, int(p.default),
-                            minval=None if p.minval is None else int(p.minval),
-                            maxval=None if p.maxval is None else int(p.maxval), doc=doc))
+        setting = Integer(text, int(p.default),
+                          minval=None if p.minval is None else int(p.minval),
+                          maxval=None if p.maxval is None else int(p.maxval), doc=doc)
     elif kind == "bool":
-        made.append(Binary(text, bool(p.default), doc=doc))
+        setting = Binary(text, bool(p.default), doc=doc)
     elif kind == "choice":
-        made.append(Choice(text, list(p.choices), value=p.default or p.choices[0], doc=doc))
+        setting = Choice(text, list(p.choices), value=p.default or p.choices[0], doc=doc)
     elif kind == "folder":
         if p.default is None and not p.required:  # optional: "None" = not given
-            made.append(Directory(text, allow_metadata=False, doc=doc,
-                                  dir_choices=[NO_FOLDER_NAME] + list(Directory.DIR_ALL)))
-            made[0].value = made[0].join_string(NO_FOLDER_NAME, "")
+            setting = Directory(text, allow_metadata=False, doc=doc,
+                                dir_choices=[NO_FOLDER_NAME] + list(Directory.DIR_ALL))
+            setting.value = setting.join_string(NO_FOLDER_NAME, "")
         else:
-            made.append(Directory(text, allow_metadata=False, doc=doc))
-            made[0].value = made[0].join_string(DEFAULT_INPUT_FOLDER_NAME, "")
+            setting = Directory(text, allow_metadata=False, doc=doc)
+            setting.value = setting.join_string(DEFAULT_INPUT_FOLDER_NAME, "")
     elif kind == "file":
         location = Directory(f"{text} - folder", allow_metadata=False,
                              doc=f"Folder that holds the file below. {doc}")
@@ -119,13 +124,10 @@ def make_settings(p: Param) -> List:
 
         name = Filename(text, "" if p.default is None else os.path.basename(str(p.default)),
                         doc=doc, get_directory_fn=get_dir, set_directory_fn=set_dir)
-        location.key, name.key = f"{p.name}:folder", p.name
-        location.param = name.param = p
-        return [location, name]
+        return [(f"{p.name}:folder", location), (p.name, name)]
     else:  # str, int_list, pairs, numbers without a default (blank = automatic)
-        made.append(Text(text, _default_text(p), doc=doc))
-    made[0].key, made[0].param = p.name, p
-    return made
+        setting = Text(text, _default_text(p), doc=doc)
+    return [(p.name, setting)]
 
 
 class ParamSettings:
@@ -141,10 +143,15 @@ class ParamSettings:
     def __init__(self, operation: Operation, skip: Sequence[str] = ()):
         self.operation = operation
         self.by_name: Dict[str, List] = {}
+        self.param: Dict[str, Param] = {}
+        self._keys: Dict[str, List[str]] = {}
         for p in operation.params_for("cellprofiler"):
             if p.kind in SKIPPED_KINDS or p.name in skip:
                 continue
-            self.by_name[p.name] = make_settings(p)
+            pairs = make_settings(p)
+            self.by_name[p.name] = [s for _, s in pairs]
+            self._keys[p.name] = [k for k, _ in pairs]
+            self.param[p.name] = p
 
     def __contains__(self, name):
         return name in self.by_name
@@ -154,6 +161,19 @@ class ParamSettings:
         names = list(self.by_name) if names is None else names
         return [s for n in names for s in self.by_name[n]]
 
+    def keyed(self, names: Optional[Sequence[str]] = None) -> List[Tuple[str, object]]:
+        """``(stable key, setting)`` pairs, in the order of :meth:`settings`."""
+        names = list(self.by_name) if names is None else names
+        return [(k, s) for n in names for k, s in zip(self._keys[n], self.by_name[n])]
+
+    def visible(self, names: Optional[Sequence[str]] = None) -> List:
+        """The settings to show: those whose parameter is shown for the current values of the
+        others (``Param.shown_if`` of the operation definition)."""
+        names = list(self.by_name) if names is None else names
+        current = {n: self.raw(n) for n in self.by_name if self.param[n].kind not in
+                   ("file", "folder")}
+        return self.settings([n for n in names if self.param[n].is_shown(current)])
+
     def main_setting(self, name: str):
         """The setting to tie an error about parameter `name` to (the file name for files)."""
         return self.by_name[name][-1]
@@ -161,7 +181,7 @@ class ParamSettings:
     def raw(self, name: str, measurements=None, image_set_number=None):
         """The value of one parameter as the operation expects it (before validation)."""
         settings = self.by_name[name]
-        p = settings[0].param
+        p = self.param[name]
         if p.kind == "file":
             fname = settings[1].value
             if fname in ("", "None", None):
@@ -185,7 +205,7 @@ class ParamSettings:
         raw = {n: self.raw(n, measurements, image_set_number) for n in self.by_name}
         out = {}
         for name, value in raw.items():
-            p = self.by_name[name][0].param
+            p = self.param[name]
             try:
                 out[name] = p.validate(value, argument=setting_text(p))
             except CamcorrError as exc:
@@ -197,12 +217,6 @@ class ParamSettings:
                                      fix="Check the folder and file name settings")),
                     self.main_setting(name))
         return out
-
-
-def keyed(setting, key: str):
-    """Give a plugin-specific setting a stable key (for :func:`upgrade_by_keys`)."""
-    setting.key = key
-    return setting
 
 
 def upgrade_by_keys(values: List[str], old_keys: Sequence[str], new_keys: Sequence[str],

@@ -20,7 +20,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed
+from _settings import ParamSettings
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("gain-estimate")
@@ -101,37 +101,45 @@ Group state holds the gain (numpy array) and the report (JSON). The module is an
 module: CellProfiler runs a group in one worker. 3D images are refused (frames are 2D).""")
 
     def create_settings(self):
-        self.image_name = keyed(ImageSubscriber(
+        self.image_name = (ImageSubscriber(
             "Select the movie frame", "None",
             doc="One raw 2D frame per cycle (camera counts); the frames of a group form the "
-                "movie."), "image_name")
-        self.gain_name = keyed(ImageName(
+                "movie."))
+        self.gain_name = (ImageName(
             "Name the gain image", "Gain",
             doc="Estimated gain, mean 1 (residual gain with a reference); save it with "
-                "SaveImages bit depth 'No conversion'."), "gain_name")
+                "SaveImages bit depth 'No conversion'."))
         ref = OPERATION.param("gain_ref")
-        self.use_gain_ref = keyed(Binary(
-            ref.label.replace(" (optional)", "") + ": use one?", False,
-            doc=ref.help), "use_gain_ref")
-        self.gain_ref_name = keyed(ImageSubscriber(
-            "Select the gain reference image", "None", doc=ref.help), "gain_ref_name")
+        self.use_gain_ref = (Binary(
+            "Use a gain reference?", False,
+            doc=ref.help))
+        self.gain_ref_name = (ImageSubscriber(
+            "Select the gain reference image", "None", doc=ref.help))
         self.params = ParamSettings(OPERATION)
-        self.normalized_name = keyed(ImageName(
+        self.normalized_name = (ImageName(
             "Name the normalised image", "GainNormalized",
-            doc="The frame divided by the estimated (total) gain."), "normalized_name")
+            doc="The frame divided by the estimated (total) gain."))
 
-    def settings(self):
-        return [self.image_name, self.gain_name, self.use_gain_ref, self.gain_ref_name] + \
-            self.params.settings() + [self.normalized_name]
+    def keyed_settings(self):
+        return self.own("image_name", "gain_name", "use_gain_ref", "gain_ref_name") + \
+            self.params.keyed() + self.own("normalized_name")
 
     def visible_settings(self):
         result = [self.image_name, self.gain_name, self.use_gain_ref]
-        if self.use_gain_ref.value:
-            result += [self.gain_ref_name] + self.params.settings(["ref_orientation"])
-        result += self.params.settings([n for n in self.params.by_name if n != "ref_orientation"])
+        if self.use_gain_ref.value:  # the reference is an image here, not a parameter value
+            result += [self.gain_ref_name] + self.params.visible(["ref_orientation"])
+        result += self.params.visible([n for n in self.params.by_name if n != "ref_orientation"])
         if self.params.raw("output_normalized"):
             result.append(self.normalized_name)
         return result
+
+    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        values = list(setting_values)
+        # pipelines saved before the label lost its colon ("Gain reference: use one?") store
+        # the value as " use one?:Yes" (.cppipe lines split at the first colon)
+        if len(values) > 2 and values[2].startswith(" use one?:"):
+            values[2] = values[2].split(":", 1)[1]
+        return super().upgrade_settings(values, variable_revision_number, module_name)
 
     def is_aggregation_module(self):
         return True

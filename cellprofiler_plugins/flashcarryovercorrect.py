@@ -22,7 +22,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed
+from _settings import ParamSettings
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("flash-correct")
@@ -95,7 +95,7 @@ one worker, in order.""")
     def create_settings(self):
         self.params = ParamSettings(OPERATION, skip=_SKIP)
         self.channels: List[SettingsGroup] = []
-        self.channel_count = keyed(HiddenCount(self.channels, "Channel count"), "channel_count")
+        self.channel_count = (HiddenCount(self.channels, "Channel count"))
         self.add_channel(can_remove=False)
         self.add_button = DoSomething("", "Add another channel", self.add_channel)
 
@@ -117,20 +117,20 @@ one worker, in order.""")
     # ---- settings ---------------------------------------------------------------------------
     def keyed_settings(self):
         """The fixed settings (SETTING_HISTORY keys); the channel groups follow them."""
-        return self.params.settings() + [self.channel_count]
+        return self.params.keyed() + self.own("channel_count")
 
     @property
     def time_series(self) -> bool:
         return bool(self.params.raw("time_series"))
 
     def settings(self):
-        result = self.keyed_settings()
+        result = [s for _, s in self.keyed_settings()]
         for g in self.channels:
             result += [g.input_name, g.output_name]
         return result
 
     def visible_settings(self):
-        result = self.params.settings()
+        result = self.params.visible()
         for g in self.channels:
             result += [g.input_name, g.output_name]
             if hasattr(g, "remover"):

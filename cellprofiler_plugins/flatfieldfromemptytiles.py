@@ -23,7 +23,7 @@ from camcorr.flatfield.operations import estimate_kwargs
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed, setting_text
+from _settings import ParamSettings, setting_text
 from _units import from_adu, image_scale, to_adu
 
 ESTIMATE = get_operation("flatfield-estimate")
@@ -35,8 +35,6 @@ GRID_SETTING = "The grid setting"
 GRID_METADATA = "Metadata"
 
 _APPLY_SKIP = ("models_folder", "channel", "profiles")
-_BASICPY = ("get_darkfield", "smoothness_flatfield", "smoothness_darkfield", "epsilon",
-            "working_size", "autosegment", "autosegment_margin", "max_workers", "fitting_mode")
 
 FEATURES = [("TileNumber", COLTYPE_INTEGER), ("TilesInGroup", COLTYPE_INTEGER),
             ("CVBefore", COLTYPE_FLOAT), ("CVAfter", COLTYPE_FLOAT),
@@ -115,36 +113,32 @@ figures (JSON). The module is an aggregation module: CellProfiler runs a group i
 All tiles of a group are held in memory while the flat-field is estimated.""")
 
     def create_settings(self):
-        self.image_name = keyed(ImageSubscriber(
-            "Select the input tile", "None", doc="One tile per cycle, in camera counts (ADU)."),
-            "image_name")
-        self.output_name = keyed(ImageName("Name the corrected image", "FlatfieldCorrected",
-                                           doc="Corrected tile."), "output_name")
-        self.flatfield_name = keyed(ImageName(
+        self.image_name = (ImageSubscriber(
+            "Select the input tile", "None", doc="One tile per cycle, in camera counts (ADU)."))
+        self.output_name = (ImageName("Name the corrected image", "FlatfieldCorrected",
+                                           doc="Corrected tile."))
+        self.flatfield_name = (ImageName(
             "Name the flat-field image", "Flatfield",
-            doc="The flat-field (mean 1), the same for every tile of the group."), "flatfield_name")
-        self.tile_source = keyed(Choice(
+            doc="The flat-field (mean 1), the same for every tile of the group."))
+        self.tile_source = (Choice(
             "Tile number from", [TILE_METADATA, TILE_ORDER], TILE_METADATA,
             doc=f"*{TILE_METADATA}*: a metadata key holding the 1-based tile number. "
-                f"*{TILE_ORDER}*: the position of the image within its group."), "tile_source")
-        self.tile_key = keyed(Text(
+                f"*{TILE_ORDER}*: the position of the image within its group."))
+        self.tile_key = (Text(
             "Metadata key of the tile number", "Tile",
             doc="Name of the metadata key (without the ``Metadata_`` prefix) extracted by the "
-                "Metadata module, e.g. Tile from a file name like BrainSection0007.tif."),
-            "tile_key")
-        self.grid_source = keyed(Choice(
+                "Metadata module, e.g. Tile from a file name like BrainSection0007.tif."))
+        self.grid_source = (Choice(
             "Grid from", [GRID_SETTING, GRID_METADATA], GRID_SETTING,
-            doc="Where the mosaic rows and columns come from."), "grid_source")
-        self.grid_keys = keyed(Text(
+            doc="Where the mosaic rows and columns come from."))
+        self.grid_keys = (Text(
             "Metadata keys of the grid rows, columns", "GridRows,GridColumns",
-            doc="Two metadata keys holding the number of rows and of columns."), "grid_keys")
+            doc="Two metadata keys holding the number of rows and of columns."))
         self.estimate = ParamSettings(ESTIMATE)
         self.apply = ParamSettings(APPLY, skip=_APPLY_SKIP)
 
-    def settings(self):
-        return [self.image_name, self.output_name, self.flatfield_name, self.tile_source,
-                self.tile_key, self.grid_source, self.grid_keys] + \
-            self.estimate.settings() + self.apply.settings()
+    def keyed_settings(self):
+        return self.own(*_OWN_KEYS) + self.estimate.keyed() + self.apply.keyed()
 
     def visible_settings(self):
         result = [self.image_name, self.output_name, self.flatfield_name, self.tile_source]
@@ -153,11 +147,9 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
         result.append(self.grid_source)
         if self.grid_source.value == GRID_METADATA:
             result.append(self.grid_keys)
-        method = self.estimate.raw("method")
         names = [n for n in self.estimate.by_name
-                 if (n not in _BASICPY or method in ("basicpy", "auto"))
-                 and not (n == "grid" and self.grid_source.value == GRID_METADATA)]
-        return result + self.estimate.settings(names) + self.apply.settings()
+                 if not (n == "grid" and self.grid_source.value == GRID_METADATA)]
+        return result + self.estimate.visible(names) + self.apply.visible()
 
     def volumetric(self):
         return True

@@ -20,7 +20,7 @@ from camcorr.errors import CamcorrError
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
-from _settings import ParamSettings, keyed
+from _settings import ParamSettings
 from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("median")
@@ -84,34 +84,27 @@ aggregation module, so CellProfiler runs a whole group in one worker. Memory doe
 the number of frames (the noise is accumulated frame by frame).""")
 
     def create_settings(self):
-        self.image_name = keyed(ImageSubscriber(
+        self.image_name = (ImageSubscriber(
             "Select the input image", "None",
-            doc="Raw image in camera counts: a volume (3D mode) or one frame (2D mode)."),
-            "image_name")
-        self.output_name = keyed(ImageName(
+            doc="Raw image in camera counts: a volume (3D mode) or one frame (2D mode)."))
+        self.output_name = (ImageName(
             "Name the output image", "MedianCorrected",
-            doc="Name of the image with the bad pixels replaced."), "output_name")
-        self.mode = keyed(Choice(
+            doc="Name of the image with the bad pixels replaced."))
+        self.mode = (Choice(
             "Stack to measure the noise on", [MODE_3D, MODE_2D], MODE_3D,
             doc=f"*{MODE_3D}*: each volume on its own. *{MODE_2D}*: the frames of the group "
-                "form the stack (mask found before the group's first cycle)."), "mode")
+                "form the stack (mask found before the group's first cycle)."))
         self.params = ParamSettings(OPERATION)
-        self.mask_name = keyed(ImageName(
+        self.mask_name = (ImageName(
             "Name the mask image", "BadPixels",
-            doc="Binary image, true where a pixel was replaced."), "mask_name")
+            doc="Binary image, true where a pixel was replaced."))
 
-    def settings(self):
-        return [self.image_name, self.output_name, self.mode] + self.params.settings() + \
-            [self.mask_name]
+    def keyed_settings(self):
+        return self.own("image_name", "output_name", "mode") + self.params.keyed() + \
+            self.own("mask_name")
 
     def visible_settings(self):
-        rule = self.params.raw("rule")
-        names = ["rule", "k" if rule == "mad" else None,
-                 "fpr" if rule == "chi2" else None, "variance_map" if rule == "chi2" else None,
-                 "map_factor" if rule == "chi2" else None, "mean_pass",
-                 "mean_k" if self.params.raw("mean_pass") else None, "save_mask"]
-        result = [self.image_name, self.output_name, self.mode]
-        result += self.params.settings([n for n in names if n])
+        result = [self.image_name, self.output_name, self.mode] + self.params.visible()
         if self.params.raw("save_mask"):
             result.append(self.mask_name)
         return result

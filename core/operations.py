@@ -67,6 +67,10 @@ class Param:
         Front ends that expose the parameter.
     metavar : str or None
         Placeholder in ``--help``.
+    shown_if : tuple of (str, tuple)
+        Dialog visibility: the parameter is shown (CellProfiler ``visible_settings``) only while
+        every named parameter of the same operation holds one of the listed values, e.g.
+        ``(("rule", ("mad",)),)``.  Every front end still accepts the value.
     """
 
     name: str
@@ -83,6 +87,7 @@ class Param:
     required: bool = False
     frontends: Tuple[str, ...] = FRONTENDS
     metavar: Optional[str] = None
+    shown_if: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -91,6 +96,11 @@ class Param:
         if self.kind == "choice" and self.default is not None and self.default not in self.choices:
             raise CamcorrError("default not among the choices", argument=self.name,
                                expected=", ".join(self.choices), received=repr(self.default))
+
+    def is_shown(self, values: Dict[str, Any]) -> bool:
+        """Whether a dialog shows the parameter, given the current ``{name: value}`` of the others
+        (see `shown_if`)."""
+        return all(values.get(name) in allowed for name, allowed in self.shown_if)
 
     @property
     def display_name(self) -> str:
@@ -228,6 +238,15 @@ class Operation:
     frontends: Tuple[str, ...] = FRONTENDS
     cellprofiler_module: Optional[str] = None
     epilog: str = ""
+
+    def __post_init__(self):
+        names = {p.name for p in self.params}
+        for p in self.params:
+            for other, allowed in p.shown_if:
+                if other not in names or not isinstance(allowed, tuple):
+                    raise CamcorrError("bad shown_if", argument=f"{self.name}: {p.name}.shown_if",
+                                       expected="(parameter name of this operation, tuple of "
+                                                "values) pairs", received=repr((other, allowed)))
 
     def param(self, name: str) -> Param:
         """The parameter called `name`."""

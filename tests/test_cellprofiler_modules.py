@@ -68,7 +68,7 @@ def test_setting_keys_are_pinned_to_the_revision(plugin):
     mod = cls()
     params = getattr(mod, "params", None) or getattr(mod, "estimate")
     for name, settings in params.by_name.items():
-        p = settings[0].param
+        p = params.param[name]
         assert settings[-1].text == p.text().replace(":", " -")
         assert p.help.split(".")[0].replace("*", "").strip()[:20] in \
             settings[-1].doc.replace("\\", "")

@@ -19,6 +19,9 @@ _REFERENCES = (
 )
 _METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")
 
+#: the BaSiCPy parameters are shown in dialogs only for these methods
+_IF_BASICPY = (("method", ("basicpy", "auto")),)
+
 _TILES = Param(
     "tiles", "images", required=True, label="Tiles", metavar="TILES",
     help="Tiles of one channel in acquisition order (numbered from 1 in this order): 2D (Y, X) "
@@ -102,36 +105,36 @@ _ESTIMATE_PARAMS = (
                "eligible plane, at most 200.  Asking for more than exist is an error."),
     Param("seed", "int", default=0, minval=0, cli="--seed", label="Random seed",
           help="Seed of the plane sampler: the same data and seed give the same flat-field."),
-    Param("get_darkfield", "bool", default=False, cli="--get-darkfield",
+    Param("get_darkfield", "bool", shown_if=_IF_BASICPY, default=False, cli="--get-darkfield",
           label="BaSiCPy: estimate darkfield",
           help="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns "
                "that it can be unstable)."),
-    Param("smoothness_flatfield", "float", default=None, minval=0, cli="--smoothness-flatfield",
+    Param("smoothness_flatfield", "float", shown_if=_IF_BASICPY, default=None, minval=0, cli="--smoothness-flatfield",
           label="BaSiCPy: flat-field smoothness",
           help="BaSiCPy method: weight of the flat-field term (larger: smoother).  Default: "
                "BaSiCPy's automatic value, stored in the output so the model reloads."),
-    Param("smoothness_darkfield", "float", default=None, minval=0, cli="--smoothness-darkfield",
+    Param("smoothness_darkfield", "float", shown_if=_IF_BASICPY, default=None, minval=0, cli="--smoothness-darkfield",
           label="BaSiCPy: darkfield smoothness",
           help="BaSiCPy method: weight of the darkfield term.  Default: 0.1 x the flat-field "
                "smoothness (BaSiCPy's rule)."),
-    Param("epsilon", "float", default=0.1, minval=1e-9, cli="--epsilon",
+    Param("epsilon", "float", shown_if=_IF_BASICPY, default=0.1, minval=1e-9, cli="--epsilon",
           label="BaSiCPy: epsilon",
           help="BaSiCPy method: weight regularisation term; larger can give smoother models."),
-    Param("working_size", "int_list", default=(128,), cli="--working-size",
+    Param("working_size", "int_list", shown_if=_IF_BASICPY, default=(128,), cli="--working-size",
           label="BaSiCPy: working size", metavar="N or H,W",
           help="BaSiCPy method: images are resized to this size for the fit (one number or "
                "H,W; 0 = no rescaling).  Smaller is faster and uses less memory."),
-    Param("autosegment", "bool", default=False, cli="--autosegment",
+    Param("autosegment", "bool", shown_if=_IF_BASICPY, default=False, cli="--autosegment",
           label="BaSiCPy: exclude foreground",
           help="BaSiCPy method: exclude the specimen from the fit (Otsu threshold over all "
                "images; BaSiCPy 1.x's autosegment, passed to BaSiCPy 2 as fitting weights)."),
-    Param("autosegment_margin", "int", default=10, minval=0, maxval=1000,
+    Param("autosegment_margin", "int", shown_if=_IF_BASICPY, default=10, minval=0, maxval=1000,
           cli="--autosegment-margin", unit="pixels", label="BaSiCPy: foreground margin",
           help="BaSiCPy method: the excluded foreground is dilated by this many pixels."),
-    Param("max_workers", "int", default=None, minval=1, cli="--max-workers",
+    Param("max_workers", "int", shown_if=_IF_BASICPY, default=None, minval=1, cli="--max-workers",
           label="BaSiCPy: threads",
           help="BaSiCPy method: CPU threads torch may use during the fit (default: torch's)."),
-    Param("fitting_mode", "choice", default="approximate", choices=("approximate", "ladmap"),
+    Param("fitting_mode", "choice", shown_if=_IF_BASICPY, default="approximate", choices=("approximate", "ladmap"),
           cli="--fitting-mode", label="BaSiCPy: fitting mode",
           help="BaSiCPy method: optimiser; 'approximate' is BaSiCPy 2.0's default and fast, "
                "'ladmap' the original BaSiC algorithm."),

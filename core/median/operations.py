@@ -67,7 +67,7 @@ MEDIAN = Operation(
                    "pixels even on clean data. 'chi2': test every pixel's noise against shot "
                    "plus read noise (with a variance map if given), for short stacks of "
                    "repeated frames of a static scene, not z-stacks through a specimen."),
-        Param("k", "float", default=5.0, minval=1.0, maxval=100.0, cli="--k",
+        Param("k", "float", shown_if=(("rule", ("mad",)),), default=5.0, minval=1.0, maxval=100.0, cli="--k",
               label="Threshold (robust sigmas)",
               help="Rule 'mad' only: flag a pixel whose noise ratio to its neighbours lies more "
                    "than this many robust standard deviations above the typical ratio. Lower "
@@ -79,21 +79,21 @@ MEDIAN = Operation(
                    "the mean projection by more than the threshold (aberrant gain or offset). "
                    "Use on dark frames, flat fields or sparse samples: sharp in-focus structure "
                    "(beads, under ~3 pixels) would be flagged too."),
-        Param("mean_k", "float", default=None, minval=1.0, maxval=100.0, cli="--mean-k",
+        Param("mean_k", "float", shown_if=(("mean_pass", (True,)),), default=None, minval=1.0, maxval=100.0, cli="--mean-k",
               label="Mean-pass threshold (robust sigmas)",
               help="Threshold of the mean pass in robust standard deviations; blank: the same "
                    "as the noise threshold."),
-        Param("fpr", "float", default=DEFAULT_FPR, minval=1e-9, maxval=0.5, cli="--fpr",
+        Param("fpr", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_FPR, minval=1e-9, maxval=0.5, cli="--fpr",
               label="False-positive rate (chi2)",
               help="Rule 'chi2' only: fraction of clean pixels flagged by chance (5 in 10000 "
                    "by default). Lower flags fewer clean pixels but finds fewer noisy ones "
                    "in short stacks."),
-        Param("variance_map", "file", default=None, cli="--variance-map", metavar="VAR.tif",
+        Param("variance_map", "file", shown_if=(("rule", ("chi2",)),), default=None, cli="--variance-map", metavar="VAR.tif",
               label="Read-noise variance map (chi2)",
               help="Rule 'chi2' only, optional: the camera's per-pixel read-noise variance in "
                    "ADU^2 (TIFF, .npy or MATLAB .mat), cropped to the region of the data. "
                    "Without it one read variance for all pixels is fitted from the data."),
-        Param("map_factor", "float", default=DEFAULT_MAP_FACTOR, minval=0.0, maxval=1000.0,
+        Param("map_factor", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_MAP_FACTOR, minval=0.0, maxval=1000.0,
               cli="--map-factor", label="Map noise factor (chi2)",
               help="Rule 'chi2' with a variance map: also replace pixels whose read-noise std "
                    "in the map is at least this many times the map's median std (0: off)."),
