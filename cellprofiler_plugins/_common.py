@@ -25,13 +25,13 @@ from cellprofiler_core.setting import ValidationError
 from camcorr.errors import CamcorrError
 
 from _compat import patch_saveimages_compression
-from _headless import apply_headless_preferences
 from _settings import rst_escape, upgrade_by_keys
 
 LOGGER = logging.getLogger("camcorr.cellprofiler")
 IMAGE = "Image"
+#: grouping measurements CellProfiler records for every image set (4.2 and 5.x)
+GROUP_NUMBER, GROUP_INDEX, GROUP_LENGTH = "Group_Number", "Group_Index", "Group_Length"
 
-apply_headless_preferences()
 patch_saveimages_compression()
 
 
@@ -236,6 +236,40 @@ class CamcorrModule(Module):
                                  col_labels=["Measurement", "Value"])
 
     # ---- aggregation helpers ------------------------------------------------------------------
+    #: what the module computes from a whole group, for the partial-group message
+    group_product = "its result"
+
+    def require_whole_group(self, workspace, image_numbers) -> None:
+        """Refuse a run that holds only part of a group (``-f/-l``, ``--first-image-set``).
+
+        CellProfiler hands ``prepare_group`` only the image sets of this run; a module that
+        aggregates over the group would silently compute from the subset (a different result
+        that looks plausible).  ``Group_Index`` and ``Group_Length`` are measured on the whole
+        image set list, so a subset shows as a first index above 1 or fewer image sets than the
+        group's length.  Without grouping measurements (a bare workspace) nothing is checked.
+        """
+        m = workspace.measurements
+        numbers = [int(n) for n in image_numbers]
+        if not numbers or not all(m.has_feature(IMAGE, f) for f in (GROUP_INDEX, GROUP_LENGTH)):
+            return
+        first = numbers[0]
+        index = int(m.get_measurement(IMAGE, GROUP_INDEX, first))
+        length = int(m.get_measurement(IMAGE, GROUP_LENGTH, first))
+        if index == 1 and len(numbers) == length:
+            return
+        group = m.get_measurement(IMAGE, GROUP_NUMBER, first) if m.has_feature(
+            IMAGE, GROUP_NUMBER) else "?"
+        raise CamcorrError(
+            f"{self.module_name} computes {self.group_product} from every image set of a group, "
+            "and this run holds only part of the group",
+            argument=f"{self.module_name} (group {group})",
+            expected=f"all {length} image sets of the group (Group_Index 1 to {length})",
+            received=f"{len(numbers)} image set(s) starting at Group_Index {index} (image set "
+                     f"{first})",
+            fix="Run whole groups: leave out -f/-l (--first-image-set/--last-image-set), or "
+                "choose groups with -g Metadata_KEY=VALUE (CreateBatchFiles with "
+                "--get-batch-commands writes one such command per group)")
+
     def iter_group_images(self, workspace, grouping, image_numbers, names: Sequence[str],
                           title: str = "") -> Iterator[Tuple[int, Dict[str, object]]]:
         """Yield ``(image_number, {name: Image})`` for every cycle of the group.

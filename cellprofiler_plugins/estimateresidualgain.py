@@ -61,6 +61,7 @@ class EstimateResidualGain(CamcorrModule):
     module_name = "EstimateResidualGain"
     variable_revision_number = 2
     SETTING_HISTORY = SETTING_HISTORY
+    group_product = "the gain"
     measurement_category = "ResidualGain"
 
     __doc__ = build_help(
@@ -175,6 +176,10 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
         d = self.get_dictionary()
         d.clear()
         name = self.image_name.value
+        try:
+            self.require_whole_group(workspace, image_numbers)
+        except CamcorrError as exc:
+            self.fail(exc)
         names = [name] + ([self.gain_ref_name.value] if self.use_gain_ref.value else [])
         ref = {}
 

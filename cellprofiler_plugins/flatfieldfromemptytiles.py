@@ -61,6 +61,7 @@ class FlatfieldFromEmptyTiles(CamcorrModule):
     module_name = "FlatfieldFromEmptyTiles"
     variable_revision_number = 1
     SETTING_HISTORY = SETTING_HISTORY
+    group_product = "the flat-field"
     measurement_category = "Flatfield"
 
     __doc__ = build_help(
@@ -219,6 +220,7 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
         m = workspace.measurements
         name = self.image_name.value
         try:
+            self.require_whole_group(workspace, image_numbers)
             values = self.estimate.values(m)
             tile_of = self._tile_numbers(m, image_numbers)
             values["grid"] = self._grid(m, image_numbers, values)

@@ -47,6 +47,7 @@ class SelectiveMedian(CamcorrModule):
     module_name = "SelectiveMedian"
     variable_revision_number = 3
     SETTING_HISTORY = SETTING_HISTORY
+    group_product = "the bad-pixel mask"
     measurement_category = "SelectiveMedian"
 
     __doc__ = build_help(
@@ -147,6 +148,10 @@ the number of frames (the noise is accumulated frame by frame).""")
         d.clear()
         if self.mode.value != MODE_2D:
             return True
+        try:
+            self.require_whole_group(workspace, image_numbers)
+        except CamcorrError as exc:
+            self.fail(exc)
         name = self.image_name.value
 
         def frames():

@@ -2,9 +2,11 @@
 
 Two ways to exercise a module:
 
-* :func:`run_headless` runs a real ``.cppipe`` exactly as a user would::
+* :func:`run_headless` runs a real ``.cppipe`` exactly as a user would (a copy of the plugins
+  folder outside the repository, an unrelated working folder, no camcorr environment variable)::
 
-      python -m cellprofiler -c -r -p PIPELINE -i IN -o OUT --plugins-directory cellprofiler_plugins
+      python -m cellprofiler -c -r -p PIPELINE -i IN -o OUT --plugins-directory cellprofiler_plugins \
+          --enable-readers imageio_reader
 
   in a subprocess (cwd = repository root) and returns the completed process; :func:`read_image_csv`
   reads the measurements ExportToSpreadsheet wrote, :func:`read_tif` the saved images.
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -51,15 +55,55 @@ def init_cellprofiler():
     _initialised["done"] = True
 
 
-def run_headless(pipeline: Path, in_dir: Path, out_dir: Path, *, timeout: float = 600,
-                 extra: Sequence[str] = ()) -> subprocess.CompletedProcess:
-    """Run CellProfiler headless on `pipeline` with the exact documented command line."""
-    cmd = [sys.executable, "-m", "cellprofiler", "-c", "-r", "-p", str(pipeline), "-i", str(in_dir),
-           "-o", str(out_dir), "--plugins-directory", "cellprofiler_plugins", *extra]
-    env = dict(os.environ)
+#: CellProfiler's own option that reads TIFF with ImageIO/tifffile instead of Bio-Formats (no
+#: Java, no Maven download): documented in the README for offline cluster runs
+READERS = ("--enable-readers", "imageio_reader")
+
+
+def cellprofiler_command(pipeline: Path, in_dir: Path, out_dir: Path, *,
+                         plugins: Path | str = "cellprofiler_plugins",
+                         extra: Sequence[str] = ()) -> List[str]:
+    """The documented headless command line."""
+    return [sys.executable, "-m", "cellprofiler", "-c", "-r", "-p", str(pipeline), "-i",
+            str(in_dir), "-o", str(out_dir), "--plugins-directory", str(plugins), *extra,
+            *READERS]
+
+
+_portable: Dict[str, Path] = {}
+
+
+def portable_plugins() -> Path:
+    """A copy of the plugins folder outside the repository (how users install plugins), made
+    once per test session, and an unrelated empty working folder for the runs."""
+    if "plugins" not in _portable:
+        base = Path(tempfile.mkdtemp(prefix="camcorr_cp_elsewhere_"))
+        shutil.copytree(PLUGINS, base / "my_plugins",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        (base / "cwd").mkdir()
+        _portable.update(plugins=base / "my_plugins", cwd=base / "cwd")
+    return _portable["plugins"]
+
+
+def user_environment() -> dict:
+    """The environment of a user's shell: no camcorr project variable of any kind."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMCORR_")}
     env.setdefault("MPLBACKEND", "Agg")
-    env.pop("CAMCORR_CELLPROFILER_PREFERENCES", None)  # use the file shipped in pipelines/
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def run_headless(pipeline: Path, in_dir: Path, out_dir: Path, *, timeout: float = 600,
+                 extra: Sequence[str] = (), plugins: Optional[Path] = None,
+                 cwd: Optional[Path] = None, env: Optional[dict] = None
+                 ) -> subprocess.CompletedProcess:
+    """Run CellProfiler headless on `pipeline` with the documented command line, the way a user
+    does: a copy of the plugins folder elsewhere, from an unrelated working folder, with no
+    camcorr environment variable (camcorr is imported from the Python environment)."""
+    plugins = portable_plugins() if plugins is None else plugins
+    cwd = _portable["cwd"] if cwd is None and "cwd" in _portable else (cwd or ROOT)
+    cmd = cellprofiler_command(Path(pipeline).resolve(), Path(in_dir).resolve(),
+                               Path(out_dir).resolve(), plugins=plugins, extra=extra)
+    env = user_environment() if env is None else env
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def explain(proc: subprocess.CompletedProcess) -> str:
@@ -171,6 +215,7 @@ class GroupRunner:
         for i in numbers:
             m.add_measurement("Image", GROUP_NUMBER, 1, image_set_number=i)
             m.add_measurement("Image", GROUP_INDEX, i, image_set_number=i)
+            m.add_measurement("Image", "Group_Length", len(numbers), image_set_number=i)
         ws = self.workspace()
         assert self.module.prepare_run(ws) is not False
         self.module.prepare_group(ws, {}, numbers)

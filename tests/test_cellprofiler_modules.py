@@ -505,19 +505,32 @@ def test_flatfield_tile_numbers_from_metadata_must_cover_the_group(mosaic):
         h.GroupRunner(m, {"tile": list(mosaic.tiles[:4])}).run()
 
 
-# ----------------------------------------------------------------------------- headless prefs
-def test_headless_preferences_disable_bioformats():
-    """Loading the plugins headless switched TIFF reading to ImageIO (no Java, no network)."""
-    import cellprofiler_core.preferences as cpprefs
-    from cellprofiler_core.constants.reader import AVAILABLE_READERS
+# ----------------------------------------------------------------------------- readers
+def test_loading_the_plugins_leaves_the_readers_alone():
+    """Reader preferences are the user's: Bio-Formats stays available for other pipelines (TIFF
+    without Bio-Formats is asked for on the command line: --enable-readers imageio_reader)."""
+    import subprocess
+    import sys
 
-    import _headless
-
-    assert cpprefs.get_headless()
-    assert _headless.apply_headless_preferences() == str(_headless.DEFAULT_FILE)
-    assert cpprefs.config_read_typed("Reader.Bio-Formats.enabled", bool) is False
-    assert cpprefs.config_read_typed("Reader.ImageIO.read_tif", bool) is True
-    assert "Bio-Formats" not in AVAILABLE_READERS
+    code = (
+        "import sys, cellprofiler_core.preferences as p; p.set_headless();"
+        "from cellprofiler_core.reader import fill_readers; fill_readers(check_config=True);"
+        "from cellprofiler_core.constants.reader import AVAILABLE_READERS as A;"
+        "before = sorted(A); sys.path.insert(0, sys.argv[1]);"
+        "p.set_plugin_directory(sys.argv[1], globally=False);"
+        "import cellprofiler_core.modules;"
+        "from cellprofiler_core.utilities.core.plugins import load_plugins;"
+        "load_plugins(modules_only=True);"
+        "from cellprofiler_core.utilities.core.modules import instantiate_module as i;"
+        "[i(n) for n in ('SelectiveMedian', 'FlashCarryoverCorrect', 'EstimateResidualGain',"
+        " 'FlatfieldFromEmptyTiles')];"
+        "print(before == sorted(A), 'Bio-Formats' in A,"
+        " p.config_read_typed('Reader.Bio-Formats.enabled', bool),"
+        " p.config_read_typed('Reader.ImageIO.read_tif', bool))")
+    out = subprocess.run([sys.executable, "-c", code, str(h.PLUGINS)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-4:] == ["True", "True", "None", "None"], out.stdout
 
 
 def test_saveimages_compression_patch_is_lossless(tmp_path):

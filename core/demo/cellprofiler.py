@@ -43,18 +43,14 @@ def _plugins_dir(pipelines: Path) -> Path:
     return Path(env) if env else pipelines.parent / "cellprofiler_plugins"
 
 
-def _preferences_file(pipelines: Path) -> Optional[Path]:
-    for name in ("cellprofiler_headless_preferences.json", "headless_preferences.json"):
-        if (pipelines / name).is_file():
-            return pipelines / name
-    hits = sorted(pipelines.glob("*pref*"))
-    return hits[0] if hits else None
-
-
 def cellprofiler_command(pipeline: Path, inp: Path, out: Path, plugins: Path) -> List[str]:
-    """The headless CellProfiler command line for one batch (this Python's CellProfiler)."""
+    """The headless CellProfiler command line for one batch (this Python's CellProfiler).
+
+    ``--enable-readers imageio_reader`` (CellProfiler's own option) reads the TIFFs with
+    ImageIO/tifffile instead of Bio-Formats, which would start Java and download its jars."""
     return [sys.executable, "-m", "cellprofiler", "-c", "-r", "-p", str(pipeline), "-i", str(inp),
-            "-o", str(out), "--plugins-directory", str(plugins)]
+            "-o", str(out), "--plugins-directory", str(plugins),
+            "--enable-readers", "imageio_reader"]
 
 
 
@@ -62,11 +58,11 @@ CHAIN_PIPELINE = "chain_flash_median_flatfield.cppipe"
 
 
 def check_cellprofiler() -> Dict[str, Path]:
-    """Locate the chained pipeline, the plugins, the preferences and CellProfiler itself.
+    """Locate the chained pipeline, the plugins and CellProfiler itself.
 
     Returns
     -------
-    dict with ``pipeline``, ``plugins``, ``preferences`` (may be None)
+    dict with ``pipeline`` and ``plugins``
 
     Raises
     ------
@@ -98,7 +94,7 @@ def check_cellprofiler() -> Dict[str, Path]:
                            received=sys.executable,
                            fix="Run 'make demo' (it installs CellProfiler into .venv), or use "
                                "--runner engine")
-    return {"pipeline": pipeline, "plugins": plugins, "preferences": _preferences_file(pipes)}
+    return {"pipeline": pipeline, "plugins": plugins}
 
 
 def adapt_pipeline(text: str, *, params_name: str, settings_name: str, z_levels=None) -> str:
@@ -128,7 +124,7 @@ def run_cellprofiler_chain(sim: Dict[str, Any], params_file: Path, out: Path,
     """The chained pipeline, headless with CellProfiler and the camcorr plugins.
 
     ``python -m cellprofiler -c -r -p chain.cppipe -i IN -o OUT --plugins-directory PLUGINS``
-    with the headless preferences (TIFF without Bio-Formats), on an input folder holding the
+    reading TIFF with ImageIO (no Bio-Formats, no Java), on an input folder holding the
     raw stacks, their Settings.txt and the parameter file.  The log is kept in
     ``OUT/cellprofiler/cellprofiler.log``.
     """
@@ -149,8 +145,6 @@ def run_cellprofiler_chain(sim: Dict[str, Any], params_file: Path, out: Path,
                                        settings_name=settings.name, z_levels=cfg["z_levels"]))
     cmd = cellprofiler_command(pipeline, inp, res, found["plugins"])
     env = dict(os.environ)
-    if found["preferences"] is not None:
-        env.setdefault("CAMCORR_CELLPROFILER_PREFERENCES", str(found["preferences"]))
     env.setdefault("OMP_NUM_THREADS", "2")
     log = cp / "cellprofiler.log"
     with open(log, "w") as fh:
