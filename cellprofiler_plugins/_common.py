@@ -25,7 +25,7 @@ from cellprofiler_core.setting import ValidationError
 from camcorr.errors import CamcorrError
 
 from _compat import patch_saveimages_compression
-from _settings import rst_escape, upgrade_by_keys
+from _settings import flags_to_settings, rst_escape, upgrade_by_keys
 
 LOGGER = logging.getLogger("camcorr.cellprofiler")
 IMAGE = "Image"
@@ -57,7 +57,8 @@ def build_help(operation, *, intro: str = "", supports: Tuple[str, str, str] = (
         Entries of the support table ("YES" / "NO").
     measurements : sequence of (feature, description)
     """
-    desc = rst_escape(textwrap.dedent(operation.description or "").strip())
+    desc = rst_escape(flags_to_settings(textwrap.dedent(operation.description or "").strip(),
+                                        operation))
     parts = [intro.strip() or operation.summary, "", desc, "",
              "|", "",
              "============ ============ ===============",

@@ -51,8 +51,20 @@ def rst_escape(text: str) -> str:
     return re.sub(r"(\w)_(?=[^\w]|$)", r"\1\\_", text)
 
 
-def _doc(p: Param) -> str:
-    parts = [rst_escape(p.help.strip() or p.text())]
+def flags_to_settings(text: str, operation: Optional[Operation]) -> str:
+    """Help written for the command line names flags (``--empty-tiles``); in CellProfiler the
+    same parameter is a setting, so name the setting ('Empty tiles') instead."""
+    if operation is None:
+        return text
+    for q in sorted(operation.params, key=lambda q: -len(q.cli or "")):
+        if q.cli and q.cli in text:
+            label = setting_text(q) if q.kind not in SKIPPED_KINDS else q.label or q.name
+            text = re.sub(re.escape(q.cli) + r"(?![\w-])", f"'{label}'", text)
+    return text
+
+
+def _doc(p: Param, operation: Optional[Operation] = None) -> str:
+    parts = [rst_escape(flags_to_settings(p.help.strip() or p.text(), operation))]
     if p.unit:
         parts.append(f"Unit: {p.unit}.")
     if p.minval is not None or p.maxval is not None:
@@ -61,8 +73,6 @@ def _doc(p: Param) -> str:
         parts.append(f"Allowed: [{lo}, {hi}].")
     if p.default is not None:
         parts.append(f"Default: {_default_text(p)}.")
-    flag = p.cli or p.name.upper()
-    parts.append(f"(camcorr parameter ``{p.name}``; command line ``{flag}``.)")
     return " ".join(parts)
 
 
@@ -85,12 +95,12 @@ def setting_text(p: Param) -> str:
     return p.text().replace(":", " -")
 
 
-def make_settings(p: Param) -> List[Tuple[str, object]]:
+def make_settings(p: Param, operation: Optional[Operation] = None) -> List[Tuple[str, object]]:
     """The CellProfiler setting(s) for one parameter, as ``(stable key, setting)`` pairs.
 
     The settings are plain CellProfiler settings; their stable keys (for :func:`upgrade_by_keys`)
     live only in the returned pairs, never on the setting objects."""
-    text, doc = setting_text(p), _doc(p)
+    text, doc = setting_text(p), _doc(p, operation)
     kind = p.kind
     if kind == "float" and p.default is not None:
         setting = Float(text, float(p.default), minval=p.minval, maxval=p.maxval, doc=doc)
@@ -148,7 +158,7 @@ class ParamSettings:
         for p in operation.params_for("cellprofiler"):
             if p.kind in SKIPPED_KINDS or p.name in skip:
                 continue
-            pairs = make_settings(p)
+            pairs = make_settings(p, operation)
             self.by_name[p.name] = [s for _, s in pairs]
             self._keys[p.name] = [k for k, _ in pairs]
             self.param[p.name] = p

@@ -25,7 +25,8 @@ from _units import from_adu, image_scale, to_adu
 
 OPERATION = get_operation("gain-estimate")
 
-FEATURES = [("Std", COLTYPE_FLOAT), ("P2_5", COLTYPE_FLOAT), ("P97_5", COLTYPE_FLOAT),
+FEATURES = [("Std", COLTYPE_FLOAT), ("LowPercentile", COLTYPE_FLOAT),
+            ("HighPercentile", COLTYPE_FLOAT),
             ("Max", COLTYPE_FLOAT), ("PercentileRatio", COLTYPE_FLOAT),
             ("MaxRatio", COLTYPE_FLOAT), ("FlagStd", COLTYPE_INTEGER),
             ("FlagPercentileRatio", COLTYPE_INTEGER), ("FlagMaxRatio", COLTYPE_INTEGER),
@@ -36,7 +37,7 @@ FEATURES = [("Std", COLTYPE_FLOAT), ("P2_5", COLTYPE_FLOAT), ("P97_5", COLTYPE_F
             ("ResidualStdHeldOut", COLTYPE_FLOAT), ("HeldOutDisagrees", COLTYPE_INTEGER)]
 
 #: report key of every feature
-_REPORT_KEYS = {"Std": "std", "P2_5": "p2_5", "P97_5": "p97_5", "Max": "max",
+_REPORT_KEYS = {"Std": "std", "LowPercentile": "p2_5", "HighPercentile": "p97_5", "Max": "max",
                 "PercentileRatio": "percentile_ratio", "MaxRatio": "max_ratio",
                 "FlagStd": "flag_std", "FlagPercentileRatio": "flag_percentile_ratio",
                 "FlagMaxRatio": "flag_max_ratio", "Flagged": "flagged",
@@ -83,7 +84,8 @@ three flags of a suspect calibration are recorded as image measurements of every
 A gain reference, if used, is an image of the same pipeline (e.g. loaded by NamesAndTypes as a
 single image, or computed upstream); it is read from the group's first cycle.""",
         measurements=[
-            ("Std, P2_5, P97_5, Max", "statistics of the mean-1 (residual) gain."),
+            ("Std, LowPercentile, HighPercentile, Max", "standard deviation, 2.5th and 97.5th "
+             "percentiles and maximum of the mean-1 (residual) gain."),
             ("PercentileRatio, MaxRatio", "p97.5/p2.5 and max/p97.5."),
             ("FlagStd, FlagPercentileRatio, FlagMaxRatio, Flagged", "1 when std > 0.04, "
              "p97.5/p2.5 > 1.15, max/p97.5 > 4.5, or any of them (Sorzano et al.)."),

@@ -43,7 +43,9 @@ FEATURES = [("TileNumber", COLTYPE_INTEGER), ("TilesInGroup", COLTYPE_INTEGER),
             ("CVBeforeHeldOut", COLTYPE_FLOAT), ("CVAfterHeldOut", COLTYPE_FLOAT),
             ("CornerCentreBeforeHeldOut", COLTYPE_FLOAT),
             ("CornerCentreAfterHeldOut", COLTYPE_FLOAT), ("OverFitting", COLTYPE_INTEGER),
-            ("Sigma", COLTYPE_FLOAT)]
+            ("Sigma", COLTYPE_FLOAT),
+            ("RescaleFactor", COLTYPE_FLOAT), ("ClippedToZero", COLTYPE_INTEGER),
+            ("ClippedToMaximum", COLTYPE_INTEGER)]
 
 _OWN_KEYS = ["image_name", "output_name", "flatfield_name", "tile_source", "tile_key",
              "grid_source", "grid_keys"]
@@ -54,12 +56,13 @@ _EST_KEYS = ["method", "grid", "order", "empty_tiles", "z_levels", "models_folde
 #: Setting keys of every revision, in file order.
 SETTING_HISTORY: Dict[int, List[str]] = {
     1: _OWN_KEYS + _EST_KEYS + ["baseline", "clip", "resample"],
+    2: _OWN_KEYS + _EST_KEYS + ["rescale", "baseline", "clip", "resample"],
 }
 
 
 class FlatfieldFromEmptyTiles(CamcorrModule):
     module_name = "FlatfieldFromEmptyTiles"
-    variable_revision_number = 1
+    variable_revision_number = 2
     SETTING_HISTORY = SETTING_HISTORY
     group_product = "the flat-field"
     measurement_category = "Flatfield"
@@ -69,7 +72,7 @@ class FlatfieldFromEmptyTiles(CamcorrModule):
         intro="""\
 **FlatfieldFromEmptyTiles** estimates the illumination profile (flat-field) of a tiled
 acquisition from its empty tiles or empty planes (or reads a measured one, or fits BaSiCPy) and
-corrects every tile: (I - darkfield) / flatfield - baseline.""",
+corrects every tile: (I - darkfield) / flatfield.""",
         supports=("YES", "YES", "NO"),
         details=f"""\
 One **group** is one tiled acquisition of one channel (Groups module, e.g. by a channel
@@ -86,10 +89,24 @@ empty ones, are corrected in the same run.
    all tiles of a sparse specimen), *z-range* (planes below/above the specimen of 3D tiles),
    *basicpy* (needs the basicpy extra). *auto* picks one from what is filled in.
 
-Outputs: the corrected tile (clipped to the input's range, e.g. 0..65535 ADU for 16-bit data,
-as the command line's default output type), and the flat-field (mean 1; save it with SaveImages
-bit depth "No conversion": "32-bit floating point" refuses values above 1). The flat-field is
-the same for every cycle of the group.""",
+Outputs: the corrected tile and the flat-field it was divided by. *Rescale the flat-field*
+works like CorrectIlluminationCalculate's "Rescale the illumination function?": *ceiling*
+(default) divides the flat-field by its minimum, so dividing by it never brightens a pixel and
+no corrected pixel exceeds the input's range (the tiles come out darker by that factor, see
+the RescaleFactor measurement); *mean* keeps a mean-1 flat-field and the tiles' average level,
+but bright pixels where the flat-field is below 1 can exceed the range (16-bit: 65535) and are
+clipped; *none* uses the flat-field as estimated or measured. The *Baseline* is not subtracted
+unless chosen ("auto"/"subtract"); then pixels below it are clipped at 0 when *Clip negative
+values* is on. Every clipped pixel is counted (ClippedToZero, ClippedToMaximum). Save the
+flat-field with SaveImages bit depth "No conversion" (its values are not limited to 0..1).
+
+See also
+^^^^^^^^
+
+CellProfiler's **CorrectIlluminationCalculate** and **CorrectIlluminationApply** (the same
+correction from the images of a run: "Regular" illumination function over all images,
+rescaled, applied by "Divide"); this module adds empty-tile, empty-plane, measured and BaSiCPy
+flat-fields and a darkfield (camera offset).""",
         measurements=[
             ("TileNumber", "tile number of the image (1-based)."),
             ("TilesInGroup", "tiles in the group."),
@@ -98,7 +115,12 @@ the same for every cycle of the group.""",
             ("CornerCentreBefore / CornerCentreAfter", "corner/centre ratio of the background "
                                                        "(1.00 is flat)."),
             ("Improvement", "CVBefore / CVAfter."),
-            ("Baseline", "baseline subtracted, ADU."),
+            ("Baseline", "baseline actually subtracted, ADU (0 unless the Baseline setting asks "
+                         "for it)."),
+            ("RescaleFactor", "what the flat-field was divided by (its minimum for 'ceiling', "
+                              "its mean for 'mean', 1 for 'none')."),
+            ("ClippedToZero / ClippedToMaximum", "pixels of this tile clipped at 0 and at the "
+                                                 "top of the input's range."),
             ("CVBeforeHeldOut / CVAfterHeldOut, CornerCentreBeforeHeldOut / "
              "CornerCentreAfterHeldOut", "the same figures held-out: the flat-field estimated "
                                          "on one half of the tiles' planes, measured on the "
@@ -151,6 +173,14 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
         names = [n for n in self.estimate.by_name
                  if not (n == "grid" and self.grid_source.value == GRID_METADATA)]
         return result + self.estimate.visible(names) + self.apply.visible()
+
+    def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        old = variable_revision_number
+        values, revision = super().upgrade_settings(setting_values, variable_revision_number,
+                                                    module_name)
+        if old == 1:  # revision 1 divided by the flat-field as estimated: keep what it did
+            values[SETTING_HISTORY[2].index("rescale")] = "none"
+        return values, revision
 
     def volumetric(self):
         return True
@@ -273,24 +303,25 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
             data = to_adu(image, f"image '{name}'")
             number = int(workspace.measurements.image_set_number)
             tile = d["tile_of"].get(str(number), 0)
+            counts: dict = {}
             corrected = ff.apply_flatfield(
                 data, profiles, baseline=values["baseline"], index=tile - 1 if tile else None,
                 clip=values["clip"], dtype=np.float32, resample=values["resample"],
+                rescale=values["rescale"], counts=counts,
                 argument=f"FlatfieldFromEmptyTiles image '{name}' (tile {tile})")
         except CamcorrError as exc:
             self.fail(exc)
-        # CellProfiler images live in [0, 1] x scale (SaveImages refuses more): bright pixels
-        # divided by a flat-field below 1 are clipped at the input's maximum, as the command
-        # line's default output type does.
+        # CellProfiler images live in [0, 1] x scale (SaveImages refuses more): pixels above the
+        # input's maximum are clipped there and counted (none with Rescale 'ceiling').
+        above = int(np.count_nonzero(corrected > scale))
         corrected = np.minimum(corrected, scale)
         workspace.image_set.add(self.output_name.value, Image(
             from_adu(corrected, scale), parent_image=image, scale=scale,
             dimensions=image.dimensions, convert=False))
-        flat = d["flatfield"]
+        flat = (d["flatfield"] / np.float32(counts["rescale_factor"])).astype(np.float32)
         workspace.image_set.add(self.flatfield_name.value, Image(
-            flat.astype(np.float32), dimensions=3 if flat.ndim == 3 else 2, convert=False))
+            flat, dimensions=3 if flat.ndim == 3 else 2, convert=False))
         q = d.get("quality") or {}
-        base = d["baseline"]
         self.add_measurements(workspace, self.output_name.value, {
             "TileNumber": tile,
             "TilesInGroup": d["n_tiles"],
@@ -299,7 +330,10 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
             "CornerCentreBefore": q.get("corner_centre_before"),
             "CornerCentreAfter": q.get("corner_centre_after"),
             "Improvement": q.get("improvement"),
-            "Baseline": float(base) if np.isscalar(base) else float(base[tile - 1]),
+            "Baseline": float(counts["baseline"]),
+            "RescaleFactor": float(counts["rescale_factor"]),
+            "ClippedToZero": int(counts["clipped_low"]),
+            "ClippedToMaximum": int(counts["clipped_high"]) + above,
             "CVBeforeHeldOut": q.get("ho_cv_before"),
             "CVAfterHeldOut": q.get("ho_cv_after"),
             "CornerCentreBeforeHeldOut": q.get("ho_corner_centre_before"),

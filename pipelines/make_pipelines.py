@@ -148,9 +148,13 @@ def flatfield_pipeline():
             "for 3D tiles with empty planes, or a models folder for a measured flat-field.",
             "Before the first tile the module reads every tile of the group, estimates the "
             "flat-field, then corrects every tile; quality numbers (CVBefore/CVAfter, "
-            "corner/centre) go to Image.csv. Offset 0: set the camera offset for raw data."],
-        6: ["The flat-field is saved once, at the last cycle, unconverted (float32, mean 1; "
-            "32-bit floating point would refuse values above 1)."],
+            "corner/centre) go to Image.csv. Offset 0: set the camera offset for raw data.",
+            "Rescale 'ceiling' (like CorrectIlluminationCalculate's rescaling): the flat-field is "
+            "divided by its minimum, so no corrected pixel exceeds 65535; Baseline 'none': no "
+            "pixel becomes 0. Clipped pixels are counted (ClippedToZero, ClippedToMaximum)."],
+        6: ["The flat-field actually divided by is saved once, at the last cycle, unconverted "
+            "(float32, minimum 1 with Rescale 'ceiling'; 32-bit floating point would refuse "
+            "values above 1)."],
     }
     return mods, notes
 
@@ -193,7 +197,8 @@ def chain_pipeline():
             "Offset 0: the carryover step already removed it. Computed before the first cycle "
             "(reading every stack through steps 1-2), then applied to every stack."],
         9: ["4. Corrected volumes as 16-bit TIFF (ADU, offset removed): *_corrected.tiff."],
-        11: ["Flat-fields saved once (float32, mean 1) as ch0_flatfield.tiff / ch1_flatfield.tiff."],
+        11: ["Flat-fields saved once (float32, minimum 1: Rescale 'ceiling') as "
+             "ch0_flatfield.tiff / ch1_flatfield.tiff."],
     }
     return mods, notes
 

@@ -433,13 +433,23 @@ def test_flatfield_empty_tiles_matches_engine_and_truth(mosaic):
     values = m.estimate.values()
     profiles = ff.estimate_flatfield([t.astype(np.float32) for t in mosaic.tiles],
                                      **estimate_kwargs(values))
+    low = float(profiles.flatfield.min())
     for i, r in enumerate(res):
-        np.testing.assert_allclose(r["Flatfield"].pixel_data, profiles.flatfield, atol=1e-6)
-        ref = ff.apply_flatfield(mosaic.tiles[i].astype(np.float32), profiles, dtype=np.float32)
+        # Rescale 'ceiling' (default): the flat-field divided by is the estimate / its minimum
+        np.testing.assert_allclose(r["Flatfield"].pixel_data, profiles.flatfield / low,
+                                   rtol=1e-6)
+        ref = ff.apply_flatfield(mosaic.tiles[i].astype(np.float32), profiles, dtype=np.float32,
+                                 rescale="ceiling")
         np.testing.assert_allclose(r["FlatfieldCorrected"].pixel_data * 65535.0,
                                    np.minimum(ref, 65535), atol=0.01)
         meas = r["measurements"]
         assert meas["Flatfield_TileNumber_FlatfieldCorrected"] == i + 1
+        assert meas["Flatfield_RescaleFactor_FlatfieldCorrected"] == pytest.approx(low)
+        assert meas["Flatfield_Baseline_FlatfieldCorrected"] == 0.0  # not asked for
+        assert meas["Flatfield_ClippedToMaximum_FlatfieldCorrected"] == 0
+        # only pixels at or below the offset (the darkfield) can reach 0
+        assert meas["Flatfield_ClippedToZero_FlatfieldCorrected"] == \
+            np.count_nonzero(mosaic.tiles[i] < 100)
         assert meas["Flatfield_CVAfter_FlatfieldCorrected"] == \
             pytest.approx(profiles.quality["cv_after"])
         # held-out figures beside the in-sample ones, and the smoothing the data chose
@@ -450,8 +460,9 @@ def test_flatfield_empty_tiles_matches_engine_and_truth(mosaic):
         assert meas["Flatfield_OverFitting_FlatfieldCorrected"] == int(profiles.quality["overfit"])
         assert meas["Flatfield_Sigma_FlatfieldCorrected"] == profiles.meta["sigma"]
         assert profiles.meta["smoothing_chosen"]
-    # truth: the known flat-field is recovered to a few percent
-    err = np.abs(res[0]["Flatfield"].pixel_data / mosaic.flatfield - 1)
+    # truth: the known flat-field is recovered to a few percent (up to the rescaling)
+    got = res[0]["Flatfield"].pixel_data
+    err = np.abs((got / got.mean()) / (mosaic.flatfield / mosaic.flatfield.mean()) - 1)
     assert np.percentile(err, 99) < 0.08  # 4 empty tiles of 40x44 pixels, read + shot noise
     assert res[0]["measurements"]["Flatfield_CVAfter_FlatfieldCorrected"] < \
         res[0]["measurements"]["Flatfield_CVBefore_FlatfieldCorrected"]
@@ -469,7 +480,8 @@ def test_flatfield_z_range_on_3d_tiles():
     profiles = ff.estimate_flatfield([t.astype(np.float32) for t in sim.tiles],
                                      **estimate_kwargs(m.estimate.values()))
     assert res[0]["FlatfieldCorrected"].volumetric
-    ref = ff.apply_flatfield(sim.tiles[1].astype(np.float32), profiles, dtype=np.float32)
+    ref = ff.apply_flatfield(sim.tiles[1].astype(np.float32), profiles, dtype=np.float32,
+                             rescale="ceiling")
     np.testing.assert_allclose(res[1]["FlatfieldCorrected"].pixel_data * 65535.0,
                                np.minimum(ref, 65535), atol=0.01)
     # truth (the engine's accuracy is tested in its own suite): the shape is recovered
@@ -485,6 +497,7 @@ def test_flatfield_measured_models_folder(tmp_path, mosaic):
     m = _ff_module(method="auto", channel="GFP")
     loc = m.estimate.by_name["models_folder"][0]
     loc.value = loc.join_string("Elsewhere...", str(folder))
+    m.apply.by_name["rescale"][0].value = "none"  # the measured flat-field as it is
     res = h.GroupRunner(m, {"tile": list(mosaic.tiles[:3])}).run(keep=["FlatfieldCorrected"])
     exact = (mosaic.tiles[2].astype(np.float64) - mosaic.darkfield) / mosaic.flatfield
     got = res[2]["FlatfieldCorrected"].pixel_data * 65535.0

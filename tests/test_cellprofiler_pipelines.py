@@ -340,19 +340,43 @@ def _check_flatfield_run(in_dir, out_dir, names, *, atol=1.0):
     profiles = ff.estimate_flatfield(tiles, method="empty-tiles", empty_tiles=list(WSI_EMPTY),
                                      grid=(7, 9), order="serpentine", darkfield=0.0, sigma="auto",
                                      statistic="auto", n_planes=None, seed=0)
-    flat = _out(out_dir, "flatfield.tif*")
-    np.testing.assert_allclose(flat, profiles.flatfield, atol=1e-5)
+    low = float(profiles.flatfield.min())
+    flat = _out(out_dir, "flatfield.tif*")  # what was divided by: Rescale 'ceiling'
+    np.testing.assert_allclose(flat, profiles.flatfield / low, rtol=1e-5)
+    assert flat.min() == pytest.approx(1.0)
     rows = h.read_image_csv(out_dir)
     assert len(rows) == 63
     for i in (0, 5, 30, 62):
-        ref = np.minimum(ff.apply_flatfield(tiles[i], profiles, dtype=np.float32), 65535)
+        ref = np.minimum(ff.apply_flatfield(tiles[i], profiles, dtype=np.float32,
+                                            rescale="ceiling"), 65535)
         got = _out(out_dir, Path(names[i]).stem + "_flatfield.tif*").astype(np.float64)
         assert np.abs(got - ref).max() <= atol
         row = _row(rows, "FileName_tile", names[i])
         assert int(float(row["Flatfield_TileNumber_FlatfieldCorrected"])) == i + 1
         assert float(row["Flatfield_CVAfter_FlatfieldCorrected"]) == \
             pytest.approx(profiles.quality["cv_after"], rel=1e-6)
+        assert float(row["Flatfield_RescaleFactor_FlatfieldCorrected"]) == pytest.approx(low)
+        assert float(row["Flatfield_Baseline_FlatfieldCorrected"]) == 0.0
     return flat, rows
+
+
+def _check_no_data_lost(in_dir, out_dir, names, offset=0.0):
+    """No pixel above the offset became 0; no more saturated pixels than the raw data had; the
+    clipped-pixel measurements say so."""
+    rows = h.read_image_csv(out_dir)
+    zeros = sat_raw = sat_out = 0
+    for name in names:
+        raw = tifffile.imread(in_dir / name)
+        got = _out(out_dir, Path(name).stem + "_flatfield.tif*")
+        zeros += int(np.count_nonzero((got == 0) & (raw > offset)))
+        sat_raw += int(np.count_nonzero(raw == 65535))
+        sat_out += int(np.count_nonzero(got == 65535))
+        row = _row(rows, "FileName_tile", name)
+        assert int(float(row["Flatfield_ClippedToZero_FlatfieldCorrected"])) == 0
+        assert int(float(row["Flatfield_ClippedToMaximum_FlatfieldCorrected"])) == 0
+    assert zeros == 0
+    assert sat_out <= sat_raw
+    return zeros, sat_raw, sat_out
 
 
 def test_flatfield_pipeline_real_wsi_brain(tmp_path, shared_data):
@@ -362,6 +386,8 @@ def test_flatfield_pipeline_real_wsi_brain(tmp_path, shared_data):
     out_dir = tmp_path / "out"
     _ok(h.run_headless(PIPELINES / "flatfield_empty_tiles.cppipe", src, out_dir))
     flat, rows = _check_flatfield_run(src, out_dir, names)
+    zeros, sat_raw, sat_out = _check_no_data_lost(src, out_dir, names)
+    assert sat_raw == 14  # the raw mosaic's saturated pixels (65535), still at most 14 after
     row = rows[0]
     assert float(row["Flatfield_CVAfter_FlatfieldCorrected"]) < \
         float(row["Flatfield_CVBefore_FlatfieldCorrected"])
@@ -390,7 +416,8 @@ def test_flatfield_pipeline_simulated_mosaic(tmp_path, rng):
     flat, rows = _check_flatfield_run(in_dir, out_dir, names)
     # truth: 19 empty tiles x 400 photons -> the flat-field within ~2 % of the truth inside;
     # the 2-pixel Gaussian with reflected borders bends the curved edges of these small tiles
-    err = np.abs(flat / truth - 1)
+    flat = flat / flat.mean()  # the saved one has minimum 1 (Rescale 'ceiling')
+    err = np.abs(flat / (truth / truth.mean()) - 1)
     assert np.percentile(err[4:-4, 4:-4], 99) < 0.03 and np.median(err) < 0.015
     corrected = _out(out_dir, "sim_tile0001_flatfield.tif*").astype(np.float64)
     raw = tifffile.imread(in_dir / "sim_tile0001.tif").astype(np.float64)
@@ -433,10 +460,11 @@ def test_chain_pipeline_matches_engine_chain(tmp_path):
     assert len(rows) == 3
     for c in range(2):
         profiles = ff.estimate_flatfield(stage[c], method="empty-tiles", darkfield=0.0)
-        np.testing.assert_allclose(_out(out_dir, f"ch{c}_flatfield.tif*"), profiles.flatfield,
-                                   atol=1e-5)
+        np.testing.assert_allclose(_out(out_dir, f"ch{c}_flatfield.tif*"),
+                                   profiles.flatfield / profiles.flatfield.min(), rtol=1e-5)
         for t in range(3):
-            ref = np.minimum(ff.apply_flatfield(stage[c][t], profiles, dtype=np.float32), 65535)
+            ref = np.minimum(ff.apply_flatfield(stage[c][t], profiles, dtype=np.float32,
+                                                rescale="ceiling"), 65535)
             got = _out(out_dir, acq.files[t][c].stem + "_corrected.tif*")
             assert got.dtype == np.uint16 and got.shape == (6, 32, 32)
             assert np.abs(got.astype(np.float64) - ref).max() <= 1.0

@@ -178,3 +178,28 @@ def test_settings_are_plain_cellprofiler_settings(name):
         fresh = type(s).__dict__.keys() | Setting.__dict__.keys()
         extra = set(vars(s)) - fresh
         assert not {"param", "key"} & extra, (name, s.text, extra)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_conventions_feature_names_and_help(name):
+    """Features are Category_Feature_Image with no stray underscore; help names settings, not
+    command-line flags; the flat-field module points to CellProfiler's own illumination pair."""
+    import re
+
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    module = instantiate_module(name)
+    assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", module.measurement_category)
+    for feature, _ in module.measurement_features():
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", feature), feature
+    for column in module.get_measurement_columns(Pipeline()):
+        category, feature, image = column[1].split("_", 2)
+        assert (category, image) == (module.measurement_category, image) and image
+    texts = [module.__doc__] + [getattr(s, "doc", "") or "" for s in module.settings()]
+    for text in texts:
+        assert not re.search(r"(?<![\w-])--[a-z]", text), re.findall(r"--[a-z-]+", text)
+    assert "System Message" not in module.get_help()
+    if name == "FlatfieldFromEmptyTiles":
+        assert "See also" in module.__doc__
+        assert "CorrectIlluminationCalculate" in module.__doc__
+        assert "CorrectIlluminationApply" in module.__doc__

@@ -330,14 +330,15 @@ def test_apply_inverts_the_forward_model():
 def test_apply_baseline_and_clipping():
     prof = Profiles(flatfield=np.ones((4, 4)), darkfield=np.zeros((4, 4)), baseline=50.0)
     img = np.array([[10, 60, 65535, 70]] * 4, np.uint16)
-    out = apply_flatfield(img, prof)
+    assert apply_flatfield(img, prof).tolist() == img.tolist()  # default: no baseline
+    out = apply_flatfield(img, prof, baseline="auto")
     assert out.tolist()[0] == [0, 10, 65485, 20]  # floored at 0, not wrapped
     assert apply_flatfield(img, prof, baseline="none").tolist() == img.tolist()
-    f = apply_flatfield(img.astype(np.float32), prof, clip=False)
+    f = apply_flatfield(img.astype(np.float32), prof, clip=False, baseline="auto")
     assert f[0, 0] == -40
     # per-image baseline: ignored by 'auto', used with 'subtract' and an index
     prof2 = Profiles(flatfield=np.ones((4, 4)), baseline=[5.0, 7.0])
-    assert apply_flatfield(img, prof2)[0, 1] == 60
+    assert apply_flatfield(img, prof2, baseline="auto")[0, 1] == 60
     assert apply_flatfield(img, prof2, baseline="subtract", index=1)[0, 1] == 53
     with pytest.raises(CamcorrError, match="index"):
         apply_flatfield(img, prof2, baseline="subtract")

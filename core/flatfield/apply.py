@@ -1,4 +1,11 @@
-"""Apply a flat-field model: ``(I - darkfield) / flatfield - baseline``, clipped, dtype kept."""
+"""Apply a flat-field model: ``(I - darkfield) / flatfield - baseline``, clipped, dtype kept.
+
+The flat-field may first be rescaled (:func:`rescale_flatfield`), as CellProfiler's
+CorrectIlluminationCalculate offers: divided by its minimum, so that dividing by it never makes
+a pixel brighter and nothing is pushed past the ceiling of the input's type ('ceiling'), or
+to mean 1 ('mean'), or used as it is ('none').  Pixels clipped at 0 or at the ceiling of an
+integer output are counted, never clipped silently.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -10,9 +17,38 @@ from ..errors import CamcorrError, describe
 from ..io import cast_to_dtype, resolve_dtype
 from .profiles import Profiles, check_profiles
 
-__all__ = ["apply_flatfield", "resample_profiles", "BASELINE_MODES"]
+__all__ = ["apply_flatfield", "resample_profiles", "rescale_flatfield", "BASELINE_MODES",
+           "RESCALE_MODES"]
 
 BASELINE_MODES = ("auto", "subtract", "none")
+RESCALE_MODES = ("ceiling", "mean", "none")
+
+
+def rescale_flatfield(flatfield, mode: str, *, argument: str = "rescale"):
+    """The flat-field divided by its minimum (``'ceiling'``), by its mean (``'mean'``) or as it is
+    (``'none'``); returns ``(rescaled float64 array, factor divided by)``.
+
+    With ``'ceiling'`` every value is >= 1, so ``(I - darkfield) / flatfield <= I - darkfield``:
+    no corrected pixel exceeds the input's range (CellProfiler's CorrectIlluminationCalculate
+    "Rescale the illumination function? Yes" gives the same guarantee for its Divide option).
+
+    Raises
+    ------
+    CamcorrError
+        Unknown mode, or a flat-field whose minimum is not positive.
+    """
+    if mode not in RESCALE_MODES:
+        raise CamcorrError("unknown rescale mode", argument=argument,
+                           expected="one of " + ", ".join(RESCALE_MODES), received=repr(mode))
+    flat = np.asarray(flatfield, dtype=np.float64)
+    if mode == "none":
+        return flat, 1.0
+    factor = float(np.min(flat)) if mode == "ceiling" else float(np.mean(flat))
+    if not np.isfinite(factor) or factor <= 0:
+        raise CamcorrError("flat-field cannot be rescaled", argument=argument,
+                           expected="a flat-field with positive values",
+                           received=f"{'minimum' if mode == 'ceiling' else 'mean'} {factor!r}")
+    return flat / factor, factor
 
 
 def resample_profiles(profiles: Profiles, shape) -> Profiles:
@@ -41,9 +77,10 @@ def resample_profiles(profiles: Profiles, shape) -> Profiles:
                     meta={**profiles.meta, "resampled_from": list(profiles.flatfield.shape)})
 
 
-def apply_flatfield(image, profiles: Profiles, *, baseline: str = "auto",
+def apply_flatfield(image, profiles: Profiles, *, baseline: str = "none",
                     index: Optional[int] = None, clip: bool = True, dtype=None,
-                    resample: bool = False, argument: str = "image") -> np.ndarray:
+                    resample: bool = False, rescale: str = "none",
+                    counts: Optional[dict] = None, argument: str = "image") -> np.ndarray:
     """Correct one tile with a flat-field model.
 
     Parameters
@@ -52,11 +89,12 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "auto",
         Raw tile, ADU.  A 2D flat-field is applied to every plane.
     profiles : Profiles
         Flat-field (mean 1), darkfield (ADU) and baseline (ADU).
-    baseline : {'auto', 'subtract', 'none'}
-        ``'auto'``: subtract a scalar baseline, ignore a per-image one (BaSiCPy's per-image
-        baseline is a time-lapse intensity level, not a background); ``'subtract'``: subtract
-        the scalar baseline, or the per-image value number `index`; ``'none'``: do not
-        subtract.
+    baseline : {'none', 'auto', 'subtract'}
+        ``'none'`` (default): do not subtract (the data keep their level; nothing is clipped
+        at 0 that was above the darkfield); ``'auto'``: subtract a scalar baseline, ignore a
+        per-image one (BaSiCPy's per-image baseline is a time-lapse intensity level, not a
+        background); ``'subtract'``: subtract the scalar baseline, or the per-image value
+        number `index`.
     index : int, optional
         0-based position of this image in the fitted series (for a per-image baseline).
     clip : bool
@@ -67,6 +105,12 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "auto",
     resample : bool
         If the tile's (Y, X) differs from the profiles', resample the profiles to it (bilinear).
         Off by default: a size mismatch is usually the wrong profile.
+    rescale : {'none', 'ceiling', 'mean'}
+        Rescale the flat-field first (:func:`rescale_flatfield`); 'none' divides by it as given.
+    counts : dict, optional
+        If given, filled with ``clipped_low`` (pixels set to 0), ``clipped_high`` (pixels set
+        to the maximum of an integer output type), ``rescale_factor`` (what the flat-field was
+        divided by) and ``baseline`` (ADU actually subtracted).
     argument : str
         Name used in error messages.
 
@@ -112,6 +156,7 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "auto",
                                    "consistently")
         rp = resample_profiles(profiles, img.shape[-2:])
         flat, dark = rp.flatfield, rp.darkfield
+    flat, factor = rescale_flatfield(flat, rescale)
     out = (img.astype(np.float32) - dark) / flat
     base = 0.0
     if baseline != "none":
@@ -130,7 +175,13 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "auto",
             base = float(profiles.baseline)
     if base:
         out -= np.float32(base)
+    low = 0
     if clip:
+        low = int(np.count_nonzero(out < 0))
         np.maximum(out, 0, out=out)
-    target = resolve_dtype(img.dtype, dtype)
-    return cast_to_dtype(out, target)
+    result, n_low, n_high = cast_to_dtype(out, resolve_dtype(img.dtype, dtype),
+                                          return_counts=True)
+    if counts is not None:
+        counts.update(clipped_low=low + int(n_low), clipped_high=int(n_high),
+                      rescale_factor=factor, baseline=base)
+    return result

@@ -1,8 +1,9 @@
 """Command-line runners of ``camcorr flatfield estimate`` and ``camcorr flatfield apply``."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .operations import estimate_kwargs
@@ -41,17 +42,21 @@ def run_estimate(values: Dict) -> int:
 
 
 def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baseline: str,
-                clip: bool, dtype, resample: bool):
+                clip: bool, dtype, resample: bool, rescale: str = "none",
+                counts: Optional[Dict] = None):
     """Flat-field correct one tile file to file in blocks of planes (see camcorr.streaming).
 
-    Bit-identical to ``apply_flatfield`` on the whole tile: the profiles are resampled once (if
-    asked) and a 3D flat-field is cut to the block's planes.
+    Bit-identical to ``apply_flatfield`` on the whole tile: the profiles are resampled and
+    rescaled once (if asked; the rescaling uses the whole flat-field) and a 3D flat-field is cut
+    to the block's planes.  `counts` receives the clipped pixels of all blocks and the factor
+    the flat-field was divided by.
     """
     import numpy as np
 
     from ..errors import CamcorrError
     from ..io import resolve_dtype
     from . import apply_flatfield, resample_profiles
+    from .apply import rescale_flatfield
     from .profiles import Profiles, check_profiles
 
     check_profiles(profiles)
@@ -72,13 +77,16 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
         prof = profiles
         if resample and tuple(shape[-2:]) != tuple(flat.shape[-2:]):
             prof = resample_profiles(profiles, shape[-2:])  # once, not per block
+        rescaled, factor = rescale_flatfield(prof.flatfield, rescale)  # whole flat-field
+        prof = Profiles(flatfield=rescaled, darkfield=prof.darkfield, baseline=prof.baseline,
+                        source=prof.source)
         target = resolve_dtype(reader.dtype, dtype)
         px = int(np.prod(reader.plane_shape))
         # input, float32 result and the float32 temporaries of clipping and casting, output
         block = planes_per_block(memory, px, reader.dtype.itemsize + 4 * 4 + target.itemsize,
                                  fixed_bytes=4 * 4 * px, n_planes=reader.n_planes)
 
-        def _apply(z0, z1):
+        def _apply(z0, z1, tally=None):
             data = reader.read(z0, z1)
             p = prof
             if prof.flatfield.ndim == 3:
@@ -86,18 +94,28 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
                              baseline=prof.baseline, source=prof.source)
             img = data if len(shape) == 3 else data[0]
             return apply_flatfield(img, p, baseline=baseline, index=index, clip=clip,
-                                   dtype=dtype, resample=resample, argument=argument)
+                                   dtype=dtype, resample=resample, argument=argument,
+                                   counts=tally)
 
         _apply(0, 1)  # any error (size, baseline index) before the output exists
 
+        total = {"clipped_low": 0, "clipped_high": 0}
+
         def _corrected():
             for z0, z1 in blocks(reader.n_planes, block):
-                res = _apply(z0, z1)
+                tally: Dict = {}
+                res = _apply(z0, z1, tally)
+                total["clipped_low"] += tally["clipped_low"]
+                total["clipped_high"] += tally["clipped_high"]
                 yield res
                 del res  # one block in memory at a time
 
         write_planes(out, shape, target, _corrected(), inputs=inputs, argument="--output",
                      **info.write_kwargs())
+    if counts is not None:
+        counts.update(total, rescale_factor=factor)
+
+
 RESULT_COLUMNS = (("CVBefore", None, "cv_before"), ("CVAfter", None, "cv_after"),
                   ("CornerCentreBefore", None, "corner_centre_before"),
                   ("CornerCentreAfter", None, "corner_centre_after"),
@@ -176,8 +194,13 @@ def run_apply(values: Dict) -> int:
     dtype = None if values.get("dtype") in (None, "keep") else values["dtype"]
     memory = parse_memory(values.get("memory"))
     for i, path in enumerate(tiles):
+        counts: Dict = {}
         _apply_file(path, outdir / names[i], profiles, index=i, inputs=tiles, memory=memory,
-                    baseline=values.get("baseline") or "auto", clip=bool(values.get("clip", True)),
-                    dtype=dtype, resample=bool(values.get("resample")))
+                    baseline=values.get("baseline") or "none", clip=bool(values.get("clip", True)),
+                    dtype=dtype, resample=bool(values.get("resample")),
+                    rescale=values.get("rescale") or "none", counts=counts)
+        if counts["clipped_low"] or counts["clipped_high"]:
+            print(f"{names[i]}: {counts['clipped_low']} pixel(s) clipped at 0, "
+                  f"{counts['clipped_high']} at the top of the output range", file=sys.stderr)
     print(f"{len(tiles)} tile(s) corrected into {outdir}")
     return 0

@@ -178,11 +178,13 @@ APPLY = Operation(
     name="flatfield-apply",
     title="Flatfield Apply",
     command=("flatfield", "apply"),
-    summary="Correct tiles with a flat-field: (I - darkfield) / flatfield - baseline.",
+    summary="Correct tiles with a flat-field: (I - darkfield) / flatfield (- baseline).",
     description="""
         Each tile (2D or 3D; a 2D flat-field is applied to every plane) becomes
-        (I - darkfield) / flatfield minus the baseline, clipped at 0 and to the range of the
-        output dtype (the input dtype unless --dtype says otherwise).  Tiles must have the
+        (I - darkfield) / flatfield (minus the baseline if asked), clipped at 0 and to the range
+        of the output dtype (the input dtype unless --dtype says otherwise); clipped pixels are
+        counted on standard error.  The flat-field is first divided by its minimum (--rescale
+        ceiling, the default), so no pixel is pushed past the range.  Tiles must have the
         flat-field's size unless --resample is given.  Outputs keep the input file names and
         metadata and never overwrite an input.
         """,
@@ -202,11 +204,21 @@ APPLY = Operation(
               label="Output folder", metavar="OUTDIR",
               help="Folder for the corrected tiles (same file names as the inputs).",
               frontends=("cli",)),
-        Param("baseline", "choice", default="auto", choices=("auto", "subtract", "none"),
+        Param("rescale", "choice", default="ceiling", choices=("ceiling", "mean", "none"),
+              cli="--rescale", label="Rescale the flat-field",
+              help="'ceiling': divide the flat-field by its minimum first, so that dividing by "
+                   "it never brightens a pixel and nothing is pushed past the top of the "
+                   "input's range (as CellProfiler's CorrectIlluminationCalculate 'Rescale: "
+                   "Yes'); the corrected tiles are darker by that factor.  'mean': flat-field "
+                   "of mean 1, the tiles keep their average level, but bright pixels where the "
+                   "flat-field is below 1 can exceed the range and are clipped (counted).  "
+                   "'none': the flat-field as estimated or measured."),
+        Param("baseline", "choice", default="none", choices=("none", "auto", "subtract"),
               cli="--baseline", label="Baseline",
-              help="'auto' subtracts a single baseline (the background level from empty data) "
-                   "and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the "
-                   "per-image baseline (tiles in fitting order); 'none' subtracts nothing."),
+              help="'none' subtracts nothing: no pixel above the darkfield becomes 0.  'auto' "
+                   "subtracts a single baseline (the background level from empty data; pixels "
+                   "below it are clipped at 0) and ignores BaSiCPy's per-image baseline; "
+                   "'subtract' also subtracts the per-image baseline (tiles in fitting order)."),
         Param("clip", "bool", default=True, cli="--clip", label="Clip negative values",
               help="Set values below 0 to 0 (integer outputs are always clipped to their "
                    "range, never wrapped)."),
