@@ -33,7 +33,8 @@ setup: system-packages $(STAMP) warmup
 warmup: $(STAMP)
 	$(VENV)/bin/camcorr warmup
 
-# Java 17 (headless), ImageJ 1.x and Xvfb for the Fiji tests, Chromium for the report test.
+# Java 17 (headless), ImageJ 1.x and Xvfb for the Fiji tests, Chromium for the report test,
+# wxPython 4.2 (python3-wxgtk4.0) for the CellProfiler GUI test.
 # Installed only when running as root on a Debian/Ubuntu machine and something is missing.
 system-packages:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
@@ -42,6 +43,7 @@ system-packages:
 	    [ -f /usr/share/java/ij.jar ] || missing="$$missing libij-java"; \
 	    command -v xvfb-run >/dev/null 2>&1 || missing="$$missing xvfb xauth"; \
 	    command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	    [ -d /usr/lib/python3/dist-packages/wx ] || missing="$$missing python3-wxgtk4.0"; \
 	    if [ -n "$$missing" ]; then \
 	        echo "Installing system packages:$$missing"; \
 	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -60,4 +62,10 @@ $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[all,test]"
 	$(PIP) install -q --no-deps cellprofiler-nightly==$(CP_NIGHTLY)
+	@# the CellProfiler GUI (tests/test_cellprofiler_gui.py): Debian's wxPython 4.2 for Python 3.11
+	@sp=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	wx=/usr/lib/python3/dist-packages/wx; \
+	if [ -d $$wx ] && [ ! -e $$sp/wx ] && \
+	        $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+	    ln -s $$wx $$sp/wx && echo "linked Debian's wxPython ($$wx) into $(VENV)"; fi
 	touch $(STAMP)

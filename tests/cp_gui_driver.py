@@ -132,7 +132,7 @@ def step_select_and_edit(frame):
         old = setting.value
         new = old + 0.25 if setting.max_value is None or old + 0.25 <= setting.max_value \
             else old - 0.25
-        module_view.on_value_change(setting, None, str(new), None, timeout=False)
+        module_view.on_value_change(setting, None, str(new), None)  # as typing does
         module.show_window = True
         STATE["modules"][f"{module.module_num} {module.module_name}"] = {
             "edited": setting.text, "old": old, "new": setting.value,
@@ -153,8 +153,7 @@ def step_validation(frame, tries):
         ctrl, index = list_view.get_ctrl_and_index(module)
         item = ctrl.items[index]
         states[f"{module.module_num} {module.module_name}"] = {
-            "state": {0: "OK", 1: "WARNING", 2: "ERROR"}.get(item.get_error_state(),
-                                                             str(item.get_error_state())),
+            "state": str(item.get_error_state()).upper(),  # OK, WARNING or ERROR
             "tooltip": getattr(item, "tooltip", None)}
     STATE["validation"] = states
     if tries < 3:  # let the idle-time validation finish (it runs in the background)
@@ -171,6 +170,7 @@ def step_test_mode(frame):
     """3. Test mode, one cycle: every module once; our display() draws its figure."""
     pipeline, controller, list_view, module_view = frame_parts(frame)
     t0 = time.time()
+    log("starting test mode")
     if not controller.start_debugging():
         raise RuntimeError("Test mode did not start (see the log: prepare_run/prepare_group)")
     ran = []
@@ -178,6 +178,7 @@ def step_test_mode(frame):
         module = controller.current_debug_module()
         if module is None:
             break
+        log(f"test mode: running {module.module_name} #{module.module_num}")
         ok = controller.do_step(module)
         ran.append((module.module_name, bool(ok)))
         if not ok:
@@ -210,13 +211,15 @@ def step_figures(frame):
         fig.figure.savefig(png, dpi=60)
         STATE["figures"][title] = {"module": hit, "axes": len(axes), "images": images,
                                    "tables": tables, "png": png}
-        fig.SetPosition((x, 30 * len(STATE["figures"])))
-        fig.SetSize((700, 450))
-        x = min(x + 60, 1100)
-    frame.Raise()
-    for fig in figures:
+        fig.SetPosition((x, 40 * len(STATE["figures"])))
+        fig.SetSize((700, 480))
+        fig.Show()
         fig.Raise()
-    after(1500, step_close, frame)
+        fig.Refresh()
+        fig.Update()
+        x = min(x + 60, 1100)
+    wx.SafeYield()
+    after(2500, step_close, frame)
 
 
 @guarded
@@ -250,6 +253,7 @@ def begin(tries=0):
         return
     close_dialogs()
     integer_points()  # the GUI modules are loaded now
+    record_error_dialogs()
     after(2000, step_select_and_edit, frame)
 
 
@@ -327,18 +331,41 @@ def no_telemetry():
 
 
 def integer_points():
-    """CellProfiler's module-view sizer passes float coordinates to ``wx.Point``, which
-    wxPython 4.2.0 refuses (TypeError, logged as "Detected WX error"; the module's settings are
-    then not laid out).  Its ``wx`` is given a ``Point`` that rounds; nothing else changes."""
+    """CellProfiler's module-view sizer and its figure tables (``subplot_table`` ->
+    ``align_widget``) pass float coordinates and sizes to ``wx.Point`` and ``wx.Size``, which
+    wxPython 4.2.0 refuses (TypeError: the module's settings are not laid out, and every table
+    display fails with an error dialog).  Their ``wx`` is given a ``Point`` and ``Size`` that
+    round; nothing else changes."""
     import types
 
     import wx
+    import cellprofiler.gui.figure._figure as figure
     import cellprofiler.gui.module_view._module_sizer as sizer
+
+    def rounded(cls):
+        return lambda *a: cls(*[int(round(v)) if isinstance(v, float) else v for v in a])
 
     proxy = types.ModuleType("wx_int_points")
     proxy.__dict__.update(wx.__dict__)
-    proxy.Point = lambda *a: wx.Point(*[int(round(v)) if isinstance(v, float) else v for v in a])
+    proxy.Point, proxy.Size = rounded(wx.Point), rounded(wx.Size)
     sizer.wx = proxy
+    figure.wx = proxy
+
+
+def record_error_dialogs():
+    """CellProfiler's "Error while processing MODULE ... Do you want to stop processing?"
+    dialog (``cellprofiler.gui.dialog.Error``) is recorded as an error of the run and answered
+    "Cancel" (stop) instead of waiting for a click."""
+    import wx
+    import cellprofiler.gui.dialog as dialog
+
+    class Error:
+        def __init__(self, title, message):
+            STATE["errors"].append(f"{title}: {message}"[:2000])
+            log(f"error dialog: {message.splitlines()[0] if message else title}")
+            self.status = wx.ID_CANCEL
+
+    dialog.Error = Error
 
 
 def main():
