@@ -249,7 +249,7 @@ def test_flatfield_apply_equal_in_memory(tmp_path, rng, monkeypatch, block):
         for i, (name, arr) in enumerate((("stack.tif", stack), ("tile.tif", tile2d),
                                          ("small.tif", small))):
             exp = apply_flatfield(arr, prof, index=i, dtype=None if dtype == "keep" else dtype,
-                                  resample=True)
+                                  resample=True, rescale="ceiling")  # the CLI's default
             got = read_tiff(out / name)[0]
             assert got.dtype == exp.dtype and got.shape == exp.shape
             np.testing.assert_array_equal(got, exp)

@@ -25,8 +25,8 @@ RESCALE_MODES = ("ceiling", "mean", "none")
 
 
 def rescale_flatfield(flatfield, mode: str, *, argument: str = "rescale"):
-    """The flat-field divided by its minimum (``'ceiling'``), by its mean (``'mean'``) or as it is
-    (``'none'``); returns ``(rescaled float64 array, factor divided by)``.
+    """The flat-field divided by its minimum (``'ceiling'``), by its mean (``'mean'``), by a given
+    positive number, or as it is (``'none'``); returns ``(rescaled float64 array, factor)``.
 
     With ``'ceiling'`` every value is >= 1, so ``(I - darkfield) / flatfield <= I - darkfield``:
     no corrected pixel exceeds the input's range (CellProfiler's CorrectIlluminationCalculate
@@ -37,13 +37,16 @@ def rescale_flatfield(flatfield, mode: str, *, argument: str = "rescale"):
     CamcorrError
         Unknown mode, or a flat-field whose minimum is not positive.
     """
-    if mode not in RESCALE_MODES:
+    flat = np.asarray(flatfield, dtype=np.float64)
+    if isinstance(mode, (int, float, np.floating)) and not isinstance(mode, bool):
+        factor = float(mode)  # a factor found earlier (e.g. over a whole 3D flat-field)
+    elif mode not in RESCALE_MODES:
         raise CamcorrError("unknown rescale mode", argument=argument,
                            expected="one of " + ", ".join(RESCALE_MODES), received=repr(mode))
-    flat = np.asarray(flatfield, dtype=np.float64)
-    if mode == "none":
+    elif mode == "none":
         return flat, 1.0
-    factor = float(np.min(flat)) if mode == "ceiling" else float(np.mean(flat))
+    else:
+        factor = float(np.min(flat)) if mode == "ceiling" else float(np.mean(flat))
     if not np.isfinite(factor) or factor <= 0:
         raise CamcorrError("flat-field cannot be rescaled", argument=argument,
                            expected="a flat-field with positive values",
@@ -105,8 +108,9 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "none",
     resample : bool
         If the tile's (Y, X) differs from the profiles', resample the profiles to it (bilinear).
         Off by default: a size mismatch is usually the wrong profile.
-    rescale : {'none', 'ceiling', 'mean'}
-        Rescale the flat-field first (:func:`rescale_flatfield`); 'none' divides by it as given.
+    rescale : {'none', 'ceiling', 'mean'} or float
+        Rescale the flat-field first (:func:`rescale_flatfield`); 'none' divides by it as given;
+        a number divides the flat-field by that factor (blocks of one tile share the factor).
     counts : dict, optional
         If given, filled with ``clipped_low`` (pixels set to 0), ``clipped_high`` (pixels set
         to the maximum of an integer output type), ``rescale_factor`` (what the flat-field was

@@ -77,9 +77,7 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
         prof = profiles
         if resample and tuple(shape[-2:]) != tuple(flat.shape[-2:]):
             prof = resample_profiles(profiles, shape[-2:])  # once, not per block
-        rescaled, factor = rescale_flatfield(prof.flatfield, rescale)  # whole flat-field
-        prof = Profiles(flatfield=rescaled, darkfield=prof.darkfield, baseline=prof.baseline,
-                        source=prof.source)
+        factor = rescale_flatfield(prof.flatfield, rescale)[1]  # over the whole flat-field
         target = resolve_dtype(reader.dtype, dtype)
         px = int(np.prod(reader.plane_shape))
         # input, float32 result and the float32 temporaries of clipping and casting, output
@@ -95,7 +93,7 @@ def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baselin
             img = data if len(shape) == 3 else data[0]
             return apply_flatfield(img, p, baseline=baseline, index=index, clip=clip,
                                    dtype=dtype, resample=resample, argument=argument,
-                                   counts=tally)
+                                   rescale=factor, counts=tally)
 
         _apply(0, 1)  # any error (size, baseline index) before the output exists
 
