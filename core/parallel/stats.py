@@ -95,14 +95,13 @@ def flatfield_planes(frames, indices: Optional[Sequence[int]] = None, *,
     -------
     ndarray, float32, (Y, X)
     """
-    from scipy import ndimage
+    from ..flatfield.smoothing import smooth_normalise
 
     med = sampled_median(frames, indices, rows_per_chunk=rows_per_chunk, client=client,
                          scheduler=scheduler)
-    if sigma and sigma > 0:
-        med = ndimage.gaussian_filter(med, sigma, mode="nearest")
     mean = med.mean()
     if not np.isfinite(mean) or mean <= 0:
         raise CamcorrError("empty planes have no signal", argument="frames",
                            expected="planes with a positive background", received=f"mean {mean}")
-    return (med / mean).astype(np.float32)
+    # the flat-field engine's smoothing (relative to a fitted quadratic trend), so both agree
+    return smooth_normalise(np.asarray(med, dtype=np.float64), float(sigma or 0.0), "frames")
