@@ -14,8 +14,8 @@ import tifffile
 from camcorr import CamcorrError
 from camcorr.report import build_report
 from camcorr.report.manifest import read_manifest, write_manifest
-from camcorr.report.report import (calibration_pixel_data, carryover_removed, frc_cutoff,
-                                   truth_checks)
+from camcorr.report.report import (_corner_centre, _corner_centre_sd, calibration_pixel_data,
+                                   carryover_removed, frc_cutoff, truth_checks)
 from camcorr.report.figures import diagonal_profile
 
 from conftest import require
@@ -311,3 +311,20 @@ def test_flatfield_section_shows_held_out_beside_in_sample_and_overfitting(tmp_p
         else:
             assert not prof.quality["overfit"] and "no over-fitting" in page
             assert q["estimate_smoothing"]["chosen_by_held_out_validation"] is True
+
+
+def test_corner_centre_noise_limit_against_monte_carlo(rng):
+    """The flat-field check's statistical limit (error propagation) matches the spread of the
+    corner/centre ratio of noisy uniform images; the check's tolerance widens only beyond it."""
+    shape, level, se = (36, 32), 150.0, 4.0  # the tiny demo's image and per-pixel noise
+    ratios = [_corner_centre(level + rng.normal(0, se, shape)) for _ in range(4000)]
+    sd = _corner_centre_sd(np.full(shape, level), np.full(shape, se))
+    assert sd == pytest.approx(np.std(ratios), rel=0.08)
+    assert sd == pytest.approx(se / level * np.sqrt(1 / 64 + 1 / 16), rel=1e-6)
+    check = lambda q: [c for c in truth_checks({"flatfield": q})  # noqa: E731
+                       if c["name"].startswith("corner/centre")][0]
+    c = check({"corner_centre_after": 1.02, "corner_centre_after_noise_sd": 0.005})
+    assert c["target"] == "0.97 - 1.03" and c["pass"]
+    c = check({"corner_centre_after": 1.035, "corner_centre_after_noise_sd": 0.01})
+    assert c["target"] == "0.96 - 1.04" and c["pass"]  # 4 standard deviations of the noise
+    assert not check({"corner_centre_after": 1.035})["pass"]

@@ -132,6 +132,31 @@ def _jsonable(obj):
     return obj
 
 
+def _empty_planes_mean(out: Path, files, z_levels):
+    """Mean of the empty planes of channel 1 (flash stage, then the engine's selective median),
+    and its per-pixel standard error (ADU), for the flat-field check.
+
+    Hot and random-telegraph pixels are replaced first, as the chain does before estimating the
+    flat-field: a telegraph pixel's mean excess (75-200 ADU on a 150 ADU background) inside a
+    4 x 4 corner or centre patch of the tiny demo moved its corner/centre ratio by up to 6 %
+    with the *true* flat-field (the flaky check of issue 14).  Not the runner's saved output:
+    the CellProfiler chain subtracts a scalar baseline and saves 16-bit, so near-background
+    pixels are clipped at 0, which biases a background mean.
+    """
+    from .. import median
+
+    lo, hi = z_levels
+    planes = []
+    for r in files:
+        stack = tifffile.imread(out / "stages" / "flash" / r[1].name).astype(np.float32)
+        clean = np.asarray(median.selective_median(stack).corrected, np.float64)
+        planes.append(np.concatenate([clean[:lo], clean[hi + 1:]]))
+    planes = np.concatenate(planes)
+    n = planes.shape[0]
+    se = planes.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(planes.shape[1:])
+    return planes.mean(axis=0), se
+
+
 def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain: Dict[str, Any],
                        cfg: Dict[str, Any], runner: str, timings: Dict[str, float]) -> None:
     """The run manifest the report reads (see :mod:`camcorr.report.manifest`)."""
@@ -156,18 +181,12 @@ def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain:
         flatfield.save_profiles(chain["profiles"][1], out / "flatfield" / "profiles_ch1.npz")
     elif 1 in chain.get("flat", {}):
         np.savez(out / "flatfield" / "profiles_ch1.npz", flatfield=chain["flat"][1])
-    lo, hi = cfg["z_levels"]
-    # Mean of the empty planes of channel 1 after the flash stage, and the same divided by the
-    # flat-field the runner estimated.  (Not the runner's saved output: the CellProfiler chain
-    # subtracts a scalar baseline and saves 16-bit, so near-background pixels are clipped at 0,
-    # which biases a background mean.)
-    before = np.mean([np.concatenate([s[:lo], s[hi + 1:]]).mean(axis=0)
-                      for s in (tifffile.imread(out / "stages" / "flash" / r[1].name)
-                                for r in files)], axis=0)
+    before, se = _empty_planes_mean(out, files, cfg["z_levels"])
     flat1 = chain["flat"].get(1) if chain.get("flat") else None
     after = before / flat1 if flat1 is not None else before
     write_tiff(out / "flatfield" / "empty_planes_before.tif", before.astype(np.float32))
     write_tiff(out / "flatfield" / "empty_planes_after.tif", after.astype(np.float32))
+    write_tiff(out / "flatfield" / "empty_planes_before_se.tif", se.astype(np.float32))
     manifest = {
         "title": f"camcorr demo ({cfg['name']}, runner: {runner})",
         "flash": {"calibration_dir": "calibration", "params": rel(params_file)},
@@ -189,7 +208,8 @@ def write_run_manifest(out: Path, sim: Dict[str, Any], params_file: Path, chain:
         "frc": {"curves": "frc/frc.json"},
         "flatfield": {"profiles": "flatfield/profiles_ch1.npz",
                       "before": "flatfield/empty_planes_before.tif",
-                      "after": "flatfield/empty_planes_after.tif"},
+                      "after": "flatfield/empty_planes_after.tif",
+                      "before_standard_error": "flatfield/empty_planes_before_se.tif"},
         "truth": {
             "flash": "truth/flash_truth.npz", "hot_mask": "truth/hot_mask.tif",
             "gain": "truth/gain.tif", "flatfield": "truth/flatfield.tif",
