@@ -7,6 +7,7 @@ status 2; the CellProfiler modules and Fiji commands show it as is.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "check_same_shape",
     "check_choice",
     "describe",
+    "Limits",
 ]
 
 
@@ -154,3 +156,54 @@ def check_choice(value, choices: Iterable, argument: str):
                            expected="one of " + ", ".join(repr(c) for c in choices),
                            received=repr(value))
     return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The allowed interval of one engine parameter, owned by the engine module that uses it.
+
+    The operation registry reads these (``Param(..., limits=...)``), so the command line,
+    CellProfiler and Fiji accept exactly what the engine accepts.
+
+    Examples
+    --------
+    >>> K = Limits(low=0.0, low_inclusive=False)
+    >>> K.interval()
+    '(0.0, inf]'
+    >>> K.check(5.0, "k")
+    5.0
+    >>> try:
+    ...     K.check(0, "k")
+    ... except CamcorrError as exc:
+    ...     print(exc)
+    k: value out of range. Expected a number in (0.0, inf]. Received 0.
+    """
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def interval(self) -> str:
+        """``'[low, high]'`` with ``(``/``)`` for open ends and ``-inf``/``inf`` for no bound."""
+        lo = "-inf" if self.low is None else f"{self.low}"
+        hi = "inf" if self.high is None else f"{self.high}"
+        return (("[" if self.low_inclusive else "(") + f"{lo}, {hi}"
+                + ("]" if self.high_inclusive else ")"))
+
+    def contains(self, value) -> bool:
+        """Whether the number `value` lies within the limits (NaN never does)."""
+        v = float(value)
+        if math.isnan(v):
+            return False
+        if self.low is not None and not (v >= self.low if self.low_inclusive else v > self.low):
+            return False
+        if self.high is not None and not (v <= self.high if self.high_inclusive else v < self.high):
+            return False
+        return True
+
+    def check(self, value, argument: str, *, fix: Optional[str] = None):
+        """Raise :class:`CamcorrError` unless `value` lies within the limits; return it."""
+        return check_range(value, argument, low=self.low, high=self.high,
+                           low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive,
+                           fix=fix)

@@ -25,7 +25,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from .errors import CamcorrError
+from .errors import CamcorrError, Limits
 
 __all__ = ["Param", "Operation", "all_operations", "get_operation", "KINDS", "FRONTENDS"]
 
@@ -53,8 +53,12 @@ class Param:
         One paragraph of help, shown by ``--help``, in CellProfiler and in Fiji.
     choices : tuple of str
         Allowed values for ``kind='choice'``.
+    limits : camcorr.errors.Limits, optional
+        Allowed interval of a number, read from the engine module that owns it (the engine
+        checks the same object).  Sets `minval`, `maxval` and whether they are inclusive.
     minval, maxval : float, optional
-        Inclusive limits for numbers.
+        Limits for numbers (inclusive unless `limits` says otherwise).  Prefer `limits` for a
+        value the engine receives, so that the engine stays the one owner.
     unit : str
         Unit of a number (``'ADU'``, ``'pixels'``, ...), shown beside the label.
     cli : str or None
@@ -71,6 +75,10 @@ class Param:
         Dialog visibility: the parameter is shown (CellProfiler ``visible_settings``) only while
         every named parameter of the same operation holds one of the listed values, e.g.
         ``(("rule", ("mad",)),)``.  Every front end still accepts the value.
+    engine_arg : str or None
+        Name of the engine keyword argument this parameter becomes (default: `name`);
+        ``None`` for a front-end-only parameter (output paths, progress bars, ...).  The
+        registry test checks that the default and limits equal the engine's.
     """
 
     name: str
@@ -88,8 +96,15 @@ class Param:
     frontends: Tuple[str, ...] = FRONTENDS
     metavar: Optional[str] = None
     shown_if: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+    limits: Optional[Limits] = None
+    engine_arg: Optional[str] = ""
 
     def __post_init__(self):
+        if self.limits is not None:
+            object.__setattr__(self, "minval", self.limits.low)
+            object.__setattr__(self, "maxval", self.limits.high)
+        if self.engine_arg == "":
+            object.__setattr__(self, "engine_arg", self.name)
         if self.kind not in KINDS:
             raise CamcorrError("unknown parameter kind", argument=f"Param({self.name!r}).kind",
                                expected="one of " + ", ".join(KINDS), received=repr(self.kind))
@@ -106,6 +121,10 @@ class Param:
     def display_name(self) -> str:
         """How the user sees the parameter on the command line (flag or positional name)."""
         return self.cli or self.name.upper()
+
+    def number_limits(self) -> Limits:
+        """The allowed interval of a number (:attr:`limits`, or `minval`/`maxval` inclusive)."""
+        return self.limits if self.limits is not None else Limits(self.minval, self.maxval)
 
     def text(self) -> str:
         """Label with unit, e.g. ``'Dampening factor'`` or ``'Threshold (ADU)'``."""
@@ -131,11 +150,11 @@ class Param:
                     raise CamcorrError("not a whole number", argument=arg,
                                        expected="an integer", received=repr(value))
                 number = int(number)
-            lo, hi = self.minval, self.maxval
-            if (lo is not None and number < lo) or (hi is not None and number > hi) or number != number:
-                interval = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            limits = self.number_limits()
+            if not limits.contains(number):
                 raise CamcorrError("value out of range", argument=arg,
-                                   expected=f"a number in {interval}{' ' + self.unit if self.unit else ''}",
+                                   expected=f"a number in {limits.interval()}"
+                                            f"{' ' + self.unit if self.unit else ''}",
                                    received=repr(value), fix=f"Default: {self.default}")
             return number
         if self.kind == "choice":
@@ -221,6 +240,9 @@ class Operation:
     runner : str
         ``'module:function'`` that runs the operation from the command line with a dict of
         validated parameters and returns an exit status.
+    engine : tuple of str
+        ``'module:function'`` of the engine functions the parameters are passed to; their
+        signatures own the defaults, their modules' ``LIMITS`` the limits (checked by the tests).
     frontends : tuple of str
         Front ends that expose the operation.
     cellprofiler_module : str or None
@@ -238,6 +260,7 @@ class Operation:
     frontends: Tuple[str, ...] = FRONTENDS
     cellprofiler_module: Optional[str] = None
     epilog: str = ""
+    engine: Tuple[str, ...] = ()
 
     def __post_init__(self):
         names = {p.name for p in self.params}

@@ -79,7 +79,7 @@ MEMORY_PARAM = Param(
     help="Memory for the blocks of planes read, computed and written at a time (e.g. 512M, 4G; "
          "units K, M, G of 1024). Files of any size are processed in blocks that fit; the "
          "process needs about 250 MB more for itself. The output is the same for every budget.",
-    frontends=("cli",))
+    frontends=("cli",), engine_arg=None)
 
 
 def parse_memory(value, *, argument: str = "--memory") -> int:

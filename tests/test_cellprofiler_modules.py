@@ -227,7 +227,7 @@ def test_selectivemedian_bad_setting_is_tied_to_it():
         m.validate_module(None)
     assert info.value.get_setting() is m.mask_name
     m.mask_name.value = "mask"
-    m.params.by_name["mean_k"][0].value = "0.2"  # below the operation's minimum (1)
+    m.params.by_name["mean_k"][0].value = "0"  # the engine needs a positive threshold
     with pytest.raises(ValidationError, match="out of range") as info:
         m.validate_module(None)
     assert info.value.get_setting() is m.params.main_setting("mean_k")

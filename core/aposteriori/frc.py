@@ -28,12 +28,16 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
+from ..errors import CamcorrError, Limits, check_choice, check_finite, describe
 from ..io import PathLike, atomic_write
 
-__all__ = ["FRCResult", "frc", "WINDOWS"]
+__all__ = ["FRCResult", "frc", "WINDOWS", "DEFAULT_N_SIGMA", "LIMITS"]
 
 WINDOWS = ("none", "hann")
+#: Level of the noise curve in standard deviations of the FRC of independent noise (van Heel).
+DEFAULT_N_SIGMA = 3.0
+#: Allowed noise-curve levels (any positive number of standard deviations).
+LIMITS = {"n_sigma": Limits(low=0.0, low_inclusive=False)}
 
 
 @dataclass
@@ -143,7 +147,7 @@ def _window(shape, kind):
     return np.outer(wy, wx)
 
 
-def frc(a, b, *, n_sigma: float = 3.0, window: str = "none") -> FRCResult:
+def frc(a, b, *, n_sigma: float = DEFAULT_N_SIGMA, window: str = "none") -> FRCResult:
     """Fourier ring correlation of two 2D images and its noise curve.
 
     Parameters
@@ -167,7 +171,7 @@ def frc(a, b, *, n_sigma: float = 3.0, window: str = "none") -> FRCResult:
         Not 2D, shapes differ, too small (< 8 x 8), NaN/infinite values, constant image.
     """
     check_choice(window, WINDOWS, "window")
-    check_range(n_sigma, "n_sigma", low=0, low_inclusive=False)
+    LIMITS["n_sigma"].check(n_sigma, "n_sigma")
     arrays = []
     for name, img in (("a", a), ("b", b)):
         arr = np.asarray(img)

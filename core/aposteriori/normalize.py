@@ -52,10 +52,12 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
+from ..errors import CamcorrError, Limits, check_choice, check_finite, describe
 from ..stats import RunningMoments
 
 __all__ = [
+    "DEFAULT_REJECT_K",
+    "LIMITS",
     "NormalizationStats",
     "frame_summary",
     "select_frames",
@@ -69,6 +71,10 @@ __all__ = [
 
 SPLITS = ("even-odd", "random")
 ZERO_SIGMA = ("fill", "error")
+#: Default frame rejection: robust z-score of a frame's mean or std beyond which it is rejected.
+DEFAULT_REJECT_K = 5.0
+#: Allowed frame rejection (0 keeps every non-constant frame) and target sigma (positive).
+LIMITS = {"reject_k": Limits(low=0.0), "sigma0": Limits(low=0.0, low_inclusive=False)}
 _MAD_SCALE = 1.482602218505602
 
 FramesLike = Union[np.ndarray, Sequence[np.ndarray], Callable[[], Iterable[np.ndarray]]]
@@ -141,7 +147,7 @@ def _robust_z(values: np.ndarray) -> np.ndarray:
     return (values - centre) / scale
 
 
-def select_frames(means: np.ndarray, stds: np.ndarray, *, reject_k: float = 5.0) -> np.ndarray:
+def select_frames(means: np.ndarray, stds: np.ndarray, *, reject_k: float = DEFAULT_REJECT_K) -> np.ndarray:
     """Frames to keep: robust z-score of mean and std within `reject_k`, and std > 0.
 
     Parameters
@@ -156,7 +162,7 @@ def select_frames(means: np.ndarray, stds: np.ndarray, *, reject_k: float = 5.0)
     -------
     ndarray of bool, shape (N,)
     """
-    check_range(reject_k, "reject_k", low=0)
+    LIMITS["reject_k"].check(reject_k, "reject_k")
     means = np.asarray(means, np.float64)
     stds = np.asarray(stds, np.float64)
     keep = stds > 0
@@ -194,7 +200,7 @@ class NormalizationStats:
     half: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
     frame_means: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frame_stds: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    reject_k: float = 5.0
+    reject_k: float = DEFAULT_REJECT_K
     split: str = "even-odd"
 
     @property
@@ -328,7 +334,7 @@ def _assign_halves(accepted: np.ndarray, split: str, seed: int) -> np.ndarray:
     return half
 
 
-def compute_stats(frames: FramesLike, *, reject_k: float = 5.0, split: str = "even-odd",
+def compute_stats(frames: FramesLike, *, reject_k: float = DEFAULT_REJECT_K, split: str = "even-odd",
                   seed: int = 0) -> NormalizationStats:
     """Per-pixel mean and sigma of a data set, streamed, with frame rejection and half sets.
 
@@ -356,7 +362,7 @@ def compute_stats(frames: FramesLike, *, reject_k: float = 5.0, split: str = "ev
         values, a one-shot iterator given while rejection is on.
     """
     check_choice(split, SPLITS, "split")
-    check_range(reject_k, "reject_k", low=0)
+    LIMITS["reject_k"].check(reject_k, "reject_k")
     if not callable(frames) and not isinstance(frames, (np.ndarray, list, tuple)):
         if reject_k > 0:
             raise CamcorrError("frames can be read only once", argument="frames",
@@ -413,8 +419,8 @@ def _targets(stats, which, sigma0, i0):
     mean, sigma = stats.mean_sigma(which)
     s0 = stats.sigma0(which) if sigma0 is None else float(sigma0)
     c0 = stats.i0(which) if i0 is None else float(i0)
-    check_range(s0, "sigma0", low=0, low_inclusive=False,
-                fix="sigma0 is the target standard deviation of every pixel vector")
+    LIMITS["sigma0"].check(s0, "sigma0",
+                           fix="sigma0 is the target standard deviation of every pixel vector")
     if not np.isfinite(c0):
         raise CamcorrError("not a finite number", argument="i0", expected="a finite number",
                            received=repr(i0))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from ..operations import Operation, Param
 from ..streaming import MEMORY_PARAM
+from .frc import DEFAULT_N_SIGMA, LIMITS as FRC_LIMITS, WINDOWS
+from .normalize import DEFAULT_REJECT_K, LIMITS, SPLITS, ZERO_SIGMA
 
 __all__ = ["OPERATIONS", "GAIN_NORMALIZE", "FRC"]
 
@@ -49,32 +51,34 @@ GAIN_NORMALIZE = Operation(
               help="Correct the frames with statistics saved earlier instead of measuring them "
                    "(e.g. from the last few thousand frames of the same camera).",
               frontends=_CLI),
-        Param("sigma0", "float", default=None, minval=0.0, cli="--sigma0", unit="ADU",
+        Param("sigma0", "float", default=None, limits=LIMITS["sigma0"], cli="--sigma0", unit="ADU",
               label="Target standard deviation",
               help="Standard deviation every pixel vector gets; blank: the mean of the per-pixel "
                    "standard deviations (keeps the original contrast)."),
         Param("i0", "float", default=None, cli="--i0", unit="ADU", label="Target mean",
               help="Mean every pixel vector gets; blank: the average density of the data set."),
-        Param("reject_k", "float", default=5.0, minval=0.0, maxval=1000.0, cli="--reject-k",
+        Param("reject_k", "float", default=DEFAULT_REJECT_K, limits=LIMITS["reject_k"],
+              cli="--reject-k",
               label="Frame rejection (robust sigmas)",
               help="Reject frames whose mean or standard deviation lies more than this many "
                    "robust standard deviations from the median over frames (blank or deviant "
                    "frames); 0 keeps every non-constant frame."),
-        Param("split", "choice", default="even-odd", choices=("even-odd", "random"),
+        Param("split", "choice", default="even-odd", choices=SPLITS,
               cli="--split", label="Half-set split",
               help="How accepted frames are split into two halves for unbiased validation."),
-        Param("zero_sigma", "choice", default="fill", choices=("fill", "error"),
+        Param("zero_sigma", "choice", default="fill", choices=ZERO_SIGMA,
               cli="--zero-sigma", label="Dead pixels (sigma 0)",
               help="'fill': set pixels that never change to the target mean and report how "
                    "many; 'error': stop with an error if there is any."),
         Param("dtype", "choice", default="keep", choices=("keep", "float32"), cli="--dtype",
               label="Output type",
               help="'keep': the input type (rounded and clipped, never wrapped); 'float32': "
-                   "exact values.", frontends=_CLI),
+                   "exact values.", frontends=_CLI, engine_arg=None),
         MEMORY_PARAM,
     ),
     references=("Afanasyev, P. et al. (2015) Sci. Rep. 5, 10317. doi:10.1038/srep10317",),
     runner="camcorr.aposteriori.cli:run_normalize",
+    engine=("camcorr.aposteriori.normalize:compute_stats", "camcorr.aposteriori.normalize:normalize"),
     frontends=("cli", "fiji"),
     epilog="Example: camcorr gain normalize movies/*.tif -o normalized/ --stats stats.npz",
 )
@@ -104,11 +108,11 @@ FRC = Operation(
         Param("json", "output_file", label="JSON file", cli="--json", metavar="FRC.json",
               help="Write frequencies, FRC, noise curve and cross-over as JSON.",
               frontends=_CLI),
-        Param("n_sigma", "float", default=3.0, minval=0.5, maxval=10.0, cli="--n-sigma",
+        Param("n_sigma", "float", default=DEFAULT_N_SIGMA, limits=FRC_LIMITS["n_sigma"], cli="--n-sigma",
               label="Noise curve (sigmas)",
               help="Level of the noise curve in standard deviations of the FRC of independent "
                    "noise (van Heel: 3)."),
-        Param("window", "choice", default="none", choices=("none", "hann"), cli="--window",
+        Param("window", "choice", default="none", choices=WINDOWS, cli="--window",
               label="Apodisation",
               help="'hann' tapers the image edges before the Fourier transform (for images that "
                    "are not periodic); 'none' keeps the noise curve exact."),
@@ -117,6 +121,7 @@ FRC = Operation(
                 "doi:10.1016/j.jsb.2005.05.009",
                 "Afanasyev, P. et al. (2015) Sci. Rep. 5, 10317. doi:10.1038/srep10317"),
     runner="camcorr.aposteriori.cli:run_frc",
+    engine=("camcorr.aposteriori.frc:frc",),
     frontends=("cli", "fiji"),
     epilog="Example: camcorr frc half1.tif half2.tif --plot frc.png --json frc.json",
 )

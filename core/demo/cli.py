@@ -16,9 +16,8 @@ def run_demo(values: Dict) -> int:
         print("camcorr demo: these stages of the engine are not available in this build yet: "
               + ", ".join(missing) + ". Nothing was run.", file=sys.stderr)
         return 0
-    res = _run_demo(values["out"], size=values.get("size") or "small",
-                    runner=values.get("runner") or "cellprofiler", seed=values.get("seed") or 7,
-                    scheduler=values.get("scheduler"))
+    res = _run_demo(values["out"], size=values["size"], runner=values["runner"],
+                    seed=values["seed"], scheduler=values.get("scheduler"))
     checks = res.qc.get("checks", [])
     print()
     print(f"Done in {sum(res.timings.values()):.0f} s. Open the report:")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ..operations import Operation, Param
 from ..parallel.options import SCHEDULER_PARAM
+from .run import LIMITS
+from .simulation import SIZES
 
 __all__ = ["OPERATIONS", "DEMO"]
 
@@ -31,7 +33,7 @@ DEMO = Operation(
               help="Folder for the simulated data, the corrected images and the report. "
                    "Created if needed; files of an earlier demo in it are replaced.",
               frontends=_CLI),
-        Param("size", "choice", default="small", choices=("small", "tiny"), cli="--size",
+        Param("size", "choice", default="small", choices=tuple(SIZES), cli="--size",
               label="Size",
               help="'small' (the default, a few minutes on 2 cores) or 'tiny' (seconds; used by "
                    "the tests).", frontends=_CLI),
@@ -41,13 +43,15 @@ DEMO = Operation(
                    "with CellProfiler and the camcorr plugins (needs the 'cellprofiler' extra); "
                    "'engine' runs the same chain with the camcorr engine directly (no "
                    "CellProfiler).", frontends=_CLI),
-        Param("seed", "int", default=7, minval=0, cli="--seed", label="Random seed",
+        Param("seed", "int", default=7, limits=LIMITS["seed"], cli="--seed", label="Random seed",
               help="Seed of the simulator, so every run gives the same data.", frontends=_CLI),
         SCHEDULER_PARAM,
         Param("open_browser", "bool", default=False, cli="--open", label="Open the report",
-              help="Open the report in the default web browser at the end.", frontends=_CLI),
+              help="Open the report in the default web browser at the end.", frontends=_CLI,
+              engine_arg=None),
     ),
     runner="camcorr.demo.cli:run_demo",
+    engine=("camcorr.demo.run:run_demo",),
     frontends=_CLI,
     epilog="Example: camcorr demo --out demo_output   (then open demo_output/report/index.html)",
 )

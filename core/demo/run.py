@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..errors import CamcorrError
+from ..errors import CamcorrError, Limits
 from .cellprofiler import check_cellprofiler, run_cellprofiler_chain
 from .simulation import SIZES, simulate
 from .stages import calibrate, flash_stage, gain_and_frc, run_engine_chain, write_run_manifest
 
-__all__ = ["run_demo", "DemoResult", "stage_availability"]
+__all__ = ["run_demo", "DemoResult", "stage_availability", "LIMITS"]
+
+#: Allowed simulator seed (numpy generators take non-negative seeds).
+LIMITS = {"seed": Limits(low=0)}
 
 
 # stage -> (module, attribute) it needs from the engine
@@ -108,6 +111,7 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
         Unknown size or runner; CellProfiler missing for ``runner='cellprofiler'``; a stage of
         the engine missing.
     """
+    LIMITS["seed"].check(seed, "--seed")
     if size not in SIZES:
         raise CamcorrError("unknown demo size", argument="--size", expected=", ".join(SIZES),
                            received=repr(size))

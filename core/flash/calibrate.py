@@ -40,7 +40,7 @@ import numba
 import numpy as np
 import tifffile
 
-from ..errors import CamcorrError
+from ..errors import CamcorrError, Limits
 from ..io import iter_planes
 from ..progress import Progress
 from ..stats import RunningMoments
@@ -50,6 +50,11 @@ from .settings import find_settings, parse_settings, roi_shape
 __all__ = ["dark_moments", "calibrate_folder", "FlashCalibration", "LevelStats", "level_stats",
            "fit_levels", "fit_levels_numpy", "find_calibration_files", "CalibrationFiles",
            "A_BOUNDS", "B_BOUNDS", "STATUS"]
+
+#: Planes per block read from the calibration stacks (memory: two blocks of frames at a time).
+DEFAULT_CHUNK = 16
+#: Allowed block sizes.
+LIMITS = {"chunk": Limits(low=1)}
 
 A_BOUNDS = (0.0, 800.0)
 B_BOUNDS = (0.0, 0.01)
@@ -215,7 +220,7 @@ def _block_median(block: np.ndarray) -> np.ndarray:
 
 
 def level_stats(pairs: "OrderedDict[str, List[Tuple[Path, Path]]]", offset: np.ndarray, *,
-                chunk: int = 16, bar: Optional[Progress] = None) -> LevelStats:
+                chunk: int = DEFAULT_CHUNK, bar: Optional[Progress] = None) -> LevelStats:
     """Accumulate per-level x/y statistics from bright/dark pairs, one block of planes at a time.
 
     Parameters
@@ -530,7 +535,8 @@ class FlashCalibration:
                            serial=self.serial, date=self.date)
 
 
-def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None, chunk: int = 16,
+def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None,
+                     chunk: int = DEFAULT_CHUNK,
                      progress: bool = False, backend: str = "numba") -> FlashCalibration:
     """Calibrate the Flash4.0 carryover from a folder of bright/dark pairs and dark frames.
 
@@ -559,6 +565,7 @@ def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None, chunk
         Empty folder, no dark frames, no pairs, unpaired files, stacks of unequal shapes, images
         not matching the Settings.txt ROI, no ROI known.
     """
+    LIMITS["chunk"].check(chunk, "chunk")
     files = find_calibration_files(calib_dir)
     date = None
     if files.settings is not None:

@@ -224,10 +224,10 @@ def run_correct(values: Dict) -> int:
 
     for files in groups:
         out = correct_files(files, [out_dir / f.name for f in files], params, prepare=_prepare,
-                            dampening=values.get("dampening", 1.0), cycle=cycle, dtype=dtype,
+                            dampening=values["dampening"], cycle=cycle, dtype=dtype,
                             memory=memory, inputs=all_inputs, on_single_channel=_note_single)
         written += len(out)
     _err(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
-         f"(dampening {values.get('dampening', 1.0)}, output {dtype})")
+         f"(dampening {values['dampening']}, output {dtype})")
     print(out_dir)
     return 0

@@ -27,16 +27,18 @@ from typing import List, Optional, Sequence
 import numba
 import numpy as np
 
-from ..errors import CamcorrError, check_range, describe
+from ..errors import CamcorrError, Limits, describe
 from .params import FlashParams
 
-__all__ = ["correct_interleaved", "correct_frame", "carryover", "DEFAULT_DAMPENING",
+__all__ = ["correct_interleaved", "correct_frame", "carryover", "DEFAULT_DAMPENING", "LIMITS",
            "acquisition_order"]
 
 #: Default dampening factor: 1.0 (the model as fitted).  On the simulator with parameters fitted
 #: by ``calibrate_folder`` the residual carryover energy is smallest at d ~ 1 (LLSpy's 0.88 leaves
 #: ~1.5 % of the carryover energy, 12 % of its amplitude); see ``dampening_scan`` and the README.
 DEFAULT_DAMPENING = 1.0
+#: Allowed dampening: from 0 (offset subtraction only) to twice the fitted carryover.
+LIMITS = {"dampening": Limits(0.0, 2.0)}
 
 _U_MAX = np.float32(16.0)  # exp(-16) = 1.1e-7: beyond it 1 - exp(-u) == 1 to float32 precision
 
@@ -232,7 +234,7 @@ def correct_interleaved(stacks: Sequence[np.ndarray], params: FlashParams, *,
                                         "like stack 0",
                                received=describe(s),
                                fix="Pass the channels of one timepoint, all of the same size")
-    check_range(dampening, "dampening", low=0.0, high=2.0)
+    LIMITS["dampening"].check(dampening, "dampening")
     _check_params(params, stacks[0].shape[1:])
     per_stack = _is_per_stack(cycle)
     nz = stacks[0].shape[0]
@@ -284,7 +286,7 @@ def correct_frame(frame: np.ndarray, previous_raw: Optional[np.ndarray], params:
     if frame.ndim != 2:
         raise CamcorrError("wrong number of dimensions", argument="frame",
                            expected="a 2D (Y, X) frame", received=f"shape {frame.shape}")
-    check_range(dampening, "dampening", low=0.0, high=2.0)
+    LIMITS["dampening"].check(dampening, "dampening")
     _check_params(params, frame.shape)
     out = np.empty((1,) + frame.shape, _out_dtype(frame.dtype, dtype))
     cur = np.ascontiguousarray(frame)[None]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..operations import Operation, Param
 from ..streaming import MEMORY_PARAM
-from .correct import DEFAULT_DAMPENING
+from .correct import DEFAULT_DAMPENING, LIMITS
 
 __all__ = ["OPERATIONS", "CALIBRATE", "CORRECT"]
 
@@ -48,10 +48,11 @@ CALIBRATE = Operation(
               frontends=("cli", "fiji")),
         Param("progress", "bool", default=True, cli="--progress", label="Progress bar",
               help="Show a progress bar while reading the frames (--no-progress to hide it).",
-              frontends=("cli",)),
+              frontends=("cli",), engine_arg=None),
     ),
     references=_REFS,
     runner="camcorr.flash.cli:run_calibrate",
+    engine=("camcorr.flash.calibrate:calibrate_folder",),
     frontends=("cli", "fiji"),
     epilog="Example: camcorr flash calibrate /data/flash_calibration_2024-05-17/",
 )
@@ -99,17 +100,18 @@ CORRECT = Operation(
                    "*Settings.txt beside the data, if there is exactly one. Without it the "
                    "parameter file must have the images' size."),
         Param("dampening", "float", default=DEFAULT_DAMPENING, cli="--dampening", short="-d",
-              minval=0.0, maxval=2.0, label="Dampening factor", metavar="D",
+              limits=LIMITS["dampening"], label="Dampening factor", metavar="D",
               help="Fraction of the predicted carryover to subtract. 1.0 removes the fitted "
                    "carryover entirely (best on simulated data); LLSpy uses 0.88."),
         Param("dtype", "choice", default="keep", choices=("keep", "float32"), cli="--dtype",
               label="Output type",
               help="'keep': same type as the input (uint16), clipped at 0 and at the maximum; "
-                   "'float32': floating point, negative noise values kept."),
+                   "'float32': floating point, negative noise values kept.", engine_arg=None),
         Param("time_series", "bool", default=False, label="Treat images as consecutive frames",
               help="2D time-series mode: each image is one camera frame and the previous image "
                    "(of this channel sequence) is the frame acquired just before it; the first "
-                   "one gets offset subtraction only.", frontends=("cellprofiler", "fiji")),
+                   "one gets offset subtraction only.", frontends=("cellprofiler", "fiji"),
+              engine_arg=None),
         Param("output", "output_folder", default=None, cli="--output", short="-o",
               label="Output folder", metavar="OUTDIR",
               help="Folder for the corrected stacks (same file names). Default: a folder "
@@ -118,6 +120,7 @@ CORRECT = Operation(
     ),
     references=_REFS,
     runner="camcorr.flash.cli:run_correct",
+    engine=("camcorr.flash.correct:correct_interleaved", "camcorr.flash.correct:correct_frame"),
     cellprofiler_module="FlashCarryoverCorrect",
     epilog=("Examples:\n"
             "  camcorr flash correct cell1/ --params FlashParam_sn100740_roi513-769-1536-1280_"

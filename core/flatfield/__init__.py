@@ -23,8 +23,8 @@ from typing import Optional, Sequence, Tuple
 from ..errors import CamcorrError
 from .apply import apply_flatfield, resample_profiles
 from .basic import autosegment_weights, check_working_size, estimate_basicpy
-from .empty import (check_z_levels, estimate_from_empty_tiles, estimate_from_z_ranges,
-                    flatfield_from_planes, plane_statistic)
+from .empty import (LIMITS, STATISTICS, check_z_levels, estimate_from_empty_tiles,
+                    estimate_from_z_ranges, flatfield_from_planes, plane_statistic)
 from .grid import ORDERS, check_tile_numbers, corner_tiles, tile_grid
 from .profiles import Profiles, check_profiles, load_profiles, read_profiles, save_profiles
 from .quality import (cell_position_dependence, combine_quality, corner_centre_ratio,
@@ -40,7 +40,7 @@ __all__ = [
     "flatfield_quality", "corner_centre_ratio", "smoothed_cv", "TileSet", "sample_planes",
     "autosegment_weights", "check_working_size", "flatfield_from_planes", "AUTO",
     "combine_quality", "format_quality", "cell_position_dependence", "segment_cells",
-    "choose_smoothing", "sigma_grid",
+    "choose_smoothing", "sigma_grid", "STATISTICS", "LIMITS",
 ]
 
 METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")

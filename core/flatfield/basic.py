@@ -30,15 +30,23 @@ from typing import Optional, Union
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import CamcorrError, check_range
-from .empty import _darkfield_map, _check_plane
+from ..errors import CamcorrError, Limits
+from .empty import LIMITS as _EMPTY_LIMITS, _check_plane, _darkfield_map
 from .profiles import Profiles
 from .quality import combine_quality, flatfield_quality
-from .sources import DEFAULT_MAX_PLANES, TileSet, sample_planes
+from .sources import DEFAULT_MAX_PLANES, SAMPLING_LIMITS, TileSet, sample_planes
 
-__all__ = ["estimate_basicpy", "autosegment_weights", "check_working_size", "FITTING_MODES"]
+__all__ = ["estimate_basicpy", "autosegment_weights", "check_working_size", "FITTING_MODES",
+           "LIMITS"]
 
 FITTING_MODES = ("approximate", "ladmap")
+#: Allowed BaSiCPy settings (positive weights, a non-negative margin, at least one worker) and
+#: plane sampling.
+LIMITS = {"epsilon": Limits(low=0.0, low_inclusive=False),
+          "smoothness_flatfield": Limits(low=0.0, low_inclusive=False),
+          "smoothness_darkfield": Limits(low=0.0, low_inclusive=False),
+          "autosegment_margin": Limits(low=0), "max_workers": Limits(low=1),
+          "darkfield": _EMPTY_LIMITS["darkfield"], **SAMPLING_LIMITS}
 
 
 def check_working_size(working_size, shape) -> Union[int, list]:
@@ -105,7 +113,7 @@ def autosegment_weights(images: np.ndarray, margin: int = 10) -> np.ndarray:
     """
     from skimage.filters import threshold_otsu
 
-    check_range(margin, "autosegment margin", low=0)
+    LIMITS["autosegment_margin"].check(margin, "autosegment margin")
     sm = np.stack([ndi.gaussian_filter(im.astype(np.float32), 1) for im in images])
     thr = threshold_otsu(sm[:, ::4, ::4])
     fg = sm > thr
@@ -209,13 +217,13 @@ def estimate_basicpy(tiles, *, darkfield=0.0, get_darkfield: bool = False,
     if fitting_mode not in FITTING_MODES:
         raise CamcorrError("unknown fitting mode", argument="fitting mode",
                            expected="one of " + ", ".join(FITTING_MODES), received=repr(fitting_mode))
-    check_range(epsilon, "epsilon", low=0, low_inclusive=False)
-    for name, v in (("smoothness flatfield", smoothness_flatfield),
-                    ("smoothness darkfield", smoothness_darkfield)):
+    LIMITS["epsilon"].check(epsilon, "epsilon")
+    for name, v in (("smoothness_flatfield", smoothness_flatfield),
+                    ("smoothness_darkfield", smoothness_darkfield)):
         if v is not None:
-            check_range(v, name, low=0, low_inclusive=False)
+            LIMITS[name].check(v, name.replace("_", " "))
     if max_workers is not None:
-        check_range(max_workers, "max workers", low=1)
+        LIMITS["max_workers"].check(max_workers, "max workers")
     ts = tiles if isinstance(tiles, TileSet) else TileSet(tiles, argument="tiles")
     try:
         ws = check_working_size(working_size, ts.shape)

@@ -32,20 +32,22 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, check_range, describe
+from ..errors import CamcorrError, Limits, describe
 from ._kernels import bin_subtract, median_over_planes
 from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
 from .quality import (combine_quality, flatfield_quality, mean_quality, smoothed_cv,
                       split_halves)
 from .smoothing import AUTO, choose_smoothing, sigma_grid, smooth_normalise
-from .sources import DEFAULT_MAX_PLANES, TileSet, sample_planes
+from .sources import DEFAULT_MAX_PLANES, SAMPLING_LIMITS, TileSet, sample_planes
 
 __all__ = ["estimate_from_empty_tiles", "estimate_from_z_ranges", "eligible_z",
            "check_z_levels", "flatfield_from_planes", "plane_statistic", "plane_statistics",
-           "resolve_smoothing", "bin2d", "unbin2d"]
+           "resolve_smoothing", "bin2d", "unbin2d", "LIMITS", "STATISTICS"]
 
 STATISTICS = ("median", "mean")
+#: Allowed smoothing, scalar darkfield (ADU), number of sampled planes and seed.
+LIMITS = {"sigma": Limits(0.0, 200.0), "darkfield": Limits(low=0.0), **SAMPLING_LIMITS}
 _DEFAULT_MEMORY = 512 * 2 ** 20
 
 
@@ -94,7 +96,7 @@ def eligible_z(n_planes: int, z_levels) -> list:
 def _darkfield_map(darkfield, shape, argument="darkfield") -> np.ndarray:
     dark = np.asarray(darkfield if darkfield is not None else 0.0, dtype=np.float32)
     if dark.ndim == 0:
-        check_range(float(dark), argument)
+        LIMITS["darkfield"].check(float(dark), argument)
         return np.full(shape, float(dark), dtype=np.float32)
     if dark.shape != tuple(shape):
         raise CamcorrError("darkfield shape does not match the tiles", argument=argument,
@@ -261,7 +263,7 @@ def resolve_smoothing(sigma, statistic, shape, *, sparse: bool = False):
     if sigma is None or (isinstance(sigma, str) and sigma == AUTO):
         sigmas = sigma_grid(shape)
     else:
-        check_range(sigma, "sigma", low=0)
+        LIMITS["sigma"].check(sigma, "sigma")
         sigmas = (float(sigma),)
     if statistic is None or statistic == AUTO:
         statistics = ("median",) if sparse else STATISTICS

@@ -9,6 +9,9 @@ from typing import Dict
 
 from ..operations import Operation, Param
 from ..streaming import MEMORY_PARAM
+from . import METHODS
+from .basic import FITTING_MODES, LIMITS as BASIC_LIMITS
+from .empty import LIMITS, STATISTICS
 from .grid import ORDERS
 
 __all__ = ["OPERATIONS", "ESTIMATE", "APPLY", "estimate_kwargs"]
@@ -17,7 +20,6 @@ _REFERENCES = (
     "Peng T. et al. (2017) A BaSiC tool for background and shading correction of optical "
     "microscopy images. Nat Commun 8:14836. doi:10.1038/ncomms14836",
 )
-_METHODS = ("auto", "measured", "empty-tiles", "z-range", "basicpy")
 
 #: the BaSiCPy parameters are shown in dialogs only for these methods
 _IF_BASICPY = (("method", ("basicpy", "auto")),)
@@ -41,8 +43,8 @@ _ESTIMATE_PARAMS = (
           help="Also write the quality figures as JSON: in-sample and held-out residual "
                "non-uniformity, the over-fitting verdict and the smoothing used (with the "
                "held-out criterion of every candidate when it was chosen).",
-          frontends=("cli",)),
-    Param("method", "choice", default="auto", choices=_METHODS, cli="--method", label="Method",
+          frontends=("cli",), engine_arg=None),
+    Param("method", "choice", default="auto", choices=METHODS, cli="--method", label="Method",
           help="Where the flat-field comes from. 'auto': a models folder -> 'measured'; "
                "z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. "
                "'empty-tiles' without a tile list uses every tile (the median or mean of all "
@@ -73,7 +75,8 @@ _ESTIMATE_PARAMS = (
     Param("channel", "str", default=None, cli="--channel", label="Channel name",
           metavar="NAME",
           help="Channel sub-folder of the models folder, named exactly as the channel."),
-    Param("offset", "float", default=0.0, minval=0, cli="--offset", unit="ADU",
+    Param("offset", "float", default=0.0, limits=LIMITS["darkfield"], cli="--offset", unit="ADU",
+          engine_arg="darkfield",
           label="Camera offset",
           help="Dark signal subtracted before estimating (the camera offset, e.g. 100 ADU for a "
                "Hamamatsu Flash4.0); stored as the darkfield.  Without it the offset is folded "
@@ -82,7 +85,7 @@ _ESTIMATE_PARAMS = (
           metavar="TIFF",
           help="A measured dark image (shutter closed, ADU, same size as the tiles), used "
                "instead of the camera offset."),
-    Param("sigma", "float", default=None, minval=0, maxval=200, cli="--sigma", unit="pixels",
+    Param("sigma", "float", default=None, limits=LIMITS["sigma"], cli="--sigma", unit="pixels",
           label="Smoothing",
           help="Gaussian smoothing of the empty-plane statistic (0: none).  Empty (default): "
                "chosen from the data: the planes are split in two alternate halves and the "
@@ -91,7 +94,7 @@ _ESTIMATE_PARAMS = (
                "taken over blocks of floor(SIGMA) pixels (2 when chosen) and interpolated "
                "back, which is SIGMA^2 times faster and widens the smoothing by under 5 "
                "percent."),
-    Param("statistic", "choice", default="auto", choices=("auto", "median", "mean"),
+    Param("statistic", "choice", default="auto", choices=("auto",) + STATISTICS,
           cli="--statistic", label="Statistic",
           help="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object "
                "in an empty plane, and to a sparse specimen in every tile), 'mean' (the "
@@ -99,25 +102,29 @@ _ESTIMATE_PARAMS = (
                "function) or 'auto' (default): chosen with the smoothing by held-out "
                "validation; 'median' when no empty tile is listed (every tile holds "
                "specimen)."),
-    Param("planes", "int", default=None, minval=1, cli="--planes", label="Planes to sample",
+    Param("planes", "int", default=None, limits=LIMITS["n_planes"], cli="--planes",
+          label="Planes to sample", engine_arg="n_planes",
           metavar="N",
           help="Number of planes sampled (seeded, uniform without replacement).  Default: every "
                "eligible plane, at most 200.  Asking for more than exist is an error."),
-    Param("seed", "int", default=0, minval=0, cli="--seed", label="Random seed",
+    Param("seed", "int", default=0, limits=LIMITS["seed"], cli="--seed", label="Random seed",
           help="Seed of the plane sampler: the same data and seed give the same flat-field."),
     Param("get_darkfield", "bool", shown_if=_IF_BASICPY, default=False, cli="--get-darkfield",
           label="BaSiCPy: estimate darkfield",
           help="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns "
                "that it can be unstable)."),
-    Param("smoothness_flatfield", "float", shown_if=_IF_BASICPY, default=None, minval=0, cli="--smoothness-flatfield",
+    Param("smoothness_flatfield", "float", shown_if=_IF_BASICPY, default=None,
+          limits=BASIC_LIMITS["smoothness_flatfield"], cli="--smoothness-flatfield",
           label="BaSiCPy: flat-field smoothness",
           help="BaSiCPy method: weight of the flat-field term (larger: smoother).  Default: "
                "BaSiCPy's automatic value, stored in the output so the model reloads."),
-    Param("smoothness_darkfield", "float", shown_if=_IF_BASICPY, default=None, minval=0, cli="--smoothness-darkfield",
+    Param("smoothness_darkfield", "float", shown_if=_IF_BASICPY, default=None,
+          limits=BASIC_LIMITS["smoothness_darkfield"], cli="--smoothness-darkfield",
           label="BaSiCPy: darkfield smoothness",
           help="BaSiCPy method: weight of the darkfield term.  Default: 0.1 x the flat-field "
                "smoothness (BaSiCPy's rule)."),
-    Param("epsilon", "float", shown_if=_IF_BASICPY, default=0.1, minval=1e-9, cli="--epsilon",
+    Param("epsilon", "float", shown_if=_IF_BASICPY, default=0.1, limits=BASIC_LIMITS["epsilon"],
+          cli="--epsilon",
           label="BaSiCPy: epsilon",
           help="BaSiCPy method: weight regularisation term; larger can give smoother models."),
     Param("working_size", "int_list", shown_if=_IF_BASICPY, default=(128,), cli="--working-size",
@@ -128,13 +135,16 @@ _ESTIMATE_PARAMS = (
           label="BaSiCPy: exclude foreground",
           help="BaSiCPy method: exclude the specimen from the fit (Otsu threshold over all "
                "images; BaSiCPy 1.x's autosegment, passed to BaSiCPy 2 as fitting weights)."),
-    Param("autosegment_margin", "int", shown_if=_IF_BASICPY, default=10, minval=0, maxval=1000,
+    Param("autosegment_margin", "int", shown_if=_IF_BASICPY, default=10,
+          limits=BASIC_LIMITS["autosegment_margin"],
           cli="--autosegment-margin", unit="pixels", label="BaSiCPy: foreground margin",
           help="BaSiCPy method: the excluded foreground is dilated by this many pixels."),
-    Param("max_workers", "int", shown_if=_IF_BASICPY, default=None, minval=1, cli="--max-workers",
+    Param("max_workers", "int", shown_if=_IF_BASICPY, default=None,
+          limits=BASIC_LIMITS["max_workers"], cli="--max-workers",
           label="BaSiCPy: threads",
           help="BaSiCPy method: CPU threads torch may use during the fit (default: torch's)."),
-    Param("fitting_mode", "choice", shown_if=_IF_BASICPY, default="approximate", choices=("approximate", "ladmap"),
+    Param("fitting_mode", "choice", shown_if=_IF_BASICPY, default="approximate",
+          choices=FITTING_MODES,
           cli="--fitting-mode", label="BaSiCPy: fitting mode",
           help="BaSiCPy method: optimiser; 'approximate' is BaSiCPy 2.0's default and fast, "
                "'ladmap' the original BaSiC algorithm."),
@@ -169,6 +179,7 @@ ESTIMATE = Operation(
     params=_ESTIMATE_PARAMS,
     references=_REFERENCES,
     runner="camcorr.flatfield.cli:run_estimate",
+    engine=("camcorr.flatfield:estimate_flatfield", "camcorr.flatfield.basic:estimate_basicpy"),
     cellprofiler_module="FlatfieldFromEmptyTiles",
     epilog="Example: camcorr flatfield estimate tiles/*.tif --grid 7 9 --order serpentine "
            "--empty-tiles 1,7,8 --offset 100 -o profiles.npz",
@@ -225,7 +236,7 @@ APPLY = Operation(
         Param("dtype", "choice", default="keep", choices=("keep", "float32", "uint16", "uint8"),
               cli="--dtype", label="Output type",
               help="Pixel type of the corrected tiles; 'keep' keeps the input type.",
-              frontends=("cli", "fiji")),
+              frontends=("cli", "fiji"), engine_arg=None),
         Param("resample", "bool", default=False, cli="--resample",
               label="Resample profiles to the tile size",
               help="When a tile's size differs from the flat-field's, resample the profiles "
@@ -235,6 +246,7 @@ APPLY = Operation(
     ),
     references=_REFERENCES,
     runner="camcorr.flatfield.cli:run_apply",
+    engine=("camcorr.flatfield.apply:apply_flatfield", "camcorr.flatfield.profiles:load_profiles"),
     cellprofiler_module="FlatfieldFromEmptyTiles",
     epilog="Example: camcorr flatfield apply tiles/*.tif --profiles profiles.npz -o corrected/",
 )
@@ -251,44 +263,46 @@ def estimate_kwargs(values: Dict) -> Dict:
 
         profiles = camcorr.flatfield.estimate_flatfield(tiles, **estimate_kwargs(values))
 
-    with `tiles` a list of 2D/3D arrays (ADU) or TIFF paths, in acquisition order.
+    with `tiles` a list of 2D/3D arrays (ADU) or TIFF paths, in acquisition order.  Missing
+    values take the operation's defaults (which are the engine's).
     """
-    ws = values.get("working_size")
+    values = {**ESTIMATE.defaults(), "darkfield": None, **values}
+    ws = values["working_size"]
     if ws is not None:
         ws = list(ws)
         ws = ws[0] if len(ws) == 1 else ws
         ws = None if ws == 0 else ws
     basic = {
-        "get_darkfield": bool(values.get("get_darkfield")),
-        "smoothness_flatfield": values.get("smoothness_flatfield"),
-        "smoothness_darkfield": values.get("smoothness_darkfield"),
-        "epsilon": values.get("epsilon") if values.get("epsilon") is not None else 0.1,
+        "get_darkfield": bool(values["get_darkfield"]),
+        "smoothness_flatfield": values["smoothness_flatfield"],
+        "smoothness_darkfield": values["smoothness_darkfield"],
+        "epsilon": values["epsilon"],
         "working_size": ws,
-        "autosegment": bool(values.get("autosegment")),
-        "autosegment_margin": values.get("autosegment_margin") or 0,
-        "max_workers": values.get("max_workers"),
-        "fitting_mode": values.get("fitting_mode") or "approximate",
+        "autosegment": bool(values["autosegment"]),
+        "autosegment_margin": values["autosegment_margin"],
+        "max_workers": values["max_workers"],
+        "fitting_mode": values["fitting_mode"],
     }
-    empty = values.get("empty_tiles")
-    darkfield = values.get("darkfield")
-    if darkfield is None and values.get("darkfield_file"):
+    empty = values["empty_tiles"]
+    darkfield = values["darkfield"]
+    if darkfield is None and values["darkfield_file"]:
         from ..io import read_image
 
         darkfield = read_image(values["darkfield_file"], argument="darkfield image")
     if darkfield is None:
-        darkfield = values.get("offset") or 0.0
+        darkfield = values["offset"]
     return {
-        "method": values.get("method") or "auto",
+        "method": values["method"],
         "empty_tiles": list(empty) if empty else None,
-        "z_levels": tuple(values["z_levels"]) if values.get("z_levels") is not None else None,
-        "grid": tuple(values["grid"]) if values.get("grid") is not None else None,
-        "order": values.get("order") or "inverted-n",
-        "models_folder": values.get("models_folder"),
-        "channel": values.get("channel"),
+        "z_levels": tuple(values["z_levels"]) if values["z_levels"] is not None else None,
+        "grid": tuple(values["grid"]) if values["grid"] is not None else None,
+        "order": values["order"],
+        "models_folder": values["models_folder"],
+        "channel": values["channel"],
         "darkfield": darkfield,
-        "sigma": values.get("sigma") if values.get("sigma") is not None else "auto",
-        "statistic": values.get("statistic") or "auto",
-        "n_planes": values.get("planes"),
-        "seed": values.get("seed") or 0,
+        "sigma": values["sigma"] if values["sigma"] is not None else "auto",
+        "statistic": values["statistic"] or "auto",
+        "n_planes": values["planes"],
+        "seed": values["seed"],
         "basicpy_options": basic,
     }

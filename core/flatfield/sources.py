@@ -14,11 +14,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError
+from ..errors import CamcorrError, Limits
 
-__all__ = ["TileSet", "sample_planes", "DEFAULT_MAX_PLANES"]
+__all__ = ["TileSet", "sample_planes", "DEFAULT_MAX_PLANES", "SAMPLING_LIMITS"]
 
 DEFAULT_MAX_PLANES = 200
+#: Allowed number of sampled planes and sampler seed (shared by every estimation method).
+SAMPLING_LIMITS = {"n_planes": Limits(low=1), "seed": Limits(low=0)}
 """Planes sampled when the caller asks for none in particular (the Fractal mesoSPIM flat-field
 task samples 200)."""
 
@@ -255,6 +257,7 @@ def sample_planes(candidates: Sequence[Tuple[int, Sequence[int]]], n_planes: Opt
     CamcorrError
         If no plane is eligible, or fewer than `n_planes`.
     """
+    SAMPLING_LIMITS["seed"].check(seed, "seed")
     counts = np.array([len(z) for _, z in candidates], dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
@@ -262,10 +265,7 @@ def sample_planes(candidates: Sequence[Tuple[int, Sequence[int]]], n_planes: Opt
                            expected="at least one eligible plane", received="none",
                            fix="Check the z-levels and the tile list")
     if n_planes is not None:
-        n_planes = int(n_planes)
-        if n_planes < 1:
-            raise CamcorrError("number of planes must be at least 1", argument=argument,
-                               expected="an integer >= 1", received=str(n_planes))
+        n_planes = int(SAMPLING_LIMITS["n_planes"].check(n_planes, argument))
         if n_planes > total:
             raise CamcorrError("fewer eligible planes than requested", argument=argument,
                                expected=f"at most {total} planes (the eligible planes of the "

@@ -4,35 +4,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import CamcorrError
 from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
-from .estimate import estimate_gain, prepare_gain_ref
+from .estimate import estimate_gain, parse_sigmas, prepare_gain_ref
 
 __all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref", "summary_lines"]
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".map")
-
-
-def parse_sigmas(text, argument: str = "--sigmas") -> Tuple[float, ...]:
-    """Parse ``'0,0.5,1'`` / ``'0 0.5 1'`` (or a sequence of numbers) into a tuple of floats."""
-    if isinstance(text, str):
-        tokens = [t for t in text.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
-    else:
-        tokens = list(text)
-    try:
-        values = tuple(float(t) for t in tokens)
-    except (TypeError, ValueError):
-        raise CamcorrError("not a list of numbers", argument=argument,
-                           expected="numbers like 0,0.5,1,1.5,2,2.5,3",
-                           received=repr(text)) from None
-    if not values or any(not (0 <= v <= 64) for v in values):
-        raise CamcorrError("invalid sigma grid", argument=argument,
-                           expected="one or more numbers in [0, 64]", received=repr(text))
-    return values
 
 
 def _is_mrc(path) -> bool:
@@ -142,13 +124,12 @@ def run_estimate(values: dict) -> int:
     if values.get("gain_ref"):
         inputs.append(values["gain_ref"])
         ref = read_gain_ref(values["gain_ref"])
-        prepare_gain_ref(ref, orientation=values.get("ref_orientation") or "divide",
-                         argument="--gain-ref")
+        prepare_gain_ref(ref, orientation=values["ref_orientation"], argument="--gain-ref")
     ensure_not_input(output, inputs, argument="--output")
     if report_path:
         ensure_not_input(report_path, inputs, argument="--report")
-    sigmas = parse_sigmas(values.get("sigmas") or "0,0.5,1,1.5,2,2.5,3")
-    check_offset_below_data(values.get("offset") or 0.0, movies)
+    sigmas = parse_sigmas(values["sigmas"], argument="--sigmas")
+    check_offset_below_data(values["offset"], movies)
     verbose = sys.stderr.isatty()
 
     def progress(it, n):
@@ -157,14 +138,10 @@ def run_estimate(values: dict) -> int:
 
     result = estimate_gain(
         lambda: iter_movie_frames(movies), gain_ref=ref,
-        ref_orientation=values.get("ref_orientation") or "divide",
-        offset=values.get("offset") or 0.0, sigmas=sigmas,
-        reference=values.get("reference") or "smooth",
-        iterations=values.get("iterations") or 1,
-        tolerance=values["tolerance"] if values.get("tolerance") is not None else 1e-3,
-        electrons_per_adu=values.get("electrons_per_adu") or 1.0,
-        read_noise_e=values.get("read_noise_e") or 0.0, progress=progress,
-        fields=values.get("fields") or "same")
+        ref_orientation=values["ref_orientation"], offset=values["offset"], sigmas=sigmas,
+        reference=values["reference"], iterations=values["iterations"],
+        tolerance=values["tolerance"], electrons_per_adu=values["electrons_per_adu"],
+        read_noise_e=values["read_noise_e"], progress=progress, fields=values["fields"])
     if verbose:
         print(file=sys.stderr)
     write_tiff(output, result.gain.astype(np.float32), inputs=inputs,

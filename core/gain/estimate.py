@@ -59,7 +59,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, check_finite, check_ndim, describe
+from ..errors import CamcorrError, Limits, check_finite, check_ndim, describe
 from . import _kernels as K
 from .heldout import heldout_report
 from .qc import gain_report
@@ -67,6 +67,8 @@ from .scales import DEFAULT_FIELDS, N_GROUPS, blind_spot, check_fields, combine_
 
 __all__ = [
     "DEFAULT_SIGMAS",
+    "LIMITS",
+    "parse_sigmas",
     "GainAccumulator",
     "GainResult",
     "estimate_gain",
@@ -76,6 +78,11 @@ __all__ = [
 
 #: Default sigma grid (in lines): 0 to 3 in steps of 0.5; 0 means "leave the frame as it is".
 DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+#: Allowed settings: each sigma of the grid (lines), iterations, tolerance (RMS change of the
+#: mean-1 gain), offset (ADU, any finite value), conversion factor and read noise (electrons).
+LIMITS = {"sigmas": Limits(0.0, 64.0), "iterations": Limits(low=1), "tolerance": Limits(low=0.0),
+          "offset": Limits(), "electrons_per_adu": Limits(low=0.0, low_inclusive=False),
+          "read_noise_e": Limits(low=0.0)}
 REFERENCES = ("smooth", "single")
 COMBINES = ("compose", "mean")
 #: Fewer recorded levels than this (max - min + 1 of whole-number data, e.g. counts at about
@@ -465,9 +472,9 @@ class GainAccumulator:
         if backend not in BACKENDS:
             raise CamcorrError("unknown backend", argument="backend",
                                expected="'numba' or 'numpy'", received=repr(backend))
-        _check_number(offset, "offset", low=None)
-        _check_number(electrons_per_adu, "electrons_per_adu", low=0.0, inclusive=False)
-        _check_number(read_noise_e, "read_noise_e", low=0.0)
+        for name, value in (("offset", offset), ("electrons_per_adu", electrons_per_adu),
+                            ("read_noise_e", read_noise_e)):
+            _check_number(value, name)
         self.reference = reference
         self.backend = backend
         self.offset = float(offset)
@@ -783,29 +790,64 @@ def _ratio(num, den) -> np.ndarray:
     return g
 
 
-def _check_number(value, argument, *, low=None, inclusive=True):
+def _check_number(value, argument):
+    """Raise unless `value` is a finite number within ``LIMITS[argument]``."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         v = math.nan
-    ok = math.isfinite(v) and (low is None or (v >= low if inclusive else v > low))
-    if not ok:
-        cond = "" if low is None else (f" >= {low:g}" if inclusive else f" > {low:g}")
-        raise CamcorrError("invalid value", argument=argument, expected=f"a finite number{cond}",
+    if not math.isfinite(v):
+        raise CamcorrError("invalid value", argument=argument, expected="a finite number",
                            received=repr(value))
+    LIMITS[argument].check(v, argument)
+
+
+def parse_sigmas(text, argument: str = "sigmas") -> Tuple[float, ...]:
+    """A sigma grid from ``'0,0.5,1'``, ``'0 0.5 1'`` or a sequence of numbers, in given order.
+
+    Parameters
+    ----------
+    text : str or sequence of float
+        Comma-, semicolon- or space-separated numbers, or numbers.
+    argument : str
+        How the front end names the grid in error messages.
+
+    Returns
+    -------
+    tuple of float
+
+    Raises
+    ------
+    CamcorrError
+        Not numbers, an empty grid, or a value outside ``LIMITS['sigmas']`` ([0, 64] lines).
+
+    Examples
+    --------
+    >>> parse_sigmas("0, 0.5 1")
+    (0.0, 0.5, 1.0)
+    >>> parse_sigmas([2, 1])
+    (2.0, 1.0)
+    """
+    if isinstance(text, str):
+        tokens = [t for t in text.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
+    else:
+        tokens = list(text)
+    try:
+        values = tuple(float(t) for t in tokens)
+    except (TypeError, ValueError):
+        raise CamcorrError("not a list of numbers", argument=argument,
+                           expected="numbers like 0,0.5,1,1.5,2,2.5,3",
+                           received=describe(text)) from None
+    limits = LIMITS["sigmas"]
+    if not values or not all(limits.contains(v) for v in values):
+        raise CamcorrError("invalid sigma grid", argument=argument,
+                           expected=f"one or more numbers in {limits.interval()} (lines)",
+                           received=repr(text))
+    return values
 
 
 def _check_sigmas(sigmas) -> Tuple[float, ...]:
-    try:
-        vals = tuple(float(s) for s in sigmas)
-    except (TypeError, ValueError):
-        raise CamcorrError("not a list of numbers", argument="sigmas",
-                           expected="sigma values like 0 0.5 1 1.5 2 2.5 3",
-                           received=describe(sigmas)) from None
-    if not vals or any(not math.isfinite(s) or s < 0 or s > 64 for s in vals):
-        raise CamcorrError("invalid sigma grid", argument="sigmas",
-                           expected="one or more numbers in [0, 64] (lines)", received=repr(sigmas))
-    return tuple(sorted(set(vals)))
+    return tuple(sorted(set(parse_sigmas(sigmas, "sigmas"))))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -908,9 +950,11 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
     if iterations < 1:
         raise CamcorrError("invalid number of iterations", argument="iterations",
                            expected="an integer >= 1", received=repr(iterations))
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+    LIMITS["iterations"].check(iterations, "iterations")
+    if not isinstance(tolerance, (int, float)):
         raise CamcorrError("invalid tolerance", argument="tolerance",
                            expected="a number >= 0", received=repr(tolerance))
+    LIMITS["tolerance"].check(tolerance, "tolerance")
     factory, reiterable = _frame_source(frames)
     if not reiterable and iterations > 1:
         raise CamcorrError("frames can be read only once", argument="frames",

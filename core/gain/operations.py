@@ -8,13 +8,15 @@ the Fiji command "Estimate Residual Gain".
 from __future__ import annotations
 
 from ..operations import Operation, Param
+from .estimate import DEFAULT_SIGMAS, LIMITS, ORIENTATIONS, REFERENCES
 from .scales import DEFAULT_FIELDS, FIELDS
 
 __all__ = ["OPERATIONS", "GAIN_ESTIMATE", "SIGMAS_DEFAULT_TEXT"]
 
 _CLI = ("cli",)
 _GUI = ("cellprofiler", "fiji")
-SIGMAS_DEFAULT_TEXT = "0,0.5,1,1.5,2,2.5,3"
+#: The engine's default sigma grid as the text the front ends show.
+SIGMAS_DEFAULT_TEXT = ",".join(f"{s:g}" for s in DEFAULT_SIGMAS)
 
 GAIN_ESTIMATE = Operation(
     name="gain-estimate",
@@ -70,7 +72,7 @@ GAIN_ESTIMATE = Operation(
                    "are corrected by it and the gain left over is estimated; flat if the "
                    "reference is right). Must have the frames' shape and no pixel <= 0. Leave "
                    "empty for blind estimation."),
-        Param("ref_orientation", "choice", default="divide", choices=("divide", "multiply"),
+        Param("ref_orientation", "choice", default="divide", choices=ORIENTATIONS,
               cli="--ref-orientation", label="The reference is applied by",
               help="'divide': corrected = frame / reference (recorded = ideal x gain, the "
                    "orientation camcorr writes). 'multiply': corrected = frame x reference (gain "
@@ -83,32 +85,32 @@ GAIN_ESTIMATE = Operation(
               help="Candidate widths (in columns/rows) of the Gaussian weighting of neighbouring "
                    "columns/rows; per frame and direction the one giving the least total "
                    "variation is used. 0 (no equalisation) is a real candidate. Comma- or "
-                   "space-separated numbers in [0, 64]."),
-        Param("reference", "choice", default="smooth", choices=("smooth", "single"),
+                   "space-separated numbers in " + LIMITS["sigmas"].interval() + "."),
+        Param("reference", "choice", default="smooth", choices=REFERENCES,
               cli="--reference", label="Equalisation reference",
               help="'smooth': each column (row) is equalised to its Gaussian-weighted neighbours "
                    "(robust to specimen structure, misses slow trends). 'single': every column "
                    "(row) is equalised to the mean of all (midway equalisation; also sees slow "
                    "column/row trends, but takes large specimen features for gain)."),
-        Param("iterations", "int", default=1, minval=1, maxval=50, cli="--iterations",
+        Param("iterations", "int", default=1, limits=LIMITS["iterations"], cli="--iterations",
               label="Maximum iterations",
               help="Each iteration re-estimates the gain on the frames divided by the current "
                    "estimate (one pass over the frames). One iteration recovers the full "
                    "amplitude; 2-3 sharpen estimates from integrating cameras slightly (R^2 "
                    "0.85 -> 0.89 at 10 % specimen texture) but fit the shot noise of counting "
                    "movies (their residual std grows)."),
-        Param("tolerance", "float", default=1e-3, minval=0.0, maxval=1.0, cli="--tolerance",
+        Param("tolerance", "float", default=1e-3, limits=LIMITS["tolerance"], cli="--tolerance",
               label="Tolerance",
               help="Stop iterating when the RMS change of the (mean 1) gain is below this."),
-        Param("offset", "float", default=0.0, minval=0.0, maxval=65535.0, cli="--offset",
+        Param("offset", "float", default=0.0, limits=LIMITS["offset"], cli="--offset",
               unit="ADU", label="Camera offset",
               help="Dark level subtracted from every frame first (integrating cameras; 0 for "
                    "counting detectors and offset-free data)."),
-        Param("electrons_per_adu", "float", default=1.0, minval=1e-6, maxval=1e6,
+        Param("electrons_per_adu", "float", default=1.0, limits=LIMITS["electrons_per_adu"],
               cli="--electrons-per-adu", unit="e/ADU", label="Electrons per ADU",
               help="Conversion factor of the camera, for the noise floor of the report only "
                    "(1 for counting data)."),
-        Param("read_noise_e", "float", default=0.0, minval=0.0, maxval=1e4, cli="--read-noise",
+        Param("read_noise_e", "float", default=0.0, limits=LIMITS["read_noise_e"], cli="--read-noise",
               unit="e", label="Read noise",
               help="Read noise per frame in electrons, for the noise floor of the report only "
                    "(0 for counting detectors)."),
@@ -125,7 +127,7 @@ GAIN_ESTIMATE = Operation(
         Param("output_normalized", "bool", default=False,
               label="Also output the gain-normalised images",
               help="Also output every frame divided by the estimated (total) gain.",
-              frontends=_GUI),
+              frontends=_GUI, engine_arg=None),
     ),
     references=(
         "Sorzano, C.O.S. et al. (2018) Blind estimation of DED camera gain in Electron "
@@ -135,6 +137,7 @@ GAIN_ESTIMATE = Operation(
         "doi:10.5201/ipol.2012.glmt-mire",
     ),
     runner="camcorr.gain.cli:run_estimate",
+    engine=("camcorr.gain.estimate:estimate_gain",),
     cellprofiler_module="EstimateResidualGain",
     epilog="Examples:\n"
            "  camcorr gain estimate movie_*.tif -o gain.tif --report gain_report.json\n"

@@ -54,7 +54,7 @@ from typing import Optional, Union
 import numpy as np
 from scipy import stats
 
-from ..errors import CamcorrError, check_range, describe
+from ..errors import CamcorrError, Limits, describe
 
 __all__ = [
     "DEFAULT_FPR",
@@ -76,6 +76,8 @@ __all__ = [
 DEFAULT_FPR = 5e-4
 #: Default factor of the map rule: pixels whose read-noise std in the map is >= 5x its median.
 DEFAULT_MAP_FACTOR = 5.0
+#: Allowed false-positive rate (0, 0.5] and map noise factor (>= 0; 0 turns the map test off).
+NOISE_LIMITS = {"fpr": Limits(0.0, 0.5, low_inclusive=False), "map_factor": Limits(low=0.0)}
 #: A :func:`dispersion` above this means the model does not explain the pixels' noise
 #: (measured: 1.02-1.06 on simulated clean cameras with 3 % bad pixels, 10-50 planes; 1.4-2.2 for
 #: the real sCMOS read-noise map without the map; 1.56 for a z-stack through a bead).
@@ -146,7 +148,7 @@ def chi2_power(n_planes: int, factor: float, fpr: float) -> float:
 
 
 def _check_fpr(fpr):
-    check_range(fpr, "fpr", low=0.0, high=0.5, low_inclusive=False)
+    NOISE_LIMITS["fpr"].check(fpr, "fpr")
 
 
 def _bin_level(var, read, ratio):

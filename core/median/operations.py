@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..operations import Operation, Param
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 from ..streaming import MEMORY_PARAM
+from .selective import DEFAULT_K, LIMITS, RULES
 
 __all__ = ["OPERATIONS", "MEDIAN"]
 
@@ -59,7 +60,7 @@ MEDIAN = Operation(
         Param("mask_out", "output_file", label="Mask file", cli="--mask-out", metavar="MASK.tif",
               help="Also write the bad-pixel mask (uint8, 255 = replaced pixel).",
               frontends=_CLI),
-        Param("rule", "choice", default="mad", choices=("mad", "knee", "chi2"), cli="--rule",
+        Param("rule", "choice", default="mad", choices=RULES, cli="--rule",
               label="Threshold rule",
               help="'mad': robust threshold (median absolute deviation of the noise ratio to the "
                    "neighbours), flags almost nothing on clean data. 'knee': LLSpy's rule (knee "
@@ -67,7 +68,8 @@ MEDIAN = Operation(
                    "pixels even on clean data. 'chi2': test every pixel's noise against shot "
                    "plus read noise (with a variance map if given), for short stacks of "
                    "repeated frames of a static scene, not z-stacks through a specimen."),
-        Param("k", "float", shown_if=(("rule", ("mad",)),), default=5.0, minval=1.0, maxval=100.0, cli="--k",
+        Param("k", "float", shown_if=(("rule", ("mad",)),), default=DEFAULT_K, limits=LIMITS["k"],
+              cli="--k",
               label="Threshold (robust sigmas)",
               help="Rule 'mad' only: flag a pixel whose noise ratio to its neighbours lies more "
                    "than this many robust standard deviations above the typical ratio. Lower "
@@ -79,11 +81,13 @@ MEDIAN = Operation(
                    "the mean projection by more than the threshold (aberrant gain or offset). "
                    "Use on dark frames, flat fields or sparse samples: sharp in-focus structure "
                    "(beads, under ~3 pixels) would be flagged too."),
-        Param("mean_k", "float", shown_if=(("mean_pass", (True,)),), default=None, minval=1.0, maxval=100.0, cli="--mean-k",
+        Param("mean_k", "float", shown_if=(("mean_pass", (True,)),), default=None,
+              limits=LIMITS["mean_k"], cli="--mean-k",
               label="Mean-pass threshold (robust sigmas)",
               help="Threshold of the mean pass in robust standard deviations; blank: the same "
                    "as the noise threshold."),
-        Param("fpr", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_FPR, minval=1e-9, maxval=0.5, cli="--fpr",
+        Param("fpr", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_FPR,
+              limits=LIMITS["fpr"], cli="--fpr",
               label="False-positive rate (chi2)",
               help="Rule 'chi2' only: fraction of clean pixels flagged by chance (5 in 10000 "
                    "by default). Lower flags fewer clean pixels but finds fewer noisy ones "
@@ -93,17 +97,19 @@ MEDIAN = Operation(
               help="Rule 'chi2' only, optional: the camera's per-pixel read-noise variance in "
                    "ADU^2 (TIFF, .npy or MATLAB .mat), cropped to the region of the data. "
                    "Without it one read variance for all pixels is fitted from the data."),
-        Param("map_factor", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_MAP_FACTOR, minval=0.0, maxval=1000.0,
+        Param("map_factor", "float", shown_if=(("rule", ("chi2",)),), default=DEFAULT_MAP_FACTOR,
+              limits=LIMITS["map_factor"],
               cli="--map-factor", label="Map noise factor (chi2)",
               help="Rule 'chi2' with a variance map: also replace pixels whose read-noise std "
                    "in the map is at least this many times the map's median std (0: off)."),
         Param("save_mask", "bool", default=False, label="Also output the bad-pixel mask",
               help="Also output the mask of replaced pixels (a binary image) beside the "
-                   "corrected image.", frontends=_GUI),
+                   "corrected image.", frontends=_GUI, engine_arg=None),
         MEMORY_PARAM,
     ),
     references=("Amat, F. et al. (2015) Nat. Protoc. 10, 1679-1696. doi:10.1038/nprot.2015.111",),
     runner="camcorr.median.cli:run_median",
+    engine=("camcorr.median.selective:selective_median",),
     cellprofiler_module="SelectiveMedian",
     epilog="Examples: camcorr median raw.tif -o clean.tif --mask-out hot_pixels.tif\n"
            "          camcorr median frames.tif --rule chi2 --variance-map var.tif",

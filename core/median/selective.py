@@ -61,7 +61,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, check_choice, check_finite, check_range, describe
+from ..errors import CamcorrError, Limits, check_choice, check_finite, describe
 from ..io import cast_to_dtype
 from . import _kernels, noise_model
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
@@ -70,6 +70,8 @@ __all__ = [
     "BadPixels",
     "MedianResult",
     "RULES",
+    "DEFAULT_K",
+    "LIMITS",
     "projections",
     "median3x3",
     "knee_threshold",
@@ -80,6 +82,11 @@ __all__ = [
 ]
 
 RULES = ("mad", "knee", "chi2")
+#: Default robust z-score threshold of rule ``"mad"`` (flags < 0.1 % of clean pixels).
+DEFAULT_K = 5.0
+#: Allowed values of the thresholds (any positive number of robust standard deviations).
+LIMITS = {"k": Limits(low=0.0, low_inclusive=False),
+          "mean_k": Limits(low=0.0, low_inclusive=False), **noise_model.NOISE_LIMITS}
 BACKENDS = ("numba", "numpy")
 _MAD_SCALE = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation for normal data
 
@@ -315,7 +322,7 @@ def mad_threshold(values: np.ndarray, k: float) -> Tuple[float, float, float]:
     return centre, scale, centre + k * scale
 
 
-def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool = False,
+def find_bad_pixels(stack, *, rule: str = "mad", k: float = DEFAULT_K, mean_pass: bool = False,
                     mean_k: Optional[float] = None, fpr: float = DEFAULT_FPR,
                     variance_map=None, map_factor: float = DEFAULT_MAP_FACTOR,
                     backend: str = "numba") -> BadPixels:
@@ -375,16 +382,16 @@ def find_bad_pixels(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool
     (dtype('uint16'), True, True)
     """
     check_choice(rule, RULES, "rule")
-    check_range(k, "k", low=0, low_inclusive=False)
+    LIMITS["k"].check(k, "k")
     mean_k = k if mean_k is None else mean_k
-    check_range(mean_k, "mean_k", low=0, low_inclusive=False)
+    LIMITS["mean_k"].check(mean_k, "mean_k")
     if variance_map is not None and rule != "chi2":
         raise CamcorrError("a variance map needs rule 'chi2'", argument="variance_map",
                            expected="rule='chi2' when a read-noise variance map is given",
                            received=f"rule={rule!r}", fix="Use rule 'chi2' or drop the map")
     if rule == "chi2":
         noise_model._check_fpr(fpr)
-        check_range(map_factor, "map_factor", low=0)
+        LIMITS["map_factor"].check(map_factor, "map_factor")
         if isinstance(variance_map, (str, os.PathLike)):
             variance_map = noise_model.read_variance_map(variance_map, argument="variance_map")
     mean, std, n = projections(stack, backend=backend)
@@ -509,7 +516,7 @@ def replace_bad_pixels(stack, mask, *, backend: str = "numba", return_fallback: 
     return (out, fallback) if return_fallback else out
 
 
-def selective_median(stack, *, rule: str = "mad", k: float = 5.0, mean_pass: bool = False,
+def selective_median(stack, *, rule: str = "mad", k: float = DEFAULT_K, mean_pass: bool = False,
                      mean_k: Optional[float] = None, fpr: float = DEFAULT_FPR,
                      variance_map=None, map_factor: float = DEFAULT_MAP_FACTOR,
                      backend: str = "numba") -> MedianResult:

@@ -16,9 +16,10 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CamcorrError
+from ..flash.calibrate import DEFAULT_CHUNK, LIMITS
 from .stream import _compute, moments, tiff_frames, tree_merge
 
-__all__ = ["calibration_level_stats", "calibrate_folder"]
+__all__ = ["calibration_level_stats", "calibrate_folder", "LIMITS"]
 
 
 class _LevelSums:
@@ -37,7 +38,7 @@ def _level_block(b0, b1, offset):
     return _LevelSums((med(b0) - offset) * m, (med(b1) - offset) * m, m)
 
 
-def calibration_level_stats(pairs, offset, *, chunk: int = 16, split_every: int = 8, client=None,
+def calibration_level_stats(pairs, offset, *, chunk: int = DEFAULT_CHUNK, split_every: int = 8, client=None,
                             scheduler: Optional[str] = None):
     """Per-level sums of bright/dark pairs (:class:`~camcorr.flash.calibrate.LevelStats`), on dask.
 
@@ -80,7 +81,8 @@ def calibration_level_stats(pairs, offset, *, chunk: int = 16, split_every: int 
     return cal.LevelStats(sx, sy, cnt, list(pairs))
 
 
-def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None, chunk: int = 16,
+def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None,
+                     chunk: int = DEFAULT_CHUNK,
                      client=None, scheduler: Optional[str] = None, backend: str = "numba"):
     """:func:`camcorr.flash.calibrate_folder` with the streamed statistics on dask.
 

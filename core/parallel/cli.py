@@ -35,7 +35,7 @@ def run_calibrate(values: Dict) -> int:
 
     calib_dir = Path(values["calib_dir"])
     with scheduler_from({"scheduler": values.get("scheduler")}) as kw:
-        cal = calibrate_folder(calib_dir, chunk=int(values.get("chunk_frames") or 16),
+        cal = calibrate_folder(calib_dir, chunk=values["chunk_frames"],
                                client=kw["client"])
     name = flash.param_filename(cal.serial, cal.roi, cal.date)
     out = values.get("output")

@@ -6,6 +6,7 @@ on this machine's threads, still chunk by chunk (memory bounded by the chunk siz
 """
 from __future__ import annotations
 
+from ..flash.calibrate import DEFAULT_CHUNK, LIMITS as CALIBRATE_LIMITS
 from ..operations import Operation, Param
 from .options import CHUNK_PARAM, SCHEDULER_PARAM
 
@@ -37,6 +38,7 @@ PARALLEL_DARK = Operation(
     references=("Chan, Golub & LeVeque (1983) Am. Stat. 37(3), 242-247. "
                 "doi:10.1080/00031305.1983.10483115",),
     runner="camcorr.parallel.cli:run_dark",
+    engine=("camcorr.parallel.stream:moments",),
     frontends=_CLI,
 )
 
@@ -59,12 +61,13 @@ PARALLEL_CALIBRATE = Operation(
               help="Where to write the parameter file; default: in CALIB_DIR with LLSpy's name.",
               frontends=_CLI),
         SCHEDULER_PARAM,
-        Param("chunk_frames", "int", default=16, minval=1, cli="--chunk-frames",
-              label="Planes per block", metavar="N",
+        Param("chunk_frames", "int", default=DEFAULT_CHUNK, limits=CALIBRATE_LIMITS["chunk"],
+              cli="--chunk-frames", label="Planes per block", metavar="N", engine_arg="chunk",
               help="Planes per block and per robust median, as 'flash calibrate' uses them.",
               frontends=_CLI),
     ),
     runner="camcorr.parallel.cli:run_calibrate",
+    engine=("camcorr.parallel.calibration:calibrate_folder",),
     frontends=_CLI,
 )
 

@@ -21,6 +21,7 @@ from typing import Dict, Iterator, Optional
 
 from ..errors import CamcorrError
 from ..operations import Param
+from .stream import DEFAULT_CHUNK_FRAMES, LIMITS
 
 __all__ = ["SCHEDULER_PARAM", "CHUNK_PARAM", "scheduler_from", "connect"]
 
@@ -33,7 +34,8 @@ SCHEDULER_PARAM = Param(
     frontends=("cli",))
 
 CHUNK_PARAM = Param(
-    "chunk_frames", "int", default=64, minval=1, cli="--chunk-frames", label="Frames per chunk",
+    "chunk_frames", "int", default=DEFAULT_CHUNK_FRAMES, limits=LIMITS["chunk_frames"],
+    cli="--chunk-frames", label="Frames per chunk",
     metavar="N",
     help="Frames (planes) per dask chunk.  Memory per worker thread is about N x Y x X x 8 bytes "
          "plus the running statistics; lower it for very large frames.",

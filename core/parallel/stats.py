@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..aposteriori.normalize import DEFAULT_REJECT_K, LIMITS as NORMALIZE_LIMITS
 from ..errors import CamcorrError
-from .stream import sampled_median, stream_reduce
+from .stream import DEFAULT_CHUNK_FRAMES, sampled_median, stream_reduce
 
 __all__ = ["normalization_stats", "flatfield_planes"]
 
@@ -20,8 +21,8 @@ def _frame_summary_block(b):
     return np.stack([flat.mean(axis=1), flat.std(axis=1), flat.max(axis=1) - flat.min(axis=1)])
 
 
-def normalization_stats(frames, *, reject_k: float = 5.0, split: str = "even-odd", seed: int = 0,
-                        chunk_frames: int = 64, client=None, scheduler: Optional[str] = None):
+def normalization_stats(frames, *, reject_k: float = DEFAULT_REJECT_K, split: str = "even-odd", seed: int = 0,
+                        chunk_frames: int = DEFAULT_CHUNK_FRAMES, client=None, scheduler: Optional[str] = None):
     """A posteriori per-pixel mean and sigma in two half sets, streamed with dask.
 
     The dask counterpart of :func:`camcorr.aposteriori.compute_stats` (same frame rejection,
@@ -50,11 +51,11 @@ def normalization_stats(frames, *, reject_k: float = 5.0, split: str = "even-odd
     import importlib
 
     _norm = importlib.import_module("camcorr.aposteriori.normalize")
-    from ..errors import check_choice, check_range
+    from ..errors import check_choice
     from .stream import _compute, as_frames, moments
 
     check_choice(split, _norm.SPLITS, "split")
-    check_range(reject_k, "reject_k", low=0)
+    NORMALIZE_LIMITS["reject_k"].check(reject_k, "reject_k")
     arr = as_frames(frames, chunk_frames=chunk_frames)
     summary = arr.map_blocks(_frame_summary_block, dtype=np.float64,
                              chunks=((3,), arr.chunks[0]), drop_axis=(1, 2), new_axis=0)

@@ -31,7 +31,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import CamcorrError
+from ..errors import CamcorrError, Limits
 from ..io import inspect_tiff
 from ..stats import RunningMoments
 
@@ -44,7 +44,14 @@ __all__ = [
     "offset_noise",
     "sampled_median",
     "tree_merge",
+    "DEFAULT_CHUNK_FRAMES",
+    "LIMITS",
 ]
+
+#: Frames per dask block: memory per worker thread is about this many frames x Y x X x 8 bytes.
+DEFAULT_CHUNK_FRAMES = 64
+#: Allowed block sizes.
+LIMITS = {"chunk_frames": Limits(low=1)}
 
 
 def _dask():
@@ -85,7 +92,8 @@ def _read_planes(path: str, start: int, stop: int) -> np.ndarray:
     return block
 
 
-def tiff_frames(paths: Union[str, os.PathLike, Sequence], *, chunk_frames: int = 64):
+def tiff_frames(paths: Union[str, os.PathLike, Sequence], *,
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES):
     """Lazy dask array (N, Y, X) of every plane of one or many TIFF files.
 
     Each block is read by the worker that needs it (on a cluster the files must be on a
@@ -126,7 +134,7 @@ def tiff_frames(paths: Union[str, os.PathLike, Sequence], *, chunk_frames: int =
     return da.concatenate(parts, axis=0)
 
 
-def as_frames(frames, *, chunk_frames: int = 64, tile: Optional[Tuple[int, int]] = None):
+def as_frames(frames, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, tile: Optional[Tuple[int, int]] = None):
     """Any stack of frames as a dask array (N, Y, X) chunked by `chunk_frames` frames.
 
     Parameters
@@ -144,9 +152,7 @@ def as_frames(frames, *, chunk_frames: int = 64, tile: Optional[Tuple[int, int]]
         Fewer than 2 dimensions, or a non-positive chunk size.
     """
     dask, da = _dask()
-    if int(chunk_frames) < 1:
-        raise CamcorrError("chunk size must be positive", argument="chunk_frames",
-                           expected="an integer >= 1", received=repr(chunk_frames))
+    LIMITS["chunk_frames"].check(chunk_frames, "chunk_frames")
     if isinstance(frames, (str, os.PathLike)) or (
             isinstance(frames, (list, tuple)) and frames and isinstance(frames[0], (str, os.PathLike))):
         arr = tiff_frames(frames, chunk_frames=chunk_frames)
@@ -208,7 +214,7 @@ def _compute(objs, client=None, scheduler=None):
     return dask.compute(*objs, scheduler=scheduler or "threads")
 
 
-def stream_reduce(arrays, factory: Callable, *, chunk_frames: int = 64, split_every: int = 8,
+def stream_reduce(arrays, factory: Callable, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, split_every: int = 8,
                   client=None, scheduler: Optional[str] = None):
     """Reduce aligned frame stacks block by block with a mergeable accumulator.
 
@@ -265,7 +271,7 @@ def _moments_block(block):
     return acc
 
 
-def moments(frames, *, chunk_frames: int = 64, tile: Optional[Tuple[int, int]] = None,
+def moments(frames, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, tile: Optional[Tuple[int, int]] = None,
             split_every: int = 8, client=None, scheduler: Optional[str] = None) -> RunningMoments:
     """Per-pixel count, mean and M2 of a stack of frames, streamed block by block.
 

@@ -34,6 +34,7 @@ REPORT = Operation(
                    "the largest fitted carryover amplitude.", frontends=_CLI),
     ),
     runner="camcorr.report.cli:run_report",
+    engine=("camcorr.report.report:build_report",),
     frontends=_CLI,
     epilog="Example: camcorr report demo_output -o demo_output/report",
 )

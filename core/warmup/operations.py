@@ -22,9 +22,10 @@ WARMUP = Operation(
         Param("only", "str", default=None, cli="--only", metavar="STEPS",
               label="Steps",
               help="Comma-separated subset of the steps: flash, median, gain, flatfield, "
-                   "aposteriori. Default: all.", frontends=("cli",)),
+                   "aposteriori. Default: all.", frontends=("cli",), engine_arg="steps"),
     ),
     runner="camcorr.warmup:run_cli",
+    engine=("camcorr.warmup:warmup",),
     frontends=("cli",),
     epilog="Example: camcorr warmup",
 )

@@ -5,7 +5,7 @@
 #@ String (visibility=MESSAGE, value="A posteriori per-pixel normalisation of a large data set (Afanasyev et al.).") cc_summary
 #@ String (label="Target standard deviation (ADU)", description="Standard deviation every pixel vector gets; blank: the mean of the per-pixel standard deviations (keeps the original contrast). Unit: ADU. Leave empty for the default (not set).", value="", persist=false) sigma0
 #@ String (label="Target mean (ADU)", description="Mean every pixel vector gets; blank: the average density of the data set. Unit: ADU. Leave empty for the default (not set).", value="", persist=false) i0
-#@ Double (label="Frame rejection (robust sigmas)", description="Reject frames whose mean or standard deviation lies more than this many robust standard deviations from the median over frames (blank or deviant frames); 0 keeps every non-constant frame.", value=5, min=0, max=1000, style="format:#.######", persist=false) reject_k
+#@ Double (label="Frame rejection (robust sigmas)", description="Reject frames whose mean or standard deviation lies more than this many robust standard deviations from the median over frames (blank or deviant frames); 0 keeps every non-constant frame.", value=5, min=0, style="format:#.######", persist=false) reject_k
 #@ String (label="Half-set split", description="How accepted frames are split into two halves for unbiased validation.", choices={"even-odd","random"}, value="even-odd", persist=false) split_
 #@ String (label="Dead pixels (sigma 0)", description="'fill': set pixels that never change to the target mean and report how many; 'error': stop with an error if there is any.", choices={"fill","error"}, value="fill", persist=false) zero_sigma
 var cc_tmp = "";

@@ -4,7 +4,7 @@
 // Macro: run("Fourier Ring Correlation", "b=... n_sigma=... window=...");
 #@ String (visibility=MESSAGE, value="Fourier ring correlation of two images with the 3-sigma noise curve.") cc_summary
 #@ File (label="Second image", description="2D image of the same size. A TIFF file (the current image is the first image input).", style="open", persist=false) b
-#@ Double (label="Noise curve (sigmas)", description="Level of the noise curve in standard deviations of the FRC of independent noise (van Heel: 3).", value=3, min=0.5, max=10, style="format:#.######", persist=false) n_sigma
+#@ Double (label="Noise curve (sigmas)", description="Level of the noise curve in standard deviations of the FRC of independent noise (van Heel: 3).", value=3, min=0, style="format:#.######", persist=false) n_sigma
 #@ String (label="Apodisation", description="'hann' tapers the image edges before the Fourier transform (for images that are not periodic); 'none' keeps the noise curve exact.", choices={"none","hann"}, value="none", persist=false) window
 var cc_tmp = "";
 var cc_args = "";
