@@ -159,19 +159,12 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
                                   self.normalized_name)
 
     def _engine_kwargs(self) -> dict:
-        v = self.params.values()
-        text = str(v["sigmas"]).replace(",", " ").split()
+        """The operation's own translation (sigma grid parsed, limits of the engine)."""
+        setting = self.params.main_setting("sigmas")
         try:
-            sigmas = [float(s) for s in text]
-        except ValueError:
-            raise ValidationError(
-                f"{self.params.main_setting('sigmas').text}: not a list of numbers: "
-                f"{v['sigmas']!r} (expected e.g. 0,0.5,1)",
-                self.params.main_setting("sigmas")) from None
-        return {"ref_orientation": v["ref_orientation"], "offset": v["offset"],
-                "sigmas": sigmas, "reference": v["reference"], "iterations": v["iterations"],
-                "tolerance": v["tolerance"], "electrons_per_adu": v["electrons_per_adu"],
-                "read_noise_e": v["read_noise_e"], "fields": v["fields"]}
+            return OPERATION.engine_kwargs(self.params.values(), argument=setting.text)
+        except CamcorrError as exc:
+            raise ValidationError(str(exc), setting) from None
 
     # ---- aggregation ------------------------------------------------------------------------
     def prepare_group(self, workspace, grouping, image_numbers):

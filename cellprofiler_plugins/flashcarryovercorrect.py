@@ -180,22 +180,12 @@ one worker, in order.""")
         if pfile is None:
             raise ValidationError("Choose the carryover parameter file (FlashParam_*.tif)",
                                   self.params.main_setting("params"))
-        try:
-            params = flash.read_params(pfile)
+        try:  # the operation's own translation: ROI crop (serials compared), laser cycle
+            kwargs = OPERATION.engine_kwargs(values)
         except CamcorrError as exc:
-            raise ValidationError(str(exc), self.params.main_setting("params")) from None
-        cycle = None
-        if sfile is not None:
-            try:
-                st = flash.parse_settings(sfile)
-                params = flash.crop_params(params, st.roi)
-            except CamcorrError as exc:
-                raise ValidationError(str(exc), self.params.main_setting("settings")) from None
-            cycle = getattr(st, "cycle_lasers", None)
-        if not cycle or "stack" not in str(cycle).lower():
-            cycle = "per Z"
-        else:
-            cycle = "per stack"
+            name = "settings" if exc.argument == "settings" else "params"
+            raise ValidationError(str(exc), self.params.main_setting(name)) from None
+        params, cycle = kwargs["params"], kwargs["cycle"]
         self._params_cache = (key, params, cycle)
         return params, cycle
 

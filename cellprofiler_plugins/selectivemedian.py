@@ -122,15 +122,9 @@ the number of frames (the noise is accumulated frame by frame).""")
             raise ValidationError("The mask needs a name of its own", self.mask_name)
 
     def engine_kwargs(self) -> dict:
-        v = self.params.values()
-        kwargs = {"rule": v["rule"], "k": v["k"], "mean_pass": v["mean_pass"],
-                  "mean_k": v["mean_k"]}
-        if v["rule"] == "chi2":
-            kwargs.update(fpr=v["fpr"], map_factor=v["map_factor"])
-            if v["variance_map"] is not None:
-                kwargs["variance_map"] = median.read_variance_map(
-                    v["variance_map"], argument="SelectiveMedian read-noise variance map")
-        return kwargs
+        """The operation's own translation of the settings (:meth:`Operation.engine_kwargs`)."""
+        return OPERATION.engine_kwargs(self.params.values(),
+                                       argument="SelectiveMedian read-noise variance map")
 
     def _check_dims(self, data, name):
         want = 3 if self.mode.value == MODE_3D else 2

@@ -22,16 +22,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from .errors import CamcorrError, Limits
 
-__all__ = ["Param", "Operation", "all_operations", "get_operation", "KINDS", "FRONTENDS"]
+__all__ = ["Param", "Operation", "all_operations", "get_operation", "kwargs_for", "KINDS",
+           "FRONTENDS", "VALUE_KINDS"]
 
 KINDS = ("float", "int", "bool", "choice", "str", "file", "files", "folder", "int_list",
          "float_pair", "int_pair", "image", "images", "output_file", "output_folder")
 FRONTENDS = ("cli", "cellprofiler", "fiji")
+#: Kinds whose value is a setting handed to the engine (images, files and folders are data).
+VALUE_KINDS = ("float", "int", "bool", "choice", "str", "int_list", "float_pair", "int_pair")
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,10 @@ class Operation:
     engine : tuple of str
         ``'module:function'`` of the engine functions the parameters are passed to; their
         signatures own the defaults, their modules' ``LIMITS`` the limits (checked by the tests).
+    translate : str
+        ``'module:function'`` called by :meth:`engine_kwargs` as ``f(kwargs, values, **context)``
+        for what a plain copy of the values cannot do (parse a grid, read a file, crop to a
+        ROI); empty when the values are the engine's arguments as they are.
     frontends : tuple of str
         Front ends that expose the operation.
     cellprofiler_module : str or None
@@ -261,6 +268,7 @@ class Operation:
     cellprofiler_module: Optional[str] = None
     epilog: str = ""
     engine: Tuple[str, ...] = ()
+    translate: str = ""
 
     def __post_init__(self):
         names = {p.name for p in self.params}
@@ -315,10 +323,51 @@ class Operation:
                                received=", ".join(sorted(unknown)))
         return out
 
+    def engine_kwargs(self, values: Dict[str, Any], **context) -> Dict[str, Any]:
+        """Validated values -> keyword arguments of the engine: the one translation of this
+        operation, called by the command line, the CellProfiler modules and Fiji.
+
+        Every parameter with an :attr:`Param.engine_arg` is passed on under that name (missing
+        values take their default), so a new parameter reaches the engine without other edits;
+        then :attr:`translate` (if any) converts what needs converting.  `context` holds what a
+        front end knows beside the values (e.g. ``image_shape``, an array it already has,
+        ``notes``: a list receiving messages for the user).
+
+        Raises
+        ------
+        CamcorrError
+            From the translation (unreadable file, a grid that does not parse, ...).
+        """
+        kwargs = {p.engine_arg: values.get(p.name, p.default) for p in self.params
+                  if p.engine_arg is not None and p.kind in VALUE_KINDS}
+        if self.translate:
+            module, _, func = self.translate.partition(":")
+            kwargs = getattr(importlib.import_module(module), func)(kwargs, values, **context)
+        return kwargs
+
     def load_runner(self) -> Callable[[Dict[str, Any]], Optional[int]]:
         """Import and return the command-line runner."""
         module, _, func = self.runner.partition(":")
         return getattr(importlib.import_module(module), func)
+
+
+def kwargs_for(func: Callable, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """The items of `kwargs` that `func` accepts as keyword arguments.
+
+    For operations whose values feed more than one engine function (statistics, then the
+    correction).
+
+    Examples
+    --------
+    >>> def f(a, *, k=1.0):
+    ...     return a * k
+    >>> kwargs_for(f, {"k": 2.0, "other": 3})
+    {'k': 2.0}
+    """
+    import inspect
+
+    names = inspect.signature(func).parameters
+    return {k: v for k, v in kwargs.items() if k in names}
 
 
 _REGISTRY: Optional[Dict[str, Operation]] = None

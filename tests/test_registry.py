@@ -13,10 +13,7 @@ import sys
 import pytest
 
 from camcorr.errors import CamcorrError, Limits
-from camcorr.operations import Param, all_operations
-
-# kinds that are values handed to the engine (images, files and folders are data, not settings)
-VALUE_KINDS = ("float", "int", "bool", "choice", "str", "int_list", "float_pair", "int_pair")
+from camcorr.operations import VALUE_KINDS, Param, all_operations
 
 
 def _engine_functions(op):

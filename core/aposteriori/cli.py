@@ -9,9 +9,11 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import cast_to_dtype, ensure_not_input, inspect_tiff, read_image
+from ..operations import kwargs_for
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .frc import frc
 from .normalize import NormalizationStats, compute_stats, normalize
+from .operations import FRC, GAIN_NORMALIZE
 
 __all__ = ["run_normalize", "run_frc"]
 
@@ -37,12 +39,13 @@ def run_normalize(values: Dict[str, Any]) -> int:
     memory = parse_memory(values.get("memory"))
     stats_path = Path(values["stats"]) if values.get("stats") else outdir / "normalization_stats.npz"
     ensure_not_input(stats_path, paths, argument="--stats")
+    kwargs = GAIN_NORMALIZE.engine_kwargs(values)
     if values.get("from_stats"):
         stats = NormalizationStats.load(values["from_stats"], argument="--from-stats")
         source = f"statistics from {values['from_stats']}"
     else:
         stats = compute_stats(lambda: _file_blocks(paths, memory),
-                              reject_k=values["reject_k"], split=values["split"])
+                              **kwargs_for(compute_stats, kwargs))
         source = (f"{stats.n_accepted} of {stats.n_frames} frames used "
                   f"({stats.n_rejected} rejected as blank/deviant"
                   + (": frames " + ", ".join(str(i) for i in np.flatnonzero(~stats.accepted)[:10])
@@ -50,17 +53,18 @@ def run_normalize(values: Dict[str, Any]) -> int:
                   + ")")
         stats.save(stats_path, inputs=paths)
     n_dead = stats.n_zero_sigma()
-    sigma0 = values.get("sigma0")
-    i0 = values.get("i0")
+    sigma0, i0 = kwargs["sigma0"], kwargs["i0"]
     s0 = stats.sigma0() if sigma0 is None else sigma0
     c0 = stats.i0() if i0 is None else i0
     print(f"camcorr gain normalize: {source}; sigma0 = {s0:.4g} ADU, I0 = {c0:.4g} ADU")
     if n_dead:
-        if values["zero_sigma"] == "error":
-            normalize(np.zeros((1,) + stats.shape), stats, sigma0=s0, i0=c0, zero_sigma="error")
+        if kwargs["zero_sigma"] == "error":
+            normalize(np.zeros((1,) + stats.shape), stats,
+                      **dict(kwargs_for(normalize, kwargs), sigma0=s0, i0=c0))
         print(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
     check_levels_fit(out_dtype, s0, c0, given_i0=i0 is not None)
     for src, dst in zip(paths, outputs):
+        norm_kw = dict(kwargs_for(normalize, kwargs), sigma0=s0, i0=c0, dtype=np.float64)
         with PlaneReader(src, argument="FRAMES") as reader:
             info = reader.info
             dtype = reader.dtype if values["dtype"] == "keep" else np.dtype(np.float32)
@@ -70,13 +74,11 @@ def run_normalize(values: Dict[str, Any]) -> int:
                                      fixed_bytes=4 * 8 * px, n_planes=reader.n_planes)
             clipped = [0, 0, 0]  # below, above, values
             # any error (shape against the statistics, values) before the output exists
-            normalize(reader.read(0, 1), stats, sigma0=s0, i0=c0, zero_sigma=values["zero_sigma"],
-                      dtype=np.float64)
+            normalize(reader.read(0, 1), stats, **norm_kw)
 
             def _corrected(reader=reader, block=block, dtype=dtype, clipped=clipped):
                 for i0, i1 in blocks(reader.n_planes, block):
-                    res = normalize(reader.read(i0, i1), stats, sigma0=s0, i0=c0,
-                                    zero_sigma=values["zero_sigma"], dtype=np.float64)
+                    res = normalize(reader.read(i0, i1), stats, **norm_kw)
                     res, n_low, n_high = cast_to_dtype(res, dtype, return_counts=True)
                     clipped[0] += n_low
                     clipped[1] += n_high
@@ -156,7 +158,7 @@ def run_frc(values: Dict[str, Any]) -> int:
     for key, flag in (("plot", "--plot"), ("json", "--json")):
         if values.get(key):
             ensure_not_input(values[key], inputs, argument=flag)
-    res = frc(a, b, n_sigma=values["n_sigma"], window=values["window"])
+    res = frc(a, b, **FRC.engine_kwargs(values))
     cross = (f"{res.crossover:.4f} cycles/pixel ({res.resolution:.2f} pixels)"
              if res.crossover else "none (above the noise curve up to Nyquist)")
     print(f"camcorr frc: cross-over with the {res.n_sigma:g}-sigma curve: {cross}; "

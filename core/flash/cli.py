@@ -5,7 +5,7 @@ import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -13,8 +13,9 @@ from ..errors import CamcorrError
 from ..io import write_tiff
 from ..streaming import parse_memory
 from .calibrate import STATUS, calibrate_folder
-from .params import FlashParams, crop_params, param_filename, read_params, write_params
-from .settings import LLSSettings, find_settings, parse_settings
+from .operations import CORRECT
+from .params import FlashParams, param_filename, prepare_params, write_params
+from .settings import find_settings, parse_settings
 from .stream import correct_files
 
 __all__ = ["run_calibrate", "run_correct", "group_lls_files", "quality_filename",
@@ -145,37 +146,6 @@ def group_lls_files(folder: Path) -> "OrderedDict[Tuple[str, str], List[Path]]":
     return out
 
 
-def prepare_params(params: FlashParams, image_shape, settings: Optional[LLSSettings],
-                   *, note=_err) -> FlashParams:
-    """Cut `params` to the data's ROI (from `settings`) or check it has the images' shape."""
-    if settings is not None and params.roi is not None:
-        if params.serial and settings.serial and str(params.serial) != str(settings.serial):
-            note(f"warning: the parameter file is for camera {params.serial} but the data were "
-                 f"taken with camera {settings.serial}")
-        cut = crop_params(params, settings.roi)
-        if cut.shape != tuple(image_shape):
-            raise CamcorrError("images do not match the camera ROI of their Settings.txt",
-                               argument="settings",
-                               expected=f"images of {cut.shape} (ROI {settings.roi})",
-                               received=f"images of {tuple(image_shape)}",
-                               fix="Check that the Settings.txt belongs to these stacks")
-        return cut
-    if tuple(params.shape) == tuple(image_shape):
-        if settings is None and params.roi is not None:
-            note("note: no Settings.txt for the data; the parameter maps have the images' size, "
-                 "so the data are assumed to use the calibration's camera ROI "
-                 f"{params.roi}")
-        return params
-    raise CamcorrError("parameter file and images have different sizes", argument="params",
-                       expected=f"parameter maps of the images' size {tuple(image_shape)}",
-                       received=f"maps of {params.shape}"
-                                + (f" (ROI {params.roi})" if params.roi else ""),
-                       fix="Give the data's Settings.txt with --settings so the calibration can be "
-                           "cut to the data's camera ROI" if params.roi else
-                           "Use a parameter file whose name contains roi<L>-<T>-<R>-<B>, plus "
-                           "--settings")
-
-
 def run_correct(values: Dict) -> int:
     """Runner of ``camcorr flash correct``."""
     images = [Path(p) for p in values["images"]]
@@ -198,15 +168,26 @@ def run_correct(values: Dict) -> int:
         settings = parse_settings(found) if found is not None else None
     else:
         settings = parse_settings(settings_path)
-    if settings is not None and settings.twin_cam:
-        _err("note: the Settings.txt says twin-camera mode, which clears the carryover: the "
-             "correction is probably not needed")
-    params = read_params(values["params"])
     out_dir = Path(values["output"]) if values.get("output") else folder / "flash_corrected"
-    cycle = settings.cycle_lasers if settings is not None and settings.cycle_lasers else "per Z"
-    dtype = values.get("dtype") or "keep"
+    dtype = values["dtype"]
+    notes: List[str] = []
+    said = set()
+
+    def engine_kwargs(image_shape):
+        """The engine arguments for images of `image_shape` (parameters cut to their ROI)."""
+        kw = CORRECT.engine_kwargs(values, image_shape=image_shape, settings=settings, notes=notes)
+        for note in notes:
+            if note not in said:  # each note once
+                _err(note)
+                said.add(note)
+        notes.clear()
+        return kw
+
     all_inputs = [p for g in groups for p in g]
     memory = parse_memory(values.get("memory"))
+    # dampening, laser cycle and the parameters cut to the data's ROI; the shape of every
+    # stack is checked against them (and notes printed) once per shape
+    base = engine_kwargs(None)
     written = 0
     noted = []
 
@@ -218,14 +199,15 @@ def run_correct(values: Dict) -> int:
     cuts: Dict[tuple, FlashParams] = {}
 
     def _prepare(shape):
-        if shape not in cuts:  # notes printed once
-            cuts[shape] = prepare_params(params, shape, settings)
+        if shape not in cuts:
+            cuts[shape] = engine_kwargs(shape)["params"]
         return cuts[shape]
 
     for files in groups:
-        out = correct_files(files, [out_dir / f.name for f in files], params, prepare=_prepare,
-                            dampening=values["dampening"], cycle=cycle, dtype=dtype,
-                            memory=memory, inputs=all_inputs, on_single_channel=_note_single)
+        out = correct_files(files, [out_dir / f.name for f in files], base["params"],
+                            prepare=_prepare, dampening=base["dampening"], cycle=base["cycle"],
+                            dtype=dtype, memory=memory, inputs=all_inputs,
+                            on_single_channel=_note_single)
         written += len(out)
     _err(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
          f"(dampening {values['dampening']}, output {dtype})")

@@ -21,7 +21,6 @@ Differences from LLSpy 0.5.1 (deliberate, documented):
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence
 
 import numba

@@ -5,7 +5,7 @@ from ..operations import Operation, Param
 from ..streaming import MEMORY_PARAM
 from .correct import DEFAULT_DAMPENING, LIMITS
 
-__all__ = ["OPERATIONS", "CALIBRATE", "CORRECT"]
+__all__ = ["OPERATIONS", "CALIBRATE", "CORRECT", "translate_correct"]
 
 _REFS = ("Lambert, T. LLSpy camera corrections: Flash4.0 charge carryover "
          "(llspy.readthedocs.io/en/latest/camera.html)",
@@ -120,6 +120,7 @@ CORRECT = Operation(
     ),
     references=_REFS,
     runner="camcorr.flash.cli:run_correct",
+    translate="camcorr.flash.operations:translate_correct",
     engine=("camcorr.flash.correct:correct_interleaved", "camcorr.flash.correct:correct_frame"),
     cellprofiler_module="FlashCarryoverCorrect",
     epilog=("Examples:\n"
@@ -130,3 +131,28 @@ CORRECT = Operation(
 )
 
 OPERATIONS = [CALIBRATE, CORRECT]
+
+
+def translate_correct(kwargs: dict, values: dict, *, image_shape=None, settings=None,
+                      notes=None) -> dict:
+    """``flash-correct`` values -> :func:`camcorr.flash.correct_interleaved` arguments.
+
+    Reads the parameter file ``values['params']``, cuts it to the data's camera ROI from the
+    Settings.txt (`settings`, an :class:`~camcorr.flash.settings.LLSSettings` the front end found,
+    else the file ``values['settings']``; the serial numbers are compared) and checks it against
+    `image_shape` when known; the laser cycling ('per Z' or 'per stack') comes from the same
+    Settings.txt ('per Z' without one).  Messages for the user are appended to `notes` (a list).
+    """
+    from .params import prepare_params, read_params
+    from .settings import parse_settings
+
+    say = notes.append if notes is not None else (lambda message: None)
+    if settings is None and values.get("settings"):
+        settings = parse_settings(values["settings"])
+    if settings is not None and settings.twin_cam:
+        say("note: the Settings.txt says twin-camera mode, which clears the carryover: the "
+            "correction is probably not needed")
+    kwargs["params"] = prepare_params(read_params(values["params"]), image_shape, settings,
+                                      note=say)
+    kwargs["cycle"] = "per Z" if settings is None or settings.interleaved_per_z else "per stack"
+    return kwargs

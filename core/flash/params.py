@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date as _date
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tifffile
@@ -38,7 +38,7 @@ from ..io import write_tiff
 from .settings import LLSSettings, roi_shape
 
 __all__ = ["FlashParams", "read_params", "write_params", "crop_params", "param_filename",
-           "parse_param_filename", "roi_window", "as_roi", "PLANES"]
+           "parse_param_filename", "roi_window", "as_roi", "prepare_params", "PLANES"]
 
 PLANES = ("A", "B", "offset", "noise")
 PLANE_LABELS = ("A carryover plateau (ADU)", "B carryover rate (1/ADU)", "offset (ADU)",
@@ -346,3 +346,56 @@ def params_from_arrays(A, B, offset, noise=None, *, roi=None, serial=None, date=
 
 
 ParamsLike = Union[FlashParams, str, Path]
+
+
+def prepare_params(params: FlashParams, image_shape, settings, *,
+                   note: Callable[[str], None] = lambda message: None) -> FlashParams:
+    """Cut `params` to the data's camera ROI (from `settings`) or check it has the images' shape.
+
+    Parameters
+    ----------
+    params : FlashParams
+        The calibration (its ROI from the file name).
+    image_shape : (Y, X) or None
+        Shape of the data's images; None: not known yet (no shape check).
+    settings : LLSSettings or None
+        The data's Settings.txt (camera ROI and serial number).
+    note : callable
+        Receives one-line messages for the user (camera serial mismatch, assumed ROI).
+
+    Returns
+    -------
+    FlashParams
+
+    Raises
+    ------
+    CamcorrError
+        Data ROI outside the calibration ROI, images not of the ROI's shape, or no ROI to align
+        a parameter file of another size.
+    """
+    if settings is not None and params.roi is not None:
+        if params.serial and settings.serial and str(params.serial) != str(settings.serial):
+            note(f"warning: the parameter file is for camera {params.serial} but the data were "
+                 f"taken with camera {settings.serial}")
+        cut = crop_params(params, settings.roi)
+        if image_shape is not None and cut.shape != tuple(image_shape):
+            raise CamcorrError("images do not match the camera ROI of their Settings.txt",
+                               argument="settings",
+                               expected=f"images of {cut.shape} (ROI {settings.roi})",
+                               received=f"images of {tuple(image_shape)}",
+                               fix="Check that the Settings.txt belongs to these stacks")
+        return cut
+    if image_shape is None or tuple(params.shape) == tuple(image_shape):
+        if image_shape is not None and settings is None and params.roi is not None:
+            note("note: no Settings.txt for the data; the parameter maps have the images' size, "
+                 "so the data are assumed to use the calibration's camera ROI "
+                 f"{params.roi}")
+        return params
+    raise CamcorrError("parameter file and images have different sizes", argument="params",
+                       expected=f"parameter maps of the images' size {tuple(image_shape)}",
+                       received=f"maps of {params.shape}"
+                                + (f" (ROI {params.roi})" if params.roi else ""),
+                       fix="Give the data's Settings.txt with --settings so the calibration can be "
+                           "cut to the data's camera ROI" if params.roi else
+                           "Use a parameter file whose name contains roi<L>-<T>-<R>-<B>, plus "
+                           "--settings")

@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..operations import kwargs_for
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
-from .operations import estimate_kwargs
+from .operations import APPLY, estimate_kwargs
 
 __all__ = ["run_estimate", "run_apply", "results_line", "quality_report", "write_report",
            "RESULT_COLUMNS"]
@@ -172,7 +173,7 @@ def write_report(profiles, path, *, inputs=()) -> Path:
 def run_apply(values: Dict) -> int:
     """Command-line runner of ``camcorr flatfield apply``."""
     from ..errors import CamcorrError
-    from . import load_profiles, read_profiles
+    from . import apply_flatfield, load_profiles, read_profiles
 
     if values.get("profiles"):
         profiles = read_profiles(values["profiles"], argument="--profiles")
@@ -191,12 +192,13 @@ def run_apply(values: Dict) -> int:
                            received=", ".join(sorted({n for n in names if names.count(n) > 1})))
     dtype = None if values.get("dtype") in (None, "keep") else values["dtype"]
     memory = parse_memory(values.get("memory"))
+    kwargs = kwargs_for(apply_flatfield, APPLY.engine_kwargs(values))
     for i, path in enumerate(tiles):
         counts: Dict = {}
         _apply_file(path, outdir / names[i], profiles, index=i, inputs=tiles, memory=memory,
-                    baseline=values.get("baseline") or "none", clip=bool(values.get("clip", True)),
-                    dtype=dtype, resample=bool(values.get("resample")),
-                    rescale=values.get("rescale") or "none", counts=counts)
+                    baseline=kwargs["baseline"], clip=bool(kwargs["clip"]),
+                    dtype=dtype, resample=bool(kwargs["resample"]),
+                    rescale=kwargs.get("rescale") or "none", counts=counts)
         if counts["clipped_low"] or counts["clipped_high"]:
             print(f"{names[i]}: {counts['clipped_low']} pixel(s) clipped at 0, "
                   f"{counts['clipped_high']} at the top of the output range", file=sys.stderr)

@@ -14,7 +14,7 @@ from .basic import FITTING_MODES, LIMITS as BASIC_LIMITS
 from .empty import LIMITS, STATISTICS
 from .grid import ORDERS
 
-__all__ = ["OPERATIONS", "ESTIMATE", "APPLY", "estimate_kwargs"]
+__all__ = ["OPERATIONS", "ESTIMATE", "APPLY", "estimate_kwargs", "translate_estimate"]
 
 _REFERENCES = (
     "Peng T. et al. (2017) A BaSiC tool for background and shading correction of optical "
@@ -179,6 +179,7 @@ ESTIMATE = Operation(
     params=_ESTIMATE_PARAMS,
     references=_REFERENCES,
     runner="camcorr.flatfield.cli:run_estimate",
+    translate="camcorr.flatfield.operations:translate_estimate",
     engine=("camcorr.flatfield:estimate_flatfield", "camcorr.flatfield.basic:estimate_basicpy"),
     cellprofiler_module="FlatfieldFromEmptyTiles",
     epilog="Example: camcorr flatfield estimate tiles/*.tif --grid 7 9 --order serpentine "
@@ -254,55 +255,62 @@ APPLY = Operation(
 OPERATIONS = [ESTIMATE, APPLY]
 
 
-def estimate_kwargs(values: Dict) -> Dict:
-    """Keyword arguments of :func:`camcorr.flatfield.estimate_flatfield` from validated values.
+def translate_estimate(kwargs: Dict, values: Dict, *, darkfield=None) -> Dict:
+    """``flatfield-estimate`` values -> :func:`camcorr.flatfield.estimate_flatfield` arguments.
 
-    Front ends (CLI, CellProfiler, Fiji) share this mapping.  The darkfield is, in order:
-    ``values['darkfield']`` (an array the front end already has, ADU), the image file
-    ``values['darkfield_file']``, or the scalar ``values['offset']`` (ADU).  Then call::
+    The darkfield is, in order: `darkfield` (an array the front end already has, ADU),
+    ``values['darkfield']`` (the same, for older callers), the image file
+    ``values['darkfield_file']``, or the scalar camera offset ``values['offset']`` (ADU).
+    Settings that :func:`~camcorr.flatfield.estimate_flatfield` does not take but
+    :func:`~camcorr.flatfield.estimate_basicpy` does go into ``basicpy_options``; a one-number
+    working size is that number, 0 none.
+    """
+    import inspect
+
+    from ..operations import kwargs_for
+    from . import estimate_flatfield
+    from .basic import estimate_basicpy
+
+    kwargs = dict(kwargs)
+    if kwargs.get("sigma") is None:  # empty: chosen from the data
+        kwargs["sigma"] = "auto"
+    if not kwargs.get("statistic"):
+        kwargs["statistic"] = "auto"
+    ws = kwargs.pop("working_size", None)
+    if ws is not None:
+        ws = list(ws)
+        ws = ws[0] if len(ws) == 1 else ws
+        ws = None if ws == 0 else ws
+    if darkfield is None:
+        darkfield = values.get("darkfield")
+    if darkfield is None and values.get("darkfield_file"):
+        from ..io import read_image
+
+        darkfield = read_image(values["darkfield_file"], argument="darkfield image")
+    if darkfield is not None:
+        kwargs["darkfield"] = darkfield
+    kwargs["models_folder"] = values.get("models_folder")
+    empty = kwargs.get("empty_tiles")
+    kwargs["empty_tiles"] = list(empty) if empty else None
+    for key in ("z_levels", "grid"):
+        kwargs[key] = tuple(kwargs[key]) if kwargs.get(key) is not None else None
+    top = kwargs_for(estimate_flatfield, kwargs)
+    basic_names = inspect.signature(estimate_basicpy).parameters
+    top["basicpy_options"] = dict({k: v for k, v in kwargs.items()
+                                   if k not in top and k in basic_names}, working_size=ws)
+    return top
+
+
+def estimate_kwargs(values: Dict) -> Dict:
+    """Keyword arguments of :func:`camcorr.flatfield.estimate_flatfield` from validated values
+    (:meth:`ESTIMATE.engine_kwargs <camcorr.operations.Operation.engine_kwargs>`).
+
+    Front ends (CLI, CellProfiler, Fiji) share this mapping (see :func:`translate_estimate`).
+    Then call::
 
         profiles = camcorr.flatfield.estimate_flatfield(tiles, **estimate_kwargs(values))
 
     with `tiles` a list of 2D/3D arrays (ADU) or TIFF paths, in acquisition order.  Missing
     values take the operation's defaults (which are the engine's).
     """
-    values = {**ESTIMATE.defaults(), "darkfield": None, **values}
-    ws = values["working_size"]
-    if ws is not None:
-        ws = list(ws)
-        ws = ws[0] if len(ws) == 1 else ws
-        ws = None if ws == 0 else ws
-    basic = {
-        "get_darkfield": bool(values["get_darkfield"]),
-        "smoothness_flatfield": values["smoothness_flatfield"],
-        "smoothness_darkfield": values["smoothness_darkfield"],
-        "epsilon": values["epsilon"],
-        "working_size": ws,
-        "autosegment": bool(values["autosegment"]),
-        "autosegment_margin": values["autosegment_margin"],
-        "max_workers": values["max_workers"],
-        "fitting_mode": values["fitting_mode"],
-    }
-    empty = values["empty_tiles"]
-    darkfield = values["darkfield"]
-    if darkfield is None and values["darkfield_file"]:
-        from ..io import read_image
-
-        darkfield = read_image(values["darkfield_file"], argument="darkfield image")
-    if darkfield is None:
-        darkfield = values["offset"]
-    return {
-        "method": values["method"],
-        "empty_tiles": list(empty) if empty else None,
-        "z_levels": tuple(values["z_levels"]) if values["z_levels"] is not None else None,
-        "grid": tuple(values["grid"]) if values["grid"] is not None else None,
-        "order": values["order"],
-        "models_folder": values["models_folder"],
-        "channel": values["channel"],
-        "darkfield": darkfield,
-        "sigma": values["sigma"] if values["sigma"] is not None else "auto",
-        "statistic": values["statistic"] or "auto",
-        "n_planes": values["planes"],
-        "seed": values["seed"],
-        "basicpy_options": basic,
-    }
+    return ESTIMATE.engine_kwargs(values)

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import CamcorrError
 from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
 from .estimate import estimate_gain, parse_sigmas, prepare_gain_ref
+from .operations import GAIN_ESTIMATE
 
 __all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref", "summary_lines"]
 
@@ -128,7 +129,7 @@ def run_estimate(values: dict) -> int:
     ensure_not_input(output, inputs, argument="--output")
     if report_path:
         ensure_not_input(report_path, inputs, argument="--report")
-    sigmas = parse_sigmas(values["sigmas"], argument="--sigmas")
+    kwargs = GAIN_ESTIMATE.engine_kwargs(values, argument="--sigmas", gain_ref=ref)
     check_offset_below_data(values["offset"], movies)
     verbose = sys.stderr.isatty()
 
@@ -137,11 +138,7 @@ def run_estimate(values: dict) -> int:
             print(f"\riteration {it + 1}: {n} frames", end="", file=sys.stderr, flush=True)
 
     result = estimate_gain(
-        lambda: iter_movie_frames(movies), gain_ref=ref,
-        ref_orientation=values["ref_orientation"], offset=values["offset"], sigmas=sigmas,
-        reference=values["reference"], iterations=values["iterations"],
-        tolerance=values["tolerance"], electrons_per_adu=values["electrons_per_adu"],
-        read_noise_e=values["read_noise_e"], progress=progress, fields=values["fields"])
+        lambda: iter_movie_frames(movies), progress=progress, **kwargs)
     if verbose:
         print(file=sys.stderr)
     write_tiff(output, result.gain.astype(np.float32), inputs=inputs,

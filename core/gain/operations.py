@@ -11,7 +11,7 @@ from ..operations import Operation, Param
 from .estimate import DEFAULT_SIGMAS, LIMITS, ORIENTATIONS, REFERENCES
 from .scales import DEFAULT_FIELDS, FIELDS
 
-__all__ = ["OPERATIONS", "GAIN_ESTIMATE", "SIGMAS_DEFAULT_TEXT"]
+__all__ = ["translate_estimate", "OPERATIONS", "GAIN_ESTIMATE", "SIGMAS_DEFAULT_TEXT"]
 
 _CLI = ("cli",)
 _GUI = ("cellprofiler", "fiji")
@@ -137,6 +137,7 @@ GAIN_ESTIMATE = Operation(
         "doi:10.5201/ipol.2012.glmt-mire",
     ),
     runner="camcorr.gain.cli:run_estimate",
+    translate="camcorr.gain.operations:translate_estimate",
     engine=("camcorr.gain.estimate:estimate_gain",),
     cellprofiler_module="EstimateResidualGain",
     epilog="Examples:\n"
@@ -145,3 +146,17 @@ GAIN_ESTIMATE = Operation(
 )
 
 OPERATIONS = [GAIN_ESTIMATE]
+
+
+def translate_estimate(kwargs: dict, values: dict, *, argument: str = "--sigmas",
+                       gain_ref=None) -> dict:
+    """``gain-estimate`` values -> :func:`camcorr.gain.estimate_gain` keyword arguments.
+
+    The sigma grid text becomes numbers (`argument` names it in errors: the CLI flag, a
+    CellProfiler setting text); `gain_ref` (an array the front end has read) is passed on.
+    """
+    from .estimate import parse_sigmas
+
+    kwargs["sigmas"] = parse_sigmas(kwargs["sigmas"], argument=argument)
+    kwargs["gain_ref"] = gain_ref
+    return kwargs

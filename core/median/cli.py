@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import CamcorrError
 from ..io import ensure_not_input, write_tiff
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
-from .noise_model import DISPERSION_WARN, check_variance_map, chi2_power, read_variance_map
+from .noise_model import DISPERSION_WARN, chi2_power
+from .operations import MEDIAN
 from .selective import BadPixels, find_bad_pixels, replace_bad_pixels
 
 __all__ = ["run_median", "default_output", "chi2_summary", "chi2_warnings",
@@ -88,17 +89,9 @@ def run_median(values: Dict[str, Any]) -> int:
                            expected="--rule chi2 together with --variance-map",
                            received=f"--rule {rule}", fix="Add --rule chi2 or drop the map")
     memory = parse_memory(values.get("memory"))
-    kwargs = dict(rule=rule, k=values["k"], mean_pass=values["mean_pass"],
-                  mean_k=values.get("mean_k"))
     with PlaneReader(src, argument="STACK") as reader:
         info = reader.info
-        if rule == "chi2":
-            kwargs.update(fpr=values.get("fpr"), map_factor=values.get("map_factor"))
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
-            if vmap_path:
-                kwargs["variance_map"] = check_variance_map(
-                    read_variance_map(vmap_path, argument="--variance-map"), reader.plane_shape,
-                    argument="--variance-map")
+        kwargs = MEDIAN.engine_kwargs(values, image_shape=reader.plane_shape)
         _, results, _ = _stream_median(reader, out, memory, kwargs)
     dispersions = [r.thresholds.get("dispersion") or 1.0 for r in results]
     percents = [100.0 * r.counts["flagged_std"] / r.counts["pixels"] for r in results]

@@ -10,7 +10,7 @@ from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 from ..streaming import MEMORY_PARAM
 from .selective import DEFAULT_K, LIMITS, RULES
 
-__all__ = ["OPERATIONS", "MEDIAN"]
+__all__ = ["OPERATIONS", "MEDIAN", "translate_median"]
 
 _CLI = ("cli",)
 _GUI = ("cellprofiler", "fiji")
@@ -110,9 +110,33 @@ MEDIAN = Operation(
     references=("Amat, F. et al. (2015) Nat. Protoc. 10, 1679-1696. doi:10.1038/nprot.2015.111",),
     runner="camcorr.median.cli:run_median",
     engine=("camcorr.median.selective:selective_median",),
+    translate="camcorr.median.operations:translate_median",
     cellprofiler_module="SelectiveMedian",
     epilog="Examples: camcorr median raw.tif -o clean.tif --mask-out hot_pixels.tif\n"
            "          camcorr median frames.tif --rule chi2 --variance-map var.tif",
 )
 
 OPERATIONS = [MEDIAN]
+
+
+def translate_median(kwargs: dict, values: dict, *, image_shape=None,
+                     argument: str = "--variance-map") -> dict:
+    """``median`` values -> :func:`camcorr.median.selective_median` arguments.
+
+    The chi-square settings (false-positive rate, map factor, the read-noise variance map read
+    from ``values['variance_map']`` and checked against `image_shape` when known) are passed only
+    with rule ``'chi2'``; `argument` names the map in errors.
+    """
+    if kwargs["rule"] != "chi2":
+        kwargs.pop("fpr", None)
+        kwargs.pop("map_factor", None)
+        return kwargs
+    path = values.get("variance_map")
+    if path:
+        from .noise_model import check_variance_map, read_variance_map
+
+        vmap = read_variance_map(path, argument=argument)
+        if image_shape is not None:
+            vmap = check_variance_map(vmap, image_shape, argument=argument)
+        kwargs["variance_map"] = vmap
+    return kwargs
