@@ -15,7 +15,7 @@ import textwrap
 from typing import Dict, List, Optional, Sequence
 
 from ._version import __version__
-from .operations import Operation, Param, all_operations
+from .operations import Operation, Param, RunResult, all_operations, run_status
 
 __all__ = ["main", "build_parser"]
 
@@ -159,8 +159,10 @@ def main(argv: Optional[Sequence[str]] = None,
         from .preflight import check_operation
 
         check_operation(op, values)
-        status = op.load_runner()(values)
-        return int(status or 0)
+        result = op.load_runner()(values)
+        if isinstance(result, RunResult):
+            result.print()
+        return run_status(result)
     except SystemExit:  # argparse: usage errors (status 2), --help and --version (0)
         raise
     except BaseException as exc:  # noqa: B902 - the one top-level handler of the command line

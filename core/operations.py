@@ -22,13 +22,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from .errors import CamcorrError, Limits
 
-__all__ = ["Param", "Operation", "all_operations", "get_operation", "kwargs_for", "KINDS",
-           "FRONTENDS", "VALUE_KINDS"]
+__all__ = ["Param", "Operation", "RunResult", "run_status", "all_operations", "get_operation", "kwargs_for",
+           "KINDS", "FRONTENDS", "VALUE_KINDS"]
 
 KINDS = ("float", "int", "bool", "choice", "str", "file", "files", "folder", "int_list",
          "float_pair", "int_pair", "image", "images", "output_file", "output_folder")
@@ -221,6 +222,66 @@ def parse_int_list(value, argument: str) -> Tuple[int, ...]:
                            expected="numbers like 1,7,8", received=repr(value)) from None
 
 
+@dataclass
+class RunResult:
+    """What a runner did, for the front end to show or use: no printing in the runners.
+
+    Attributes
+    ----------
+    outputs : list of str
+        Files and folders written, in order.
+    arrays : dict
+        Result arrays by name, for in-process callers (Fiji's Python mode, scripts).
+    numbers : dict
+        The run's figures by name (counts, thresholds, QC numbers).
+    messages : list of str
+        Lines for the user's standard output (the result summary, paths written).
+    notes : list of str
+        Lines for standard error (notes and warnings about the input).
+    status : int
+        Exit status (0: success).
+
+    Examples
+    --------
+    >>> r = RunResult()
+    >>> r.say("wrote out.tif"); r.note("note: one channel assumed")
+    >>> r.outputs.append("out.tif")
+    >>> r.status, r.messages, r.notes
+    (0, ['wrote out.tif'], ['note: one channel assumed'])
+    """
+
+    outputs: List[str] = field(default_factory=list)
+    arrays: Dict[str, Any] = field(default_factory=dict)
+    numbers: Dict[str, Any] = field(default_factory=dict)
+    messages: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    status: int = 0
+
+    def say(self, line: str) -> None:
+        """Add a line for standard output."""
+        self.messages.append(str(line))
+
+    def note(self, line: str) -> None:
+        """Add a line for standard error."""
+        self.notes.append(str(line))
+
+    def print(self, out=None, err=None) -> None:
+        """The thin printing layer: notes to `err`, messages to `out` (default: sys streams)."""
+        err = sys.stderr if err is None else err
+        out = sys.stdout if out is None else out
+        for line in self.notes:
+            print(line, file=err)
+        for line in self.messages:
+            print(line, file=out)
+
+
+def run_status(result) -> int:
+    """Exit status of a runner's return value (a :class:`RunResult`, an int or None)."""
+    if isinstance(result, RunResult):
+        return int(result.status)
+    return int(result or 0)
+
+
 @dataclass(frozen=True)
 class Operation:
     """An operation, as every front end sees it.
@@ -241,8 +302,9 @@ class Operation:
     references : tuple of str
         Citations with DOI.
     runner : str
-        ``'module:function'`` that runs the operation from the command line with a dict of
-        validated parameters and returns an exit status.
+        ``'module:function'`` that runs the operation with a dict of validated parameters and
+        returns a :class:`RunResult` (files, arrays, numbers, messages); the command line prints
+        it.
     engine : tuple of str
         ``'module:function'`` of the engine functions the parameters are passed to; their
         signatures own the defaults, their modules' ``LIMITS`` the limits (checked by the tests).
@@ -345,8 +407,8 @@ class Operation:
             kwargs = getattr(importlib.import_module(module), func)(kwargs, values, **context)
         return kwargs
 
-    def load_runner(self) -> Callable[[Dict[str, Any]], Optional[int]]:
-        """Import and return the command-line runner."""
+    def load_runner(self) -> Callable[[Dict[str, Any]], "RunResult"]:
+        """Import and return the runner: ``runner(values) -> RunResult`` (no printing)."""
         module, _, func = self.runner.partition(":")
         return getattr(importlib.import_module(module), func)
 

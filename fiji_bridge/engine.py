@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from camcorr.errors import CamcorrError
-from camcorr.operations import Operation, get_operation
+from camcorr.operations import Operation, RunResult, get_operation, run_status
 
 from .generate import _roles, _temp_outputs
 
@@ -97,7 +97,10 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
         if op.name == "flatfield-estimate" and not vals.get("output"):
             vals["output"] = str(tmp / "profiles.npz")  # the flat-field comes back as an array
         validated = op.validate(vals, frontend="fiji")
-        status = op.load_runner()(validated)
+        result = op.load_runner()(validated)
+        if isinstance(result, RunResult):
+            result.print()
+        status = run_status(result)
         if status:
             raise CamcorrError("the operation failed", argument=op.title,
                                expected="exit status 0", received=str(status))

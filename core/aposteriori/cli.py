@@ -1,7 +1,6 @@
 """Command-line runners of ``camcorr gain normalize`` and ``camcorr frc``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import cast_to_dtype, ensure_not_input, inspect_tiff, read_image
-from ..operations import kwargs_for
+from ..operations import RunResult, kwargs_for
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .frc import frc
 from .normalize import NormalizationStats, compute_stats, normalize
@@ -18,7 +17,7 @@ from .operations import FRC, GAIN_NORMALIZE
 __all__ = ["run_normalize", "run_frc"]
 
 
-def run_normalize(values: Dict[str, Any]) -> int:
+def run_normalize(values: Dict[str, Any]) -> RunResult:
     """Measure (or load) the statistics, then write every input file corrected."""
     paths = [Path(p) for p in values["frames"]]
     outdir = Path(values["outdir"])
@@ -56,12 +55,14 @@ def run_normalize(values: Dict[str, Any]) -> int:
     sigma0, i0 = kwargs["sigma0"], kwargs["i0"]
     s0 = stats.sigma0() if sigma0 is None else sigma0
     c0 = stats.i0() if i0 is None else i0
-    print(f"camcorr gain normalize: {source}; sigma0 = {s0:.4g} ADU, I0 = {c0:.4g} ADU")
+    result = RunResult(numbers={"sigma0": s0, "i0": c0, "n_frames": stats.n_frames,
+                                "n_accepted": stats.n_accepted, "n_zero_sigma": n_dead})
+    result.say(f"camcorr gain normalize: {source}; sigma0 = {s0:.4g} ADU, I0 = {c0:.4g} ADU")
     if n_dead:
         if kwargs["zero_sigma"] == "error":
             normalize(np.zeros((1,) + stats.shape), stats,
                       **dict(kwargs_for(normalize, kwargs), sigma0=s0, i0=c0))
-        print(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
+        result.say(f"camcorr gain normalize: {n_dead} dead pixel(s) (sigma 0) set to I0")
     check_levels_fit(out_dtype, s0, c0, given_i0=i0 is not None)
     for src, dst in zip(paths, outputs):
         norm_kw = dict(kwargs_for(normalize, kwargs), sigma0=s0, i0=c0, dtype=np.float64)
@@ -91,12 +92,15 @@ def run_normalize(values: Dict[str, Any]) -> int:
         n_low, n_high, n_values = clipped
         if n_low or n_high:
             share = 100.0 * (n_low + n_high) / max(1, n_values)
-            print(f"camcorr gain normalize: warning: {share:.3g} % of the values of {src.name} "
-                  f"clipped to the {np.dtype(dtype)} range ({n_low} below, {n_high} above); "
-                  "use --dtype float32 to keep them", file=sys.stderr)
-    print(f"camcorr gain normalize: wrote {len(outputs)} file(s) to {outdir}"
-          + ("" if values.get("from_stats") else f"; statistics in {stats_path}"))
-    return 0
+            result.note(f"camcorr gain normalize: warning: {share:.3g} % of the values of "
+                        f"{src.name} clipped to the {np.dtype(dtype)} range ({n_low} below, "
+                        f"{n_high} above); use --dtype float32 to keep them")
+        result.outputs.append(str(dst))
+    if not values.get("from_stats"):
+        result.outputs.append(str(stats_path))
+    result.say(f"camcorr gain normalize: wrote {len(outputs)} file(s) to {outdir}"
+               + ("" if values.get("from_stats") else f"; statistics in {stats_path}"))
+    return result
 
 
 def check_levels_fit(dtype, sigma0: float, i0: float, *, given_i0: bool = True):
@@ -150,7 +154,7 @@ def _image2d(path, argument):
     return img
 
 
-def run_frc(values: Dict[str, Any]) -> int:
+def run_frc(values: Dict[str, Any]) -> RunResult:
     """FRC of two TIFF images; print a summary, write the JSON and plot if asked."""
     a = _image2d(values["a"], "A")
     b = _image2d(values["b"], "B")
@@ -161,13 +165,18 @@ def run_frc(values: Dict[str, Any]) -> int:
     res = frc(a, b, **FRC.engine_kwargs(values))
     cross = (f"{res.crossover:.4f} cycles/pixel ({res.resolution:.2f} pixels)"
              if res.crossover else "none (above the noise curve up to Nyquist)")
-    print(f"camcorr frc: cross-over with the {res.n_sigma:g}-sigma curve: {cross}; "
-          f"{100 * res.fraction_above:.1f} % of rings above the curve")
+    result = RunResult(arrays={"frequency": res.frequency, "frc": res.frc,
+                               "threshold": res.threshold},
+                       numbers={"crossover": res.crossover, "fraction_above": res.fraction_above})
+    result.say(f"camcorr frc: cross-over with the {res.n_sigma:g}-sigma curve: {cross}; "
+               f"{100 * res.fraction_above:.1f} % of rings above the curve")
     if values.get("json"):
         res.save_json(values["json"], inputs=inputs)
-        print(f"camcorr frc: wrote {values['json']}")
+        result.outputs.append(str(values["json"]))
+        result.say(f"camcorr frc: wrote {values['json']}")
     if values.get("plot"):
         res.plot(values["plot"], inputs=inputs,
                  title=f"FRC {Path(values['a']).name} vs {Path(values['b']).name}")
-        print(f"camcorr frc: wrote {values['plot']}")
-    return 0
+        result.outputs.append(str(values["plot"]))
+        result.say(f"camcorr frc: wrote {values['plot']}")
+    return result

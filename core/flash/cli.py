@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -11,6 +10,7 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import write_tiff
+from ..operations import RunResult
 from ..streaming import parse_memory
 from .calibrate import STATUS, calibrate_folder
 from .operations import CORRECT
@@ -81,10 +81,6 @@ def hyperstack_to_tczyx(data: np.ndarray, axes: str, *, argument: str = "images"
     return np.transpose(full, perm), restore
 
 
-def _err(msg: str):
-    print(msg, file=sys.stderr)
-
-
 def quality_filename(param_path: Path) -> Path:
     """``FlashFitQuality_...tif`` beside ``FlashParam_...tif``."""
     name = param_path.name
@@ -93,8 +89,9 @@ def quality_filename(param_path: Path) -> Path:
     return param_path.with_name(param_path.stem + "_fitquality.tif")
 
 
-def run_calibrate(values: Dict) -> int:
+def run_calibrate(values: Dict) -> RunResult:
     """Runner of ``camcorr flash calibrate``."""
+    result = RunResult()
     calib_dir = Path(values["calib_dir"])
     cal = calibrate_folder(calib_dir, progress=bool(values.get("progress", True)))
     out = values.get("output")
@@ -110,13 +107,15 @@ def run_calibrate(values: Dict) -> int:
                axes="ZYX", imagej_metadata={"Labels": ["fit RMS residual (ADU)", "status code"]},
                extra_metadata={"status_codes": {str(k): v for k, v in STATUS.items()}})
     n = cal.A.size
-    _err(f"levels: {cal.n_levels}, bright/dark pairs: {cal.n_pairs}, dark frames: "
+    result.note(f"levels: {cal.n_levels}, bright/dark pairs: {cal.n_pairs}, dark frames: "
          f"{cal.n_dark_frames}; median A {float(np.median(cal.A)):.1f} ADU, median B "
          f"{float(np.median(cal.B)):.2e} 1/ADU, median fit residual {float(np.nanmedian(cal.gof)):.2f} ADU; "
          f"failed fits: {cal.n_failed} of {n} pixels ({100.0 * cal.n_failed / n:.2f} %)")
-    _err(f"fit quality map: {qpath}")
-    print(path)
-    return 0
+    result.note(f"fit quality map: {qpath}")
+    result.outputs += [str(path), str(qpath)]
+    result.numbers.update(n_levels=cal.n_levels, n_pairs=cal.n_pairs, n_failed=cal.n_failed)
+    result.say(path)
+    return result
 
 
 def group_lls_files(folder: Path) -> "OrderedDict[Tuple[str, str], List[Path]]":
@@ -146,8 +145,9 @@ def group_lls_files(folder: Path) -> "OrderedDict[Tuple[str, str], List[Path]]":
     return out
 
 
-def run_correct(values: Dict) -> int:
+def run_correct(values: Dict) -> RunResult:
     """Runner of ``camcorr flash correct``."""
+    result = RunResult()
     images = [Path(p) for p in values["images"]]
     if len(images) == 1 and images[0].is_dir():
         folder = images[0]
@@ -164,7 +164,7 @@ def run_correct(values: Dict) -> int:
     if settings_path is None:
         found = find_settings(folder, argument="images")
         if found is not None:
-            _err(f"using {found}")
+            result.note(f"using {found}")
         settings = parse_settings(found) if found is not None else None
     else:
         settings = parse_settings(settings_path)
@@ -178,7 +178,7 @@ def run_correct(values: Dict) -> int:
         kw = CORRECT.engine_kwargs(values, image_shape=image_shape, settings=settings, notes=notes)
         for note in notes:
             if note not in said:  # each note once
-                _err(note)
+                result.note(note)
                 said.add(note)
         notes.clear()
         return kw
@@ -193,7 +193,7 @@ def run_correct(values: Dict) -> int:
 
     def _note_single():
         if not noted:
-            _err(SINGLE_CHANNEL_NOTE)
+            result.note(SINGLE_CHANNEL_NOTE)
             noted.append(True)
 
     cuts: Dict[tuple, FlashParams] = {}
@@ -208,8 +208,10 @@ def run_correct(values: Dict) -> int:
                             prepare=_prepare, dampening=base["dampening"], cycle=base["cycle"],
                             dtype=dtype, memory=memory, inputs=all_inputs,
                             on_single_channel=_note_single)
+        result.outputs += [str(o) for o in out]
         written += len(out)
-    _err(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
+    result.note(f"corrected {written} stack(s) in {len(groups)} timepoint group(s) "
          f"(dampening {values['dampening']}, output {dtype})")
-    print(out_dir)
-    return 0
+    result.numbers["written"] = written
+    result.say(out_dir)
+    return result

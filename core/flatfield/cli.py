@@ -1,11 +1,10 @@
 """Command-line runners of ``camcorr flatfield estimate`` and ``camcorr flatfield apply``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..operations import kwargs_for
+from ..operations import RunResult, kwargs_for
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .operations import APPLY, estimate_kwargs
 
@@ -13,33 +12,39 @@ __all__ = ["run_estimate", "run_apply", "results_line", "quality_report", "write
            "RESULT_COLUMNS"]
 
 
-def run_estimate(values: Dict) -> int:
+def run_estimate(values: Dict) -> RunResult:
     """Command-line runner of ``camcorr flatfield estimate``."""
     from . import estimate_flatfield, format_quality, save_profiles
+
+    result = RunResult()
 
     kwargs = estimate_kwargs(values)
     tiles: List[str] = list(values["tiles"])
     profiles = estimate_flatfield(tiles, **kwargs)
     out = save_profiles(profiles, values["output"], inputs=tiles)
+    result.outputs.append(str(out))
+    result.arrays.update(flatfield=profiles.flatfield, darkfield=profiles.darkfield)
+    result.numbers.update(profiles.quality or {})
     used = profiles.meta.get("tiles_used")
-    print(f"flat-field ({profiles.source}) written to {out}")
+    result.say(f"flat-field ({profiles.source}) written to {out}")
     if used:
-        print(f"tiles used: {','.join(str(u) for u in used)}; planes: "
-              f"{profiles.meta.get('n_planes_used')}")
+        result.say(f"tiles used: {','.join(str(u) for u in used)}; planes: "
+                   f"{profiles.meta.get('n_planes_used')}")
     if profiles.meta.get("sigma") is not None:
         how = ("chosen by held-out validation" if profiles.meta.get("smoothing_chosen")
                else "as given")
-        print(f"smoothing: sigma {profiles.meta['sigma']:g} px, statistic "
-              f"{profiles.meta.get('statistic')} ({how})")
+        result.say(f"smoothing: sigma {profiles.meta['sigma']:g} px, statistic "
+                   f"{profiles.meta.get('statistic')} ({how})")
     base = profiles.baseline
-    print(f"baseline: {base:.2f} ADU" if not profiles.per_image_baseline
-          else f"baseline: per image ({len(base)} values)")
-    print(format_quality(profiles.quality))
-    print(results_line(profiles))
+    result.say(f"baseline: {base:.2f} ADU" if not profiles.per_image_baseline
+               else f"baseline: per image ({len(base)} values)")
+    result.say(format_quality(profiles.quality))
+    result.say(results_line(profiles))
     if values.get("report"):
-        write_report(profiles, values["report"], inputs=tiles + [str(out)])
-        print(f"quality report (JSON) written to {values['report']}")
-    return 0
+        result.outputs.append(str(write_report(profiles, values["report"],
+                                               inputs=tiles + [str(out)])))
+        result.say(f"quality report (JSON) written to {values['report']}")
+    return result
 
 
 def _apply_file(path, out, profiles, *, index: int, inputs, memory: int, baseline: str,
@@ -170,8 +175,9 @@ def write_report(profiles, path, *, inputs=()) -> Path:
     return p
 
 
-def run_apply(values: Dict) -> int:
+def run_apply(values: Dict) -> RunResult:
     """Command-line runner of ``camcorr flatfield apply``."""
+    result = RunResult()
     from ..errors import CamcorrError
     from . import apply_flatfield, load_profiles, read_profiles
 
@@ -199,8 +205,12 @@ def run_apply(values: Dict) -> int:
                     baseline=kwargs["baseline"], clip=bool(kwargs["clip"]),
                     dtype=dtype, resample=bool(kwargs["resample"]),
                     rescale=kwargs.get("rescale") or "none", counts=counts)
-        if counts["clipped_low"] or counts["clipped_high"]:
-            print(f"{names[i]}: {counts['clipped_low']} pixel(s) clipped at 0, "
-                  f"{counts['clipped_high']} at the top of the output range", file=sys.stderr)
-    print(f"{len(tiles)} tile(s) corrected into {outdir}")
-    return 0
+        result.outputs.append(str(outdir / names[i]))
+        low, high = counts["clipped_low"], counts["clipped_high"]
+        for key, n in (("clipped_low", low), ("clipped_high", high)):
+            result.numbers[key] = result.numbers.get(key, 0) + n
+        if low or high:
+            result.note(f"{names[i]}: {low} pixel(s) clipped at 0, "
+                        f"{high} at the top of the output range")
+    result.say(f"{len(tiles)} tile(s) corrected into {outdir}")
+    return result

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
+from ..operations import RunResult
 from .estimate import estimate_gain, parse_sigmas, prepare_gain_ref
 from .operations import GAIN_ESTIMATE
 
@@ -115,8 +116,9 @@ def summary_lines(rep: dict) -> list:
     return lines
 
 
-def run_estimate(values: dict) -> int:
+def run_estimate(values: dict) -> RunResult:
     """Runner of ``camcorr gain estimate`` (values already validated by the Operation)."""
+    run = RunResult()
     movies = [str(m) for m in values["movies"]]
     output = values["output"]
     report_path = values.get("report")
@@ -158,12 +160,15 @@ def run_estimate(values: dict) -> int:
         atomic_write(report_path, _write, suffix=".json")
     flags = [k[5:] for k in ("flag_std", "flag_percentile_ratio", "flag_max_ratio") if rep[k]]
     floor = rep.get("noise_floor")
-    print(f"{result.mode} gain from {result.n_frames} frames, {result.iterations} iteration(s): "
-          f"std {rep['std']:.4f}, p2.5 {rep['p2_5']:.4f}, p97.5 {rep['p97_5']:.4f}, "
-          f"max {rep['max']:.4f}; noise floor {floor if floor is None else round(floor, 4)}; "
-          f"flags: {', '.join(flags) if flags else 'none'}"
-          + (" (within noise)" if flags and rep.get("flags_within_noise") else ""))
+    run.arrays["gain"] = result.gain
+    run.numbers.update({k: rep[k] for k in ("std", "p2_5", "p97_5", "max") if k in rep})
+    run.say(f"{result.mode} gain from {result.n_frames} frames, {result.iterations} iteration(s): "
+            f"std {rep['std']:.4f}, p2.5 {rep['p2_5']:.4f}, p97.5 {rep['p97_5']:.4f}, "
+            f"max {rep['max']:.4f}; noise floor {floor if floor is None else round(floor, 4)}; "
+            f"flags: {', '.join(flags) if flags else 'none'}"
+            + (" (within noise)" if flags and rep.get("flags_within_noise") else ""))
     for line in summary_lines(rep):
-        print(line)
-    print(f"wrote {output}" + (f" and {report_path}" if report_path else ""))
-    return 0
+        run.say(line)
+    run.outputs += [str(output)] + ([str(report_path)] if report_path else [])
+    run.say(f"wrote {output}" + (f" and {report_path}" if report_path else ""))
+    return run

@@ -1,7 +1,6 @@
 """Command-line runner of ``camcorr median`` (see :data:`camcorr.median.operations.MEDIAN`)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from ..errors import CamcorrError
 from ..io import ensure_not_input, write_tiff
+from ..operations import RunResult
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .noise_model import DISPERSION_WARN, chi2_power
 from .operations import MEDIAN
@@ -70,7 +70,7 @@ def chi2_warnings(dispersions, percents, with_map: bool):
     return out
 
 
-def run_median(values: Dict[str, Any]) -> int:
+def run_median(values: Dict[str, Any]) -> RunResult:
     """Read the stack, run the selective median, write the corrected stack (and mask)."""
     src = Path(values["image"])
     out = Path(values["output"]) if values.get("output") else default_output(src)
@@ -116,16 +116,21 @@ def run_median(values: Dict[str, Any]) -> int:
                    f"in every plane; threshold: {thr}"
                    + (f"; mean pass flagged {res.counts['flagged_mean']}" if kwargs["mean_pass"]
                       else ""))
-    print(f"camcorr median: {summary}")
+    # the corrected stack was streamed to its file (never whole in memory): arrays hold the mask
+    result = RunResult(arrays={"mask": mask},
+                       numbers={"flagged": int(mask.sum()), "percent": 100.0 * float(mask.mean())})
+    result.outputs.append(str(out))
+    result.say(f"camcorr median: {summary}")
     if rule == "chi2":
         for text in chi2_warnings(dispersions, percents,
                                   bool(kwargs.get("variance_map") is not None)):
-            print(f"camcorr median: warning: {text}", file=sys.stderr)
-    print(f"camcorr median: wrote {out}")
+            result.note(f"camcorr median: warning: {text}")
+    result.say(f"camcorr median: wrote {out}")
     if mask_out is not None:
         write_tiff(mask_out, mask.astype(np.uint8) * 255, inputs=[src, out])
-        print(f"camcorr median: wrote mask {mask_out}")
-    return 0
+        result.outputs.append(str(mask_out))
+        result.say(f"camcorr median: wrote mask {mask_out}")
+    return result
 
 
 def _stream_median(reader: PlaneReader, out: Path, memory: int, kwargs: Dict[str, Any]):

@@ -1,18 +1,19 @@
 """Runners of the ``camcorr parallel`` commands."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 
 from ..io import write_tiff
+from ..operations import RunResult
 from .options import scheduler_from
 
 
-def run_dark(values: Dict) -> int:
+def run_dark(values: Dict) -> RunResult:
     """``camcorr parallel dark``."""
+    result = RunResult()
     from .stream import moments
 
     frames = list(values["frames"])
@@ -22,14 +23,17 @@ def run_dark(values: Dict) -> int:
                      inputs=frames, axes="ZYX",
                      imagej_metadata={"Labels": ["offset (ADU)", "read noise (ADU)"]},
                      extra_metadata={"frames": int(m.count)})
-    print(f"{m.count} frames; median offset {np.median(m.mean):.2f} ADU, median noise "
-          f"{np.median(m.std(ddof=1)):.2f} ADU", file=sys.stderr)
-    print(out)
-    return 0
+    result.note(f"{m.count} frames; median offset {np.median(m.mean):.2f} ADU, median noise "
+                f"{np.median(m.std(ddof=1)):.2f} ADU")
+    result.arrays.update(offset=m.mean, noise=m.std(ddof=1))
+    result.outputs.append(str(out))
+    result.say(out)
+    return result
 
 
-def run_calibrate(values: Dict) -> int:
+def run_calibrate(values: Dict) -> RunResult:
     """``camcorr parallel calibrate``."""
+    result = RunResult()
     from .. import flash
     from .calibration import calibrate_folder
 
@@ -43,7 +47,8 @@ def run_calibrate(values: Dict) -> int:
     if target.is_dir() or target.suffix.lower() not in (".tif", ".tiff"):
         target = target / name
     path = flash.write_params(cal, target)
-    print(f"levels {cal.n_levels}, pairs {cal.n_pairs}, dark frames {cal.n_dark_frames}; "
-          f"failed fits {cal.n_failed} of {cal.A.size} pixels", file=sys.stderr)
-    print(path)
-    return 0
+    result.note(f"levels {cal.n_levels}, pairs {cal.n_pairs}, dark frames {cal.n_dark_frames}; "
+                f"failed fits {cal.n_failed} of {cal.A.size} pixels")
+    result.outputs.append(str(path))
+    result.say(path)
+    return result
