@@ -17,6 +17,7 @@ from cellprofiler_core.setting.text import ImageName
 
 import camcorr.gain as gain
 from camcorr.errors import CamcorrError
+from camcorr.jsonio import jsonable
 from camcorr.operations import get_operation
 
 from _common import CamcorrModule, build_help
@@ -209,7 +210,7 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
         d["gain"] = np.asarray(result.gain, np.float32)
         total = result.total_gain if result.total_gain is not None else result.gain
         d["total_gain"] = np.asarray(total, np.float32)
-        d["report"] = {k: _json(v) for k, v in result.report.items()}
+        d["report"] = {k: jsonable(v) for k, v in result.report.items()}
         d["n_frames"] = int(result.n_frames)
         d["iterations"] = int(result.iterations)
         return True
@@ -263,17 +264,3 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
 
     def measurement_image_names(self):
         return [self.gain_name.value]
-
-
-def _json(v):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    if isinstance(v, dict):
-        return {str(k): _json(x) for k, x in v.items()}
-    if v is None or isinstance(v, str):
-        return v
-    return None

@@ -35,12 +35,6 @@ SETTING_HISTORY: Dict[int, List[str]] = {
         "time_series", "channel_count"],
 }
 
-#: camcorr parameters this module handles itself or that make no sense inside CellProfiler
-#: (files/folders of images, output options, compute backend).
-_SKIP = tuple(p.name for p in OPERATION.params
-              if p.name in ("input", "inputs", "data", "output", "backend", "scheduler",
-                            "chunk", "workers", "overwrite", "pattern", "recursive"))
-
 FEATURES = [("MeanCarryover", COLTYPE_FLOAT), ("MaxCarryover", COLTYPE_FLOAT),
             ("MeanOffset", COLTYPE_FLOAT), ("FractionBelowZero", COLTYPE_FLOAT)]
 
@@ -93,7 +87,7 @@ In time-series mode the module is an aggregation module, so CellProfiler runs a 
 one worker, in order.""")
 
     def create_settings(self):
-        self.params = ParamSettings(OPERATION, skip=_SKIP)
+        self.params = ParamSettings(OPERATION)
         self.channels: List[SettingsGroup] = []
         self.channel_count = (HiddenCount(self.channels, "Channel count"))
         self.add_channel(can_remove=False)

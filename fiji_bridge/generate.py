@@ -341,10 +341,6 @@ def fiji_param_line(p: Param) -> str:
     return f"#@ {jtype} ({', '.join(attrs)}) {macro_key(p)}"
 
 
-def _is_text_field(p: Param) -> bool:
-    return fiji_param_line(p).startswith("#@ String") and p.kind != "choice"
-
-
 # --------------------------------------------------------------------------------------------
 # ImageJ 1.x Dialog (plain ImageJ)
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import tifffile
 
 from ..io import write_tiff
+from ..jsonio import jsonable
 from .simulation import SERIAL
 
 __all__ = ["calibrate", "flash_stage", "run_engine_chain", "gain_and_frc",
@@ -103,7 +104,8 @@ def gain_and_frc(out: Path, sim: Dict[str, Any], quiet: bool = False) -> Dict[st
     g = np.asarray(res.gain, np.float32)
     write_tiff(out / "gain" / "gain.tif", g)
     rep = getattr(res, "report", None) or gain.gain_report(g)
-    (out / "gain" / "gain_report.json").write_text(json.dumps(_jsonable(rep), indent=2))
+    (out / "gain" / "gain_report.json").write_text(
+        json.dumps(jsonable(rep, max_array=16), indent=2))
     frames = movie.astype(np.float32) - off
     stats = aposteriori.compute_stats(frames)
     raw_a, raw_b, cor_a, cor_b = aposteriori.half_set_averages(frames, stats)
@@ -118,18 +120,6 @@ def gain_and_frc(out: Path, sim: Dict[str, Any], quiet: bool = False) -> Dict[st
     (out / "frc").mkdir(parents=True, exist_ok=True)
     (out / "frc" / "frc.json").write_text(json.dumps(curves))
     return {"gain": g, "report": rep}
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 16 else f"array{obj.shape}"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def _empty_planes_mean(out: Path, files, z_levels):

@@ -44,7 +44,7 @@ from ..errors import CamcorrError, Limits
 from ..io import iter_planes
 from ..progress import Progress
 from ..stats import RunningMoments
-from .params import FlashParams, as_roi
+from .params import as_roi
 from .settings import find_settings, parse_settings, roi_shape
 
 __all__ = ["dark_moments", "calibrate_folder", "FlashCalibration", "LevelStats", "level_stats",
@@ -528,11 +528,6 @@ class FlashCalibration:
     n_dark_frames: int = 0
     level_x: Optional[np.ndarray] = None
     level_y: Optional[np.ndarray] = None
-
-    def to_params(self) -> FlashParams:
-        """The correction parameters (A, B, offset, noise, roi, serial, date)."""
-        return FlashParams(A=self.A, B=self.B, offset=self.offset, noise=self.noise, roi=self.roi,
-                           serial=self.serial, date=self.date)
 
 
 def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None,

@@ -27,6 +27,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..errors import CamcorrError, describe
+from ..jsonio import jsonable
 from ..io import atomic_write
 
 __all__ = ["Profiles", "load_profiles", "read_profiles", "save_profiles", "check_profiles",
@@ -283,8 +284,8 @@ def save_profiles(profiles: Profiles, path: Union[str, os.PathLike], *,
     folder_mode = p.suffix.lower() != ".npz"
     npz_path = p / PROFILES_NAME if folder_mode else p
     ensure_not_input(npz_path, inputs)
-    meta = json.dumps({"source": profiles.source, "quality": _jsonable(profiles.quality),
-                       "meta": _jsonable(profiles.meta)})
+    meta = json.dumps({"source": profiles.source, "quality": jsonable(profiles.quality),
+                       "meta": jsonable(profiles.meta)})
 
     def _writer(tmp):
         with open(tmp, "wb") as fh:
@@ -298,19 +299,3 @@ def save_profiles(profiles: Profiles, path: Union[str, os.PathLike], *,
         settings = json.dumps(_basicpy_settings(profiles))
         atomic_write(p / _SETTINGS_NAME, lambda tmp: Path(tmp).write_text(settings))
     return npz_path
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -146,11 +146,6 @@ class TileSet:
     def __len__(self) -> int:
         return len(self._tiles)
 
-    @property
-    def total_planes(self) -> int:
-        """Number of planes over all (probed) tiles."""
-        return int(sum(n for n in self.n_planes if n))
-
     def name(self, i: int) -> str:
         """A printable name of tile `i` (0-based index)."""
         t = self._tiles[i]

@@ -36,6 +36,7 @@ from typing import Any, Dict, Optional
 from .._version import __version__
 from ..errors import CamcorrError
 from ..io import atomic_write
+from ..jsonio import json_default
 
 __all__ = ["MANIFEST_NAME", "read_manifest", "write_manifest", "update_manifest", "resolve"]
 
@@ -113,7 +114,7 @@ def write_manifest(run_dir, manifest: Dict[str, Any]) -> Path:
     data.setdefault("camcorr_run", VERSION)
     data.setdefault("created", datetime.datetime.now().isoformat(timespec="seconds"))
     data.setdefault("camcorr_version", __version__)
-    text = json.dumps(data, indent=2, default=_json_default)
+    text = json.dumps(data, indent=2, default=json_default)
     path = Path(run_dir) / MANIFEST_NAME
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
@@ -125,15 +126,3 @@ def update_manifest(run_dir, section: str, entries: Any) -> Path:
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[section] = entries
     return write_manifest(run_dir, data)
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

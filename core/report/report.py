@@ -21,6 +21,7 @@ import tifffile
 from .._version import __version__
 from ..errors import CamcorrError
 from ..io import atomic_write
+from ..jsonio import jsonable
 from . import figures
 from .manifest import read_manifest, resolve
 
@@ -770,7 +771,7 @@ def _build(run: Path, m: Dict, out: Path, pixel, title) -> ReportResult:
     if checks:
         qc["checks"] = checks
     page_title = title or m.get("title") or f"camcorr report: {run.name}"
-    text = json.dumps(qc, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    text = json.dumps(jsonable(qc), indent=2, default=str)
     atomic_write(out / "qc.json", lambda tmp: Path(tmp).write_text(text))
     page = _html(page_title, qc, figs, notes, missing, checks, out)
     index = atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page))
