@@ -172,6 +172,8 @@ class Limits:
     '(0.0, inf]'
     >>> K.check(5.0, "k")
     5.0
+    >>> K.contains(float("inf")), K.contains(float("nan"))
+    (False, False)
     >>> try:
     ...     K.check(0, "k")
     ... except CamcorrError as exc:
@@ -192,9 +194,9 @@ class Limits:
                 + ("]" if self.high_inclusive else ")"))
 
     def contains(self, value) -> bool:
-        """Whether the number `value` lies within the limits (NaN never does)."""
+        """Whether the number `value` lies within the limits (NaN and infinities never do)."""
         v = float(value)
-        if math.isnan(v):
+        if not math.isfinite(v):
             return False
         if self.low is not None and not (v >= self.low if self.low_inclusive else v > self.low):
             return False
@@ -203,7 +205,12 @@ class Limits:
         return True
 
     def check(self, value, argument: str, *, fix: Optional[str] = None):
-        """Raise :class:`CamcorrError` unless `value` lies within the limits; return it."""
-        return check_range(value, argument, low=self.low, high=self.high,
-                           low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive,
-                           fix=fix)
+        """Raise :class:`CamcorrError` unless `value` is a finite number within the limits;
+        return it."""
+        check_range(value, argument, low=self.low, high=self.high,
+                    low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive, fix=fix)
+        if not math.isfinite(float(value)):
+            raise CamcorrError("not a finite number", argument=argument,
+                               expected=f"a finite number in {self.interval()}",
+                               received=repr(value), fix=fix)
+        return value

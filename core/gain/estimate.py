@@ -79,9 +79,10 @@ __all__ = [
 #: Default sigma grid (in lines): 0 to 3 in steps of 0.5; 0 means "leave the frame as it is".
 DEFAULT_SIGMAS: Tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 #: Allowed settings: each sigma of the grid (lines), iterations, tolerance (RMS change of the
-#: mean-1 gain), offset (ADU, any finite value), conversion factor and read noise (electrons).
+#: mean-1 gain), offset (ADU, a dark level: not negative), conversion factor and read noise
+#: (electrons).
 LIMITS = {"sigmas": Limits(0.0, 64.0), "iterations": Limits(low=1), "tolerance": Limits(low=0.0),
-          "offset": Limits(), "electrons_per_adu": Limits(low=0.0, low_inclusive=False),
+          "offset": Limits(low=0.0), "electrons_per_adu": Limits(low=0.0, low_inclusive=False),
           "read_noise_e": Limits(low=0.0)}
 REFERENCES = ("smooth", "single")
 COMBINES = ("compose", "mean")
