@@ -148,10 +148,10 @@ def results_line(profiles) -> str:
 
 def quality_report(profiles) -> Dict:
     """The JSON report of an estimate: source, smoothing, in-sample and held-out quality."""
-    from .profiles import _jsonable
+    from ..jsonio import jsonable
 
     meta = profiles.meta or {}
-    return _jsonable({
+    return jsonable({
         "source": profiles.source,
         "smoothing": {k: meta.get(k) for k in ("sigma", "statistic", "binning",
                                                "smoothing_chosen", "smoothing_table")
