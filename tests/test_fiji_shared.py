@@ -213,7 +213,7 @@ def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path):
     stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     cases = {
-        "range": ('open("{d}/s.tif"); run("Selective Median", "k=0.5");',
+        "range": ('open("{d}/s.tif"); run("Selective Median", "k=0");',
                   ["in Selective Median", "Threshold (robust sigmas) [k]", "out of range"]),
         "missing": ('open("{d}/s.tif"); run("Flatfield Apply", "profiles=[{d}/missing.npz]");',
                     ["in Flatfield Apply", "Profiles file [profiles]", "missing.npz"]),
