@@ -297,7 +297,7 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
         image = workspace.image_set.get_image(name, must_be_grayscale=True)
         d = self.get_dictionary()
         try:
-            values = self.apply.values()
+            kw = APPLY.engine_kwargs(self.apply.values())  # the operation's one translation
             profiles = self._profiles()
             scale = image_scale(image, name)
             data = to_adu(image, f"image '{name}'")
@@ -305,9 +305,9 @@ All tiles of a group are held in memory while the flat-field is estimated.""")
             tile = d["tile_of"].get(str(number), 0)
             counts: dict = {}
             corrected = ff.apply_flatfield(
-                data, profiles, baseline=values["baseline"], index=tile - 1 if tile else None,
-                clip=values["clip"], dtype=np.float32, resample=values["resample"],
-                rescale=values["rescale"], counts=counts,
+                data, profiles, baseline=kw["baseline"], index=tile - 1 if tile else None,
+                clip=kw["clip"], dtype=np.float32, resample=kw["resample"],
+                rescale=kw["rescale"], counts=counts,
                 argument=f"FlatfieldFromEmptyTiles image '{name}' (tile {tile})")
         except CamcorrError as exc:
             self.fail(exc)

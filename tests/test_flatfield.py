@@ -319,12 +319,15 @@ def test_apply_inverts_the_forward_model():
     truth = rng.uniform(200, 2000, (3,) + flat.shape)
     raw = np.rint(dark + flat * truth).astype(np.uint16)
     prof = Profiles(flatfield=flat, darkfield=dark, baseline=0.0)
-    out = apply_flatfield(raw, prof)
+    out = apply_flatfield(raw, prof, rescale="none")
     assert out.dtype == np.uint16 and out.shape == raw.shape
     assert np.max(np.abs(out.astype(float) - truth)) < 1.5  # rounding only
-    f32 = apply_flatfield(raw.astype(np.float32), prof)
+    f32 = apply_flatfield(raw.astype(np.float32), prof, rescale="none")
     assert f32.dtype == np.float32
     np.testing.assert_allclose(f32, truth, atol=1.0)
+    # the default rescale ('ceiling') divides by the flat-field over its minimum: darker by it
+    np.testing.assert_allclose(apply_flatfield(raw.astype(np.float32), prof),
+                               truth * flat.min(), atol=1.0)
 
 
 def test_apply_baseline_and_clipping():
@@ -347,7 +350,7 @@ def test_apply_baseline_and_clipping():
 def test_apply_to_16bit_saturation_keeps_dtype_and_clips():
     prof = Profiles(flatfield=np.full((4, 4), 0.5))
     img = np.full((4, 4), 60000, np.uint16)
-    out = apply_flatfield(img, prof)
+    out = apply_flatfield(img, prof, rescale="none")
     assert out.dtype == np.uint16 and np.all(out == 65535)
 
 
@@ -357,7 +360,7 @@ def test_apply_shape_mismatch_and_resampling():
     img = np.full((32, 32), 110.0, np.float32)
     with pytest.raises(CamcorrError, match="differ in size"):
         apply_flatfield(img, prof)
-    out = apply_flatfield(img, prof, resample=True)
+    out = apply_flatfield(img, prof, resample=True, rescale="none")
     rp = resample_profiles(prof, (32, 32))
     assert rp.flatfield.shape == (32, 32) and abs(rp.flatfield.mean() - 1) < 1e-6
     np.testing.assert_allclose(rp.darkfield, 10.0)

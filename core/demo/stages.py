@@ -86,7 +86,8 @@ def run_engine_chain(sim: Dict[str, Any], flashed: List[List[np.ndarray]], out: 
         prof = flatfield.estimate_from_z_ranges(median_out[c], cfg["z_levels"])
         profiles[c] = prof
         for t, row in enumerate(sim["files"]):
-            corr = flatfield.apply_flatfield(median_out[c][t], prof, baseline="none")
+            corr = flatfield.apply_flatfield(median_out[c][t], prof, baseline="none",
+                                             rescale="none")
             write_tiff(corrected_dir / row[c].name, np.asarray(corr, np.float32), inputs=row)
     return {"masks": masks, "stack_masks": stack_masks,
             "flat": {c: np.asarray(p.flatfield, np.float32) for c, p in profiles.items()},

@@ -82,7 +82,7 @@ def resample_profiles(profiles: Profiles, shape) -> Profiles:
 
 def apply_flatfield(image, profiles: Profiles, *, baseline: str = "none",
                     index: Optional[int] = None, clip: bool = True, dtype=None,
-                    resample: bool = False, rescale: str = "none",
+                    resample: bool = False, rescale: str = "ceiling",
                     counts: Optional[dict] = None, argument: str = "image") -> np.ndarray:
     """Correct one tile with a flat-field model.
 
@@ -108,8 +108,10 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "none",
     resample : bool
         If the tile's (Y, X) differs from the profiles', resample the profiles to it (bilinear).
         Off by default: a size mismatch is usually the wrong profile.
-    rescale : {'none', 'ceiling', 'mean'} or float
-        Rescale the flat-field first (:func:`rescale_flatfield`); 'none' divides by it as given;
+    rescale : {'ceiling', 'mean', 'none'} or float
+        Rescale the flat-field first (:func:`rescale_flatfield`); ``'ceiling'`` (default, the
+        default of every front end): divided by its minimum, so no pixel is brightened or
+        pushed past the range; 'none' divides by it as given;
         a number divides the flat-field by that factor (blocks of one tile share the factor).
     counts : dict, optional
         If given, filled with ``clipped_low`` (pixels set to 0), ``clipped_high`` (pixels set
