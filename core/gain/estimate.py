@@ -63,7 +63,8 @@ from ..errors import CamcorrError, Limits, check_finite, check_ndim, describe
 from . import _kernels as K
 from .heldout import heldout_report
 from .qc import gain_report
-from .scales import DEFAULT_FIELDS, N_GROUPS, blind_spot, check_fields, combine_scales, pooled_mean
+from .scales import (DEFAULT_FIELDS, N_GROUPS, R2_LIMITED, blind_spot, check_fields,
+                     combine_scales, expected_r2, profile_dct)
 
 __all__ = [
     "DEFAULT_SIGMAS",
@@ -492,6 +493,10 @@ class GainAccumulator:
         self.den = None      # (2, Y, X) float64: sum of their SME
         self.pooled = None   # (4, Y, X) float64: sums of frames / their mean, frames i mod 4
         self.pooled_n = np.zeros(N_GROUPS, dtype=np.int64)
+        # (2, X) and (2, Y) float64: sums over the frames of the DCT coefficients of their column
+        # (row) profiles and of their squares (the profiles' frame-to-frame scatter)
+        self.profile_col = None
+        self.profile_row = None
         self.sigma_counts = np.zeros((2, len(self.sigmas)), dtype=np.int64)
         if shape is not None:
             self._init(tuple(int(s) for s in shape))
@@ -524,13 +529,16 @@ class GainAccumulator:
         self.den = np.zeros((2,) + shape, dtype=np.float64)
         if self.fields == "independent":
             self.pooled = np.zeros((N_GROUPS,) + shape, dtype=np.float64)
+            self.profile_col = np.zeros((2, shape[1]), dtype=np.float64)
+            self.profile_row = np.zeros((2, shape[0]), dtype=np.float64)
 
     def state(self) -> dict:
         """The accumulated state as a dict of numpy arrays (mergeable with :meth:`merge`)."""
         state = {"num": self.num, "den": self.den, "n_frames": np.array(self.n_frames),
                  "sigma_counts": self.sigma_counts}
         if self.pooled is not None:
-            state.update(pooled=self.pooled, pooled_n=self.pooled_n)
+            state.update(pooled=self.pooled, pooled_n=self.pooled_n,
+                         profile_col=self.profile_col, profile_row=self.profile_row)
         return state
 
     def load_state(self, state: dict) -> "GainAccumulator":
@@ -550,6 +558,14 @@ class GainAccumulator:
                                    received="a state saved with fields='same'")
             self.pooled = np.asarray(state["pooled"], dtype=np.float64).copy()
             self.pooled_n = np.asarray(state["pooled_n"], dtype=np.int64).copy()
+            if "profile_col" not in state:
+                raise CamcorrError("state without the profile statistics", argument="state",
+                                   expected="a state saved by this version of camcorr with "
+                                            "fields='independent'",
+                                   received="a state of an older version",
+                                   fix="Re-run the estimation from the frames")
+            self.profile_col = np.asarray(state["profile_col"], dtype=np.float64).copy()
+            self.profile_row = np.asarray(state["profile_row"], dtype=np.float64).copy()
         return self
 
     def merge(self, other: "GainAccumulator") -> "GainAccumulator":
@@ -570,6 +586,8 @@ class GainAccumulator:
                                    received="fields='same'")
             self.pooled += other.pooled
             self.pooled_n += other.pooled_n
+            self.profile_col += other.profile_col
+            self.profile_row += other.profile_row
         self._cache = None
         self.n_frames += other.n_frames
         self.sigma_counts += other.sigma_counts
@@ -645,8 +663,12 @@ class GainAccumulator:
             level = float(np.mean(rec, dtype=np.float64))
             if level > 0:
                 group = index % N_GROUPS
-                self.pooled[group] += rec / level
+                normalised = rec / np.float32(level)
+                self.pooled[group] += normalised
                 self.pooled_n[group] += 1
+                col, row = profile_dct(normalised)
+                self.profile_col += np.stack([col, col * col])
+                self.profile_row += np.stack([row, row * row])
         self._cache = None
         if self.reference == "smooth":
             self.sigma_counts[0, self.sigmas.index(s_col)] += 1
@@ -712,6 +734,8 @@ class GainAccumulator:
         rep["heldout"] = heldout_report(g, halves, n_even=(self.n_frames + 1) // 2,
                                         n_odd=self.n_frames // 2,
                                         noise_floor_counting=rep.get("noise_floor_counting"))
+        if "missed_std" in scale_info:
+            _limit(scale_info, float(np.std(g)), rep["heldout"]["error_std"])
         total = None
         if self.ref is not None:
             total = g * self.ref
@@ -753,14 +777,16 @@ class GainAccumulator:
         if self.fields == "independent" and self.pooled is not None \
                 and int(self.pooled_n.sum()) >= N_GROUPS:
             def compute():
-                pooled, pooled_halves = pooled_mean(self.pooled, self.pooled_n)
-                return combine_scales(g, halves, pooled, pooled_halves)
+                return combine_scales(g, halves, self.pooled, self.pooled_n, self.profile_col,
+                                      self.profile_row, blind_period_col=spot_col,
+                                      blind_period_row=spot_row)
             g, halves, extra = self._cached("scales", compute)
             info.update(extra)
             info["method"] = "blind + pooled mean"
             info["note"] = ("independent fields: the pooled mean of the frames supplies the low "
-                            "spatial frequencies (crossover sigma: columns "
-                            f"{_scale_text(extra['crossover_col'])}, rows "
+                            "spatial frequencies, weighted against the blind estimate per "
+                            "frequency by their estimated errors (pooled mean used for periods "
+                            f"above: columns {_scale_text(extra['crossover_col'])}, rows "
                             f"{_scale_text(extra['crossover_row'])}, 2D "
                             f"{_scale_text(extra['crossover_2d'])}); any illumination that is "
                             "the same in every frame is counted as gain")
@@ -777,8 +803,22 @@ class GainAccumulator:
         return g, halves, info
 
 
+def _limit(info: dict, std: float, error_std: float) -> None:
+    """Add the R^2 to expect against the true gain and the ``noise_limited`` flag to `info`."""
+    r2 = expected_r2(std, error_std, info["missed_std"])
+    info["r2_expected"] = r2
+    info["noise_limited"] = bool(r2 < R2_LIMITED)
+    if info["noise_limited"]:
+        info["note"] += (f". NOISE-LIMITED: R^2 against the true gain expected about {r2:.2f} "
+                         f"(below {R2_LIMITED:g}); the specimen's pooled residual (std "
+                         f"{info['specimen_residual_std']:.4f} passed into the estimate, gain "
+                         f"structure of std {info['missed_std']:.4f} left below the noise) and "
+                         f"the estimate's noise (std {error_std:.4f}) limit it, not the method: "
+                         "more frames (variance falls as 1/N) or a flatter specimen help")
+
+
 def _scale_text(s) -> str:
-    return "none" if s is None else f"{s:g}"
+    return "none" if s is None else f"{s:.3g} px"
 
 
 def _ratio(num, den) -> np.ndarray:

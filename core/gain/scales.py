@@ -6,43 +6,55 @@ comes out as ``c_x / (w * c)_x``, a high-pass of it.  Structure that is smooth o
 neighbourhood (a slow modulation across columns, readout-sector steps, vignetting) is lost
 (:func:`blind_spot`).  When the frames show *independent fields* (several movies, a moving
 specimen), the mean of many frames sees the gain at every scale, but with the specimen's
-fluctuation as noise, which is largest at low spatial frequencies of the specimen and falls
-only as ``1/sqrt(N)``.  The two are complementary.
+fluctuation as noise, which falls only as ``1/sqrt(N)``.  The two are complementary.
 
-How (:func:`combine_scales`).  With ``S`` the blind estimate and ``M`` the pooled mean of the
-frames (each frame divided by its mean), ``R = M / S`` holds what the blind estimate missed,
-plus the specimen's fluctuation.  ``R`` is decomposed the way the blind estimate is blind: its
-column profile (mean over rows), then the row profile of what is left, then a 2D remainder.
-Each part is low-passed (Gaussian) at a crossover scale chosen *from the data* by two-fold
-cross-validation between the even and the odd frames: the scale at which the low-passed part
-of one half best predicts the other half (the other half's noise is independent, so this
-minimises the squared error of the low-passed part).  "No correction" is a candidate and, by
-the one-standard-error rule (Breiman et al. 1984, ch. 3.4), the smoothest candidate whose error
-is within one standard error of the best is taken: where the two estimates agree within their
-noise the blind estimate is kept.  The gain is
+How (:func:`combine_scales`).  With ``S`` the blind estimate and ``P`` the pooled mean of the
+frames (each frame divided by its mean), ``L = log(P / S)`` holds what the blind estimate missed
+(and its own errors), plus the specimen's pooled residual.  ``L`` is taken to the discrete cosine
+(DCT-II) domain, where its coefficients fall in three parts: the first row (the column profile,
+what is constant along the columns), the first column (the row profile) and the rest (2D).  At
+every coefficient ``j`` the pooled mean and the blind estimate are weighted by their errors
+(a Wiener filter, Wiener 1949): the correction is ``w_j L_j`` with
 
-    G = S x profile_col(x) x profile_row(y) x lowpass_2D(x, y),  normalised to mean 1.
+    w_j = A_j / (A_j + N_j),    A_j = max(0, smooth(L_j^2 - N_j))
 
-The smallest crossover is one line: finer structure is left to the blind estimate, which is
-better there (its high-pass R^2 is kept).
+``N_j`` the variance of the pooled mean's noise (specimen and shot noise) at ``j`` and ``A_j``
+the power of the blind estimate's error there (the expected ``L_j^2`` is ``A_j + N_j``),
+smoothed over neighbouring coefficients (5, or 9 x 9 in 2D; in 2D, where thousands of
+coefficients have a pooled-mean noise many times the blind estimate's error, the smoothed excess
+must also exceed 4 standard errors, so that chance excesses do not pass the specimen).  So the crossover between the two is
+chosen by the data, per spatial frequency, where the two disagree by more than the noise floor.
+``N_j`` comes from the frames themselves: for the column and row profiles from the
+frame-to-frame scatter of every frame's profile (``N - 1`` degrees of freedom per coefficient;
+:func:`profile_dct`), for the 2D part from the scatter of four interleaved groups of frames
+(pooled over 7 x 7 coefficients).  The gain is
+
+    G = S x exp(IDCT(w * L)),  normalised to mean 1.
+
+What it can reach.  The specimen's pooled residual at the low spatial frequencies has the same
+form as a smooth gain, so no combination can take it apart: ``w_j`` only chooses the smaller of
+two errors.  The expected error of the combination is computed (``error_std`` of the halves, the
+signal that stays below the noise, ``missed_std``) and from it the R^2 to expect against the true
+gain, ``r2_expected``; below :data:`R2_LIMITED` the report flags ``noise_limited`` (the specimen's
+pooled residual, not the method, limits the low frequencies: more frames, as 1/N in variance, or
+a flatter specimen help).
 
 When not.  With frames of one field (the same specimen in every frame: a single exposure's
 movie), the pooled mean contains the specimen, which would be taken for gain; only the blind
-estimate is used and the report says which periods it cannot see (:func:`blind_spot`).  The
-pooled mean also contains any illumination that is the same in every frame (the beam's or the
-light source's profile): with ``fields='independent'`` that profile ends up in the gain, as it
-does in a flat-field.
+estimate is used and the report says which periods it cannot see (:func:`blind_spot`).  Frames
+that share specimen structure (a slow drift) make the frame-to-frame scatter too small and the
+specimen then passes as gain.  The pooled mean also contains any illumination that is the same
+in every frame (the beam's or the light source's profile): with ``fields='independent'`` that
+profile ends up in the gain, as it does in a flat-field.
 
 References
 ----------
 Sorzano, C.O.S. et al. (2018). Blind estimation of DED camera gain in Electron Microscopy.
 J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
-Breiman, L., Friedman, J.H., Olshen, R.A. & Stone, C.J. (1984). Classification and Regression
-Trees. Wadsworth. doi:10.1201/9781315139470
-Geyer, C.J. (1992). Practical Markov chain Monte Carlo. Stat. Sci. 7(4), 473-483.
-doi:10.1214/ss/1177011137
-Stone, M. (1974). Cross-validatory choice and assessment of statistical predictions.
-J. R. Stat. Soc. B 36(2), 111-147. doi:10.1111/j.2517-6161.1974.tb00994.x
+Wiener, N. (1949). Extrapolation, Interpolation, and Smoothing of Stationary Time Series. MIT
+Press. doi:10.7551/mitpress/2946.001.0001
+Ahmed, N., Natarajan, T. & Rao, K.R. (1974). Discrete cosine transform. IEEE Trans. Comput.
+C-23(1), 90-93. doi:10.1109/T-C.1974.223784
 """
 from __future__ import annotations
 
@@ -50,24 +62,34 @@ import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.fft import dct, dctn, idctn
+from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from ..errors import CamcorrError
 
-__all__ = ["FIELDS", "DEFAULT_FIELDS", "PROFILE_SCALES", "AREA_SCALES", "N_GROUPS",
-           "combine_scales", "pooled_mean", "blind_spot"]
+__all__ = ["FIELDS", "DEFAULT_FIELDS", "N_GROUPS", "R2_LIMITED", "PROFILE_SMOOTH", "AREA_SMOOTH",
+           "AREA_NOISE_POOL", "combine_scales", "expected_r2", "pooled_mean", "profile_dct",
+           "blind_response", "blind_spot"]
 
 #: How the frames relate: 'same' field in every frame, or 'independent' fields.
 FIELDS = ("same", "independent")
 DEFAULT_FIELDS = "same"
-#: Crossover candidates (Gaussian sigma, lines) of the column and row profiles; None = no
-#: correction (keep the blind estimate).
-PROFILE_SCALES: Tuple[Optional[float], ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, None)
-#: Crossover candidates (pixels) of the 2D remainder.
-AREA_SCALES: Tuple[Optional[float], ...] = (4.0, 8.0, 16.0, 32.0, 64.0, None)
 #: Interleaved frame groups of the pooled mean (frame i goes to group i mod 4; groups 0, 2 are
 #: the even frames, 1, 3 the odd ones).
 N_GROUPS = 4
+#: Coefficients over which the blind estimate's error power is smoothed: profiles (1D) ...
+PROFILE_SMOOTH = 5
+#: ... and the 2D part (9 x 9).
+AREA_SMOOTH = 9
+#: Coefficients (7 x 7) over which the 2D noise variance (3 degrees of freedom each) is pooled.
+AREA_NOISE_POOL = 7
+#: Standard errors by which the smoothed excess power must exceed 0 to count (see _wiener), for
+#: the profiles and for the 2D part (thousands of coefficients where the pooled mean's noise is
+#: many times the blind estimate's error: chance excesses must not pass it).
+PROFILE_SIGNIFICANCE = 0.0
+AREA_SIGNIFICANCE = 4.0
+#: Expected R^2 against the true gain below which the report flags ``noise_limited``.
+R2_LIMITED = 0.9
 
 
 def check_fields(fields, argument: str = "fields") -> str:
@@ -80,8 +102,28 @@ def check_fields(fields, argument: str = "fields") -> str:
     return fields
 
 
+def profile_dct(normalised: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """DCT-II (orthonormal) of a frame's column profile and of its row profile.
+
+    Parameters
+    ----------
+    normalised : ndarray, shape (Y, X)
+        The frame divided by its mean.
+
+    Returns
+    -------
+    col : ndarray, float64, shape (X,)
+        DCT of the mean over rows (the column profile).
+    row : ndarray, float64, shape (Y,)
+        DCT of the mean over columns (the row profile).
+    """
+    a = np.asarray(normalised)
+    return (dct(np.mean(a, axis=0, dtype=np.float64), norm="ortho"),
+            dct(np.mean(a, axis=1, dtype=np.float64), norm="ortho"))
+
+
 def pooled_mean(sums: np.ndarray, counts: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Robust pooled mean and the means of the even and odd frames.
+    """Pooled mean of the frames and the means of the even and odd frames.
 
     Parameters
     ----------
@@ -93,21 +135,14 @@ def pooled_mean(sums: np.ndarray, counts: Sequence[int]) -> Tuple[np.ndarray, np
     Returns
     -------
     pooled : ndarray, shape (Y, X)
-        Per pixel, the mean of the middle two of the four group means (robust to a bright or
-        dark feature that sits on a pixel in the frames of one group); the plain mean if a
-        group is empty.
+        Mean of all frames.
     halves : ndarray, shape (2, Y, X)
-        Plain means of the even (groups 0, 2) and of the odd frames (groups 1, 3).
+        Means of the even (groups 0, 2) and of the odd frames (groups 1, 3).
     """
     s = np.asarray(sums, dtype=np.float64)
     n = np.asarray(counts, dtype=np.float64)
     halves = np.stack([(s[0] + s[2]) / max(n[0] + n[2], 1), (s[1] + s[3]) / max(n[1] + n[3], 1)])
-    if np.all(n > 0):
-        means = np.sort(s / n[:, None, None], axis=0)
-        pooled = 0.5 * (means[1] + means[2])
-    else:
-        pooled = s.sum(axis=0) / max(n.sum(), 1)
-    return pooled, halves
+    return s.sum(axis=0) / max(n.sum(), 1), halves
 
 
 def _norm(a: np.ndarray) -> np.ndarray:
@@ -115,83 +150,79 @@ def _norm(a: np.ndarray) -> np.ndarray:
     return a / m if m > 0 else np.ones_like(a)
 
 
-def _smooth1(p: np.ndarray, s: Optional[float]) -> np.ndarray:
-    if s is None:
-        return np.full_like(p, float(np.mean(p)))
-    return gaussian_filter1d(p, s, mode="nearest")
-
-
-def _smooth2(p: np.ndarray, s: Optional[float]) -> np.ndarray:
-    if s is None:
-        return np.full_like(p, float(np.mean(p)))
-    return gaussian_filter(p, s, mode="nearest")
-
-
-def _autocorrelation_time(d: np.ndarray, axis: int) -> float:
-    """``1 + 2 sum(rho_k)`` along `axis`, summed over the initial positive lags (Geyer 1992)."""
-    x = np.moveaxis(np.asarray(d, dtype=np.float64), axis, -1)
-    x = x - x.mean()
-    var = float(np.mean(x * x))
-    n = x.shape[-1]
-    if var <= 0 or n < 3:
-        return 1.0
-    tau = 1.0
-    for k in range(1, n // 2):
-        rho = float(np.mean(x[..., k:] * x[..., :-k])) / var
-        if rho <= 0:
-            break
-        tau += 2 * rho
-    return tau
-
-
-def _standard_error(d: np.ndarray) -> float:
-    """Standard error of ``mean(d)`` for a spatially correlated 1D or 2D array ``d``.
-
-    The number of independent elements is ``d.size / tau`` with ``tau`` the integrated
-    autocorrelation time along each axis (their product in 2D): neighbouring elements share
-    specimen features and the low-pass, so a plain ``std / sqrt(n)`` would be too small.
-    """
-    tau = 1.0
-    for axis in range(d.ndim):
-        tau *= _autocorrelation_time(d, axis)
-    n_eff = max(d.size / tau, 1.0)
-    return float(np.std(d) / math.sqrt(max(n_eff - 1.0, 1.0)))
-
-
-def _cross_validate(even, odd, scales, smooth) -> Tuple[Optional[float], Dict[str, float]]:
-    """Two-fold cross-validated crossover scale, with the one-standard-error rule.
-
-    The error of a candidate is the mean squared difference between the low-pass of one half and
-    the other half (both ways).  The chosen scale is the *smoothest* candidate (no correction
-    first, then the largest sigma) whose error is within one standard error of the smallest;
-    the standard error is that of the mean per-element difference of the two errors, with the
-    elements' spatial correlation taken into account (:func:`_standard_error`).
-    """
-    losses, errors = {}, {}
-    for s in scales:
-        loss = (smooth(even, s) - odd) ** 2 + (smooth(odd, s) - even) ** 2
-        losses[s] = loss / 2
-        errors["none" if s is None else f"{s:g}"] = float(np.mean(loss) / 2)
-    best = min(scales, key=lambda s: float(np.mean(losses[s])))
-    best_err = float(np.mean(losses[best]))
-    order = sorted(scales, key=lambda s: -math.inf if s is None else -s)  # smoothest first
-    for s in order:
-        se = _standard_error(losses[s] - losses[best])
-        if float(np.mean(losses[s])) <= best_err + se:
-            return s, errors
-    return best, errors
-
-
-def _safe_ratio(a, b):
-    out = np.ones(np.shape(a), dtype=np.float64)
-    np.divide(a, b, out=out, where=np.asarray(b) > 0)
+def _safe_log_ratio(a, b):
+    """log(a / b) (normalised to mean 1 first), 0 where either is not positive."""
+    a, b = _norm(np.asarray(a, np.float64)), _norm(np.asarray(b, np.float64))
+    out = np.zeros(a.shape, dtype=np.float64)
+    ok = (a > 0) & (b > 0)
+    out[ok] = np.log(a[ok] / b[ok])
     return out
 
 
-def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, pooled: np.ndarray,
-                   pooled_halves: np.ndarray, *,
-                   profile_scales: Sequence[Optional[float]] = PROFILE_SCALES,
-                   area_scales: Sequence[Optional[float]] = AREA_SCALES):
+def _smooth_masked(x: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """Box mean of `x` over the elements where `mask` is True (normalised convolution)."""
+    f = uniform_filter1d if x.ndim == 1 else uniform_filter
+    m = mask.astype(np.float64)
+    num = f(np.where(mask, x, 0.0), size, mode="nearest")
+    den = f(m, size, mode="nearest")
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 1e-12)
+    return out
+
+
+def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
+            significance: float):
+    """Weights of the pooled mean and the blind estimate's error power (see the module text).
+
+    With ``a`` the blind estimate's error (power ``A``) and ``b`` the pooled mean's noise
+    (variance ``N``), the error of ``S + w (P - S)`` is smallest at ``w = A / (A + N)``, and
+    ``E[L^2] = A + N``.  ``A`` is estimated by the mean of ``power - noise`` over the ``m``
+    neighbouring coefficients less `significance` times its standard error, ``N sqrt(2 / m)``
+    (a coefficient's power is ``N`` times a chi-square variable of one degree of freedom where
+    the two estimates agree), clipped at 0: where the two agree within their noise the blind
+    estimate is kept.
+
+    Returns
+    -------
+    w : ndarray
+        Weights in [0, 1] (0 outside `mask`).
+    a : ndarray
+        Estimated error power of the blind estimate, ``A``.
+    """
+    m = float(size ** power.ndim)
+    excess = _smooth_masked(power - noise, mask, size)
+    d = np.clip(excess - significance * math.sqrt(2.0 / m) * _smooth_masked(noise, mask, size),
+                0.0, None)
+    w = np.zeros_like(d)
+    tot = d + noise
+    np.divide(d, tot, out=w, where=tot > 0)
+    w[~mask] = 0.0
+    d[~mask] = 0.0
+    return w, d
+
+
+def _profile_noise(stats: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
+    """Variance of the mean profile's DCT coefficients from per-frame sums and sums of squares."""
+    if stats is None or n < 2:
+        return None
+    s, sq = np.asarray(stats[0], np.float64), np.asarray(stats[1], np.float64)
+    var = np.clip((sq - s * s / n) / (n - 1), 0.0, None)
+    return var / n
+
+
+def _crossover_period(w: np.ndarray, length: int) -> Optional[float]:
+    """Period (lines) of the highest frequency at which the pooled mean's weight is >= 0.5."""
+    j = np.nonzero(w[1:] >= 0.5)[0]
+    if j.size == 0:
+        return None
+    return float(2.0 * length / (j[-1] + 1))
+
+
+def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
+                   counts: Sequence[int], profile_col: Optional[np.ndarray] = None,
+                   profile_row: Optional[np.ndarray] = None, *,
+                   blind_period_col: Optional[float] = None,
+                   blind_period_row: Optional[float] = None):
     """Blind estimate at high, pooled mean at low spatial frequencies (see the module text).
 
     Parameters
@@ -200,56 +231,147 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, pooled: np.ndarray,
         Blind (smooth midway equalisation) estimate, mean 1.
     sme_halves : ndarray, shape (2, Y, X)
         The blind estimates from the even and the odd frames.
-    pooled : ndarray, shape (Y, X)
-        Pooled mean of the frames (:func:`pooled_mean`), any positive scale.
-    pooled_halves : ndarray, shape (2, Y, X)
-        Pooled means of the even and the odd frames.
-    profile_scales, area_scales : sequence of float or None
-        Crossover candidates (Gaussian sigma in lines / pixels; None = no correction).
+    sums : ndarray, shape (4, Y, X)
+        Sums of the frames (each divided by its mean) of the groups ``i mod 4``.
+    counts : sequence of 4 int
+        Frames per group.
+    profile_col : ndarray, shape (2, X), optional
+        Sum over the frames of :func:`profile_dct`'s column coefficients and of their squares.
+    profile_row : ndarray, shape (2, Y), optional
+        The same for the row profiles.  Without them (or with fewer than 4 frames) the profile
+        noise comes from the group scatter too.
+    blind_period_col, blind_period_row : float, optional
+        Periods (lines) above which the blind estimate recovers less than half
+        (:func:`blind_spot`): the band in which what the combination leaves out counts as missed.
 
     Returns
     -------
     gain : ndarray, float64, shape (Y, X)
         Combined estimate, mean 1.
     halves : ndarray, float64, shape (2, Y, X)
-        The same combination from the even and from the odd frames alone (at the crossovers
+        The same combination from the even and from the odd frames alone (with the weights
         chosen on all frames), for held-out validation.
     info : dict
-        ``crossover_col``, ``crossover_row``, ``crossover_2d`` (sigma or None = not used),
-        the cross-validation errors of every candidate, and ``low_frequency_std`` (std of the
-        correction applied to the blind estimate).
+        ``crossover_col``, ``crossover_row`` (period in lines of the highest frequency at which
+        the pooled mean weighs >= 0.5; None = blind estimate everywhere), ``crossover_2d``
+        (pixels), ``pooled_weight_col`` / ``_row`` / ``_2d`` (share of the blind estimate's
+        estimated error power taken from the pooled mean), ``low_frequency_std`` (std of the
+        correction), ``specimen_residual_std`` (std of the pooled mean's noise passed into
+        the estimate), ``missed_std`` (gain structure left out in the band the blind estimate
+        cannot see, where the pooled mean is too noisy: ``sum (1 - w)^2 (L^2 - N)`` over that
+        band, an unbiased estimate for given weights).
     """
     S = np.asarray(sme, dtype=np.float64)
     Sh = np.asarray(sme_halves, dtype=np.float64)
-    R = _norm(_safe_ratio(pooled, S))
-    Rh = [_norm(_safe_ratio(pooled_halves[k], Sh[k])) for k in range(2)]
-    info: Dict[str, object] = {}
-    corr = np.ones_like(S)
-    corr_h = [np.ones_like(S), np.ones_like(S)]
-    # 1. column profile (mean over rows), 2. row profile of the rest, 3. 2D remainder
-    for name, axis in (("col", 0), ("row", 1)):
-        prof = R.mean(axis=axis)
-        ph = [r.mean(axis=axis) for r in Rh]
-        s, errs = _cross_validate(ph[0], ph[1], profile_scales, _smooth1)
-        info[f"crossover_{name}"] = s
-        info[f"cv_errors_{name}"] = errs
-        expand = (lambda p: p[None, :]) if axis == 0 else (lambda p: p[:, None])
-        c = expand(_norm(_smooth1(prof, s)))
-        ch = [expand(_norm(_smooth1(p, s))) for p in ph]
-        R = R / c
-        Rh = [Rh[k] / ch[k] for k in range(2)]
-        corr = corr * c
-        corr_h = [corr_h[k] * ch[k] for k in range(2)]
-    s, errs = _cross_validate(Rh[0], Rh[1], area_scales, _smooth2)
-    info["crossover_2d"] = s
-    info["cv_errors_2d"] = errs
-    corr = corr * _norm(_smooth2(R, s))
-    corr_h = [corr_h[k] * _norm(_smooth2(Rh[k], s)) for k in range(2)]
-    corr = _norm(corr)
-    info["low_frequency_std"] = float(np.std(corr))
-    gain = _norm(S * corr)
-    halves = np.stack([_norm(Sh[k] * _norm(corr_h[k])) for k in range(2)])
-    return gain, halves, info
+    s = np.asarray(sums, dtype=np.float64)
+    n_g = np.asarray(counts, dtype=np.float64)
+    n = float(n_g.sum())
+    ny, nx = S.shape
+    pooled, pooled_halves = pooled_mean(s, n_g)
+    C = dctn(_safe_log_ratio(pooled, S), norm="ortho")
+    # 2D noise: scatter of the group means (each frame has mean 1, so the groups' means agree)
+    used = n_g > 0
+    acc2 = np.zeros_like(C)
+    for g in np.nonzero(used)[0]:
+        d = dctn(s[g] / n_g[g], norm="ortho")
+        acc2 += n_g[g] * d * d
+    dbar = dctn(pooled, norm="ortho")
+    k = int(used.sum())
+    if k >= 2:
+        var2 = np.clip((acc2 - n * dbar * dbar) / (k - 1), 0.0, None)
+        noise2 = uniform_filter(var2, AREA_NOISE_POOL, mode="nearest") / n
+    else:
+        noise2 = np.full_like(C, np.inf)
+    power = C * C
+    mask2 = np.ones(C.shape, bool)
+    mask2[0, :] = False
+    mask2[:, 0] = False
+    W, A = _wiener(power, noise2, mask2, AREA_SMOOTH, AREA_SIGNIFICANCE)
+    N = noise2.copy()
+    # column profile (first row of C: sqrt(Y) x the DCT of the mean over rows) and row profile
+    nframes = int(round(n))
+    for axis, stats, length, other in ((1, profile_col, nx, ny), (0, profile_row, ny, nx)):
+        nz = _profile_noise(stats, nframes)
+        line_noise = (other * nz) if nz is not None else (
+            noise2[0, :] if axis == 1 else noise2[:, 0])
+        line_power = power[0, :] if axis == 1 else power[:, 0]
+        mask = np.ones(length, bool)
+        mask[0] = False
+        w1, a1 = _wiener(line_power, line_noise, mask, PROFILE_SMOOTH, PROFILE_SIGNIFICANCE)
+        if axis == 1:
+            W[0, :], A[0, :], N[0, :] = w1, a1, line_noise
+        else:
+            W[1:, 0], A[1:, 0], N[1:, 0] = w1[1:], a1[1:], line_noise[1:]
+    W[0, 0] = 0.0
+    corr = idctn(W * C, norm="ortho")
+    gain = _norm(S * np.exp(corr))
+    halves = []
+    for h in range(2):
+        Ch = dctn(_safe_log_ratio(pooled_halves[h], Sh[h]), norm="ortho")
+        halves.append(_norm(Sh[h] * np.exp(idctn(W * Ch, norm="ortho"))))
+    # what the combination passes of the pooled mean's noise, and what it leaves out
+    size = float(ny * nx)
+    fy = np.arange(ny)[:, None] / (2.0 * ny)
+    fx = np.arange(nx)[None, :] / (2.0 * nx)
+    band_x = fx < (1.0 / blind_period_col if blind_period_col else 0.5)
+    band_y = fy < (1.0 / blind_period_row if blind_period_row else 0.5)
+    blind_band = np.zeros(C.shape, bool)
+    blind_band[0, :] = band_x[0]
+    blind_band[:, 0] = band_y[:, 0]
+    blind_band |= band_x & band_y
+    blind_band[0, 0] = False
+    finite_n = np.where(np.isfinite(N), N, 0.0)
+    info: Dict[str, object] = {
+        "crossover_col": _crossover_period(W[0, :], nx),
+        "crossover_row": _crossover_period(W[:, 0], ny),
+        "crossover_2d": _crossover_2d(W, mask2),
+        "pooled_weight_col": _share(W[0, 1:], A[0, 1:]),
+        "pooled_weight_row": _share(W[1:, 0], A[1:, 0]),
+        "pooled_weight_2d": _share(W[mask2], A[mask2]),
+        "low_frequency_std": float(np.std(corr)),
+        "specimen_residual_std": float(math.sqrt(np.sum(W * W * finite_n) / size)),
+        "missed_std": float(math.sqrt(np.sum(((1 - W) ** 2 * A)[blind_band]) / size)),
+    }
+    return gain, np.stack(halves), info
+
+
+def _share(w: np.ndarray, a: np.ndarray) -> float:
+    tot = float(np.sum(a))
+    return float(np.sum(w * a) / tot) if tot > 0 else 0.0
+
+
+def _crossover_2d(W: np.ndarray, mask: np.ndarray) -> Optional[float]:
+    """Period (pixels) of the highest radial frequency at which a 2D weight is >= 0.5."""
+    ny, nx = W.shape
+    fy = np.arange(ny)[:, None] / (2.0 * ny)
+    fx = np.arange(nx)[None, :] / (2.0 * nx)
+    f = np.sqrt(fy * fy + fx * fx)
+    sel = mask & (W >= 0.5)
+    if not np.any(sel):
+        return None
+    return float(1.0 / f[sel].max())
+
+
+def expected_r2(std_estimate: float, error_std: float, missed_std: float) -> float:
+    """R^2 to expect of an estimate against the true gain, from its error and missed structure.
+
+    With ``G = G_c + G_m`` (the part captured and the part missed) and the estimate
+    ``E = G_c + e`` (``e`` its noise), ``R^2 = var(G_c)^2 / ((var(G_c) + var(e)) (var(G_c) +
+    var(G_m)))`` with ``var(G_c) = var(E) - var(e)``.
+
+    Parameters
+    ----------
+    std_estimate : float
+        Std of the estimate (mean 1).
+    error_std : float
+        Std of its noise (held-out: half the std of the ratio of the half estimates).
+    missed_std : float
+        Std of the gain structure it leaves out.
+    """
+    vc = max(std_estimate ** 2 - error_std ** 2, 0.0)
+    if vc <= 0:
+        return 0.0
+    return float(vc * vc / ((vc + error_std ** 2) * (vc + missed_std ** 2)))
 
 
 def _loo_transfer(sigma: float, freqs: np.ndarray) -> np.ndarray:
@@ -259,6 +381,39 @@ def _loo_transfer(sigma: float, freqs: np.ndarray) -> np.ndarray:
     w = np.exp(-0.5 * (j / sigma) ** 2)
     w = w / (2 * w.sum())
     return 2 * (w[None, :] * np.cos(2 * np.pi * freqs[:, None] * j[None, :])).sum(axis=1)
+
+
+def blind_response(sigma_grid: Sequence[float], counts: Sequence[int],
+                   freqs: np.ndarray) -> np.ndarray:
+    """Fraction of a per-line sinusoid's amplitude the blind estimate recovers at `freqs`.
+
+    ``1 - W(f)`` (``W`` the transfer function of the leave-one-out Gaussian neighbourhood)
+    averaged over the sigmas the frames chose (frames with sigma 0 recover nothing).
+
+    Parameters
+    ----------
+    sigma_grid : sequence of float
+        The sigma candidates.
+    counts : sequence of int
+        How often each was chosen.
+    freqs : ndarray
+        Frequencies (cycles per line).
+
+    Returns
+    -------
+    ndarray, like `freqs`
+    """
+    grid = np.asarray(sigma_grid, dtype=np.float64)
+    cnt = np.asarray(counts, dtype=np.float64)
+    f = np.asarray(freqs, dtype=np.float64)
+    response = np.zeros_like(f)
+    total = cnt.sum()
+    if total <= 0:
+        return response
+    for sg, c in zip(grid, cnt):
+        if sg > 0 and c > 0:
+            response += c * (1 - _loo_transfer(float(sg), f))
+    return response / total
 
 
 def blind_spot(sigma_grid: Sequence[float], counts: Sequence[int]) -> Optional[float]:
@@ -288,11 +443,7 @@ def blind_spot(sigma_grid: Sequence[float], counts: Sequence[int]) -> Optional[f
     if total <= 0 or not np.any(cnt[grid > 0] > 0):
         return None
     freqs = np.linspace(0.5, 0.001, 2000)  # from the Nyquist frequency down
-    response = np.zeros_like(freqs)
-    for s, c in zip(grid, cnt):
-        if s > 0 and c > 0:
-            response += c * (1 - _loo_transfer(float(s), freqs))
-    response /= total
+    response = blind_response(grid, cnt, freqs)
     below = np.nonzero(response < 0.5)[0]
     if below.size == 0:
         return None
