@@ -124,7 +124,7 @@ def test_profile_noise_matches_the_pooled_profiles_error():
     for seed in range(3):
         mv = sc.integrating_movie(flat, N_FRAMES, photons_per_px=200.0, contrast=0.3,
                                   rng=seed)
-        acc = GainAccumulator(offset=100.0, fields="independent").add(mv.frames)
+        acc = GainAccumulator(offset=100.0, fields="independent", sigmas=(0.0,)).add(mv.frames)
         pooled, _ = pooled_mean(acc.pooled, acc.pooled_n)
         err = dct(pooled.mean(axis=0), norm="ortho")[1:40] ** 2
         noise = _profile_noise(acc.profile_col, acc.n_frames)[1:40]
@@ -233,6 +233,21 @@ def test_cli_fields_and_heldout(tmp_path, capsys):
     data = json.loads(rep.read_text())
     assert data["fields"] == "independent" and data["heldout"]["r2_halves"] > 0.8
     assert sc.r_squared(tifffile.imread(out), gm.gain) >= 0.9
+    assert "r2_expected" in data["scales"] and data["scales"]["noise_limited"] is False
+    # the same held-out numbers in the printed summary and in the runner's result
+    assert f"{data['heldout']['std_heldout']:.4f}" in text
+    assert f"{data['heldout']['r2_halves']:.3f}" in text
+    from camcorr.operations import get_operation
+
+    op = get_operation("gain-estimate")
+    values = op.validate({"movies": [str(movie)], "output": str(tmp_path / "g3.tif"),
+                          "offset": 100.0, "fields": "independent"})
+    result = op.load_runner()(values)
+    for k in ("std_in_sample", "std_heldout", "r2_halves", "residual_std_heldout", "error_std",
+              "disagree"):
+        assert result.numbers[f"heldout_{k}"] == pytest.approx(data["heldout"][k]), k
+    assert result.numbers["r2_expected"] == pytest.approx(data["scales"]["r2_expected"])
+    assert result.numbers["noise_limited"] is False
     with pytest.raises(SystemExit) as exc:  # argparse: usage and a non-zero exit
         main(["gain", "estimate", str(movie), "-o", str(tmp_path / "g2.tif"),
               "--fields", "moving"])

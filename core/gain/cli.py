@@ -14,7 +14,8 @@ from ..operations import RunResult
 from .estimate import estimate_gain, parse_sigmas, prepare_gain_ref
 from .operations import GAIN_ESTIMATE
 
-__all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref", "summary_lines"]
+__all__ = ["run_estimate", "parse_sigmas", "iter_movie_frames", "read_gain_ref", "summary_lines",
+           "heldout_numbers"]
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".map")
 
@@ -116,6 +117,27 @@ def summary_lines(rep: dict) -> list:
     return lines
 
 
+def heldout_numbers(rep: dict) -> dict:
+    """Held-out figures (``heldout_*``) and the all-scales limit of a gain report, flat.
+
+    The keys a front end shows beside the in-sample std (camcorr.gain.heldout): the std that
+    independent frames reproduce, R^2 between the halves, the gain one half leaves in the
+    other, the estimate's noise, whether in-sample and held-out disagree; with independent
+    fields also the R^2 to expect against the true gain and the ``noise_limited`` flag.
+    """
+    out = {}
+    ho = rep.get("heldout") or {}
+    for k in ("std_in_sample", "std_heldout", "r2_halves", "reliability",
+              "residual_std_heldout", "error_std", "disagree"):
+        if k in ho:
+            out[f"heldout_{k}"] = ho[k]
+    sc = rep.get("scales") or {}
+    for k in ("r2_expected", "noise_limited"):
+        if k in sc:
+            out[k] = sc[k]
+    return out
+
+
 def run_estimate(values: dict) -> RunResult:
     """Runner of ``camcorr gain estimate`` (values already validated by the Operation)."""
     run = RunResult()
@@ -162,6 +184,7 @@ def run_estimate(values: dict) -> RunResult:
     floor = rep.get("noise_floor")
     run.arrays["gain"] = result.gain
     run.numbers.update({k: rep[k] for k in ("std", "p2_5", "p97_5", "max") if k in rep})
+    run.numbers.update(heldout_numbers(rep))
     run.say(f"{result.mode} gain from {result.n_frames} frames, {result.iterations} iteration(s): "
             f"std {rep['std']:.4f}, p2.5 {rep['p2_5']:.4f}, p97.5 {rep['p97_5']:.4f}, "
             f"max {rep['max']:.4f}; noise floor {floor if floor is None else round(floor, 4)}; "

@@ -444,7 +444,7 @@ class GainAccumulator:
         Read noise per frame in electrons, for the counting noise floor.
     fields : {'same', 'independent'}
         'independent': the frames show independent fields (several movies, a moving specimen);
-        a robust pooled mean of the frames is kept too and supplies the low spatial frequencies
+        the pooled mean of the frames is kept too and supplies the low spatial frequencies
         the blind estimate cannot see (:mod:`camcorr.gain.scales`).  'same' (default): blind
         estimate only.
 
@@ -968,9 +968,10 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
         the blind estimate, which cannot see gain structure that is smooth over a few lines
         (the report's ``scales`` says which periods).  'independent': independent fields
         (several movies, frames of a moving specimen, frames pooled from many exposures); the
-        low spatial frequencies then come from a robust pooled mean of the frames, crossing over
-        at scales chosen by cross-validation between the even and odd frames
-        (:mod:`camcorr.gain.scales`).  Illumination that is the same in every frame counts as
+        low spatial frequencies then come from the pooled mean of the frames, weighted against
+        the blind estimate at every spatial frequency by their errors estimated from the frames
+        (:mod:`camcorr.gain.scales`; the report's ``scales.r2_expected`` and ``noise_limited``
+        say how far the specimen's pooled residual limits the result).  Illumination that is the same in every frame counts as
         gain then.
 
     Returns

@@ -53,8 +53,8 @@ GAIN_ESTIMATE = Operation(
         images, a foil hole across the field) break that assumption.  Use many frames (tens or
         more); frames of several movies of the same camera can be pooled.  If the frames show
         independent fields (several movies, a moving specimen), say so (fields = independent):
-        the low spatial frequencies the equalisation cannot see then come from a robust pooled
-        mean of the frames.
+        the low spatial frequencies the equalisation cannot see then come from the pooled mean
+        of the frames.
         """,
     params=(
         Param("movies", "images", label="Movie frames", required=True, metavar="MOVIE",
@@ -120,10 +120,12 @@ GAIN_ESTIMATE = Operation(
                    "blind estimate is used, which cannot see gain structure that is smooth over "
                    "a few columns/rows (the report gives the periods). 'independent': "
                    "independent fields (several movies, a moving specimen, frames pooled from "
-                   "many exposures); a robust pooled mean of the frames then supplies the low "
-                   "spatial frequencies, crossing over at scales chosen by cross-validation "
-                   "between the even and the odd frames. With 'independent', illumination that "
-                   "is the same in every frame is counted as gain."),
+                   "many exposures); the pooled mean of the frames then supplies the low "
+                   "spatial frequencies, weighted against the blind estimate at every frequency "
+                   "by their errors estimated from the frames (the report's scales.r2_expected "
+                   "and noise_limited say how far the specimen's pooled residual limits it). "
+                   "With 'independent', illumination that is the same in every frame is counted "
+                   "as gain."),
         Param("output_normalized", "bool", default=False,
               label="Also output the gain-normalised images",
               help="Also output every frame divided by the estimated (total) gain.",
