@@ -76,6 +76,9 @@ def test_tiny_demo_with_the_engine_runner(tmp_path):
     assert console_errors(log) == [], log
     assert probe == "images=8 broken=", probe
     assert "Against the simulator" in dom
+    # held-out gain figures beside the in-sample ones, and the all-scales limit, on the page
+    assert "std reproduced by held-out frames" in dom and "R^2 between the halves" in dom
+    assert "r2_expected" in dom and "noise_limited" in dom
     # 'camcorr report' on the same run folder gives the same numbers
     from camcorr.report import build_report
 
