@@ -333,8 +333,10 @@ def fiji_param_line(p: Param) -> str:
             hint = (hint + " Leave empty for the default (not set).").strip()
         attrs.append(f"description={_q(_description(p, hint))}")
         attrs.append(f"value={_q(_default_text(p))}")
-        if p.required:
-            attrs.append("required=true")
+    # required=false: Fiji would otherwise refuse a left-out or unreadable value (k=abc) before
+    # the command starts, silently (headless) or with a dialog; the command checks them itself
+    # (_check_lines) and stops the calling macro with one error line naming the dialog label.
+    attrs.append("required=false")
     # persist=false: a macro that leaves a key out gets the definition's default, not the value
     # used last time (ImageJ2 otherwise remembers it), so recorded macros are reproducible.
     attrs.append("persist=false")
@@ -430,6 +432,33 @@ def _arg_lines(op: Operation, current: Optional[Param], dialog: Sequence[Param],
             out.append(f'cc_v = {expr}; if (cc_v != "" && cc_v != "null") '
                        f'{{ cc_arg("{p.cli}"); cc_arg(cc_v); }}')
     return out
+
+
+def _check_lines(dialog: Sequence[Param], empty: bool = False) -> List[str]:
+    """Statements that check the values a macro passed, before anything else runs: a number key
+    that is not a number (``k=abc``; Fiji alone would drop the value), and a required value left
+    out or empty, each -> one error line naming the dialog label and the macro key.  With
+    `empty`: the check of empty required fields (dialog or macro), once the values are read."""
+    if empty:
+        L = []
+        for p in dialog:
+            if p.required and not (p.kind in _NUMBER_KINDS and p.default is not None):
+                key, label = macro_key(p), _macro_str(f"{p.text()} [{macro_key(p)}]")
+                L.append(f'if ("" + {key} == "" || ("" + {key} == "0" && !File.exists("0"))) '
+                         f'cc_fail({label} + ": required but empty. Fix: fill it in (or add '
+                         f'{key}=[...] to the macro options).");')
+        return L
+    L = ['if (cc_opts0 != "null" && cc_opts0 != "") {']
+    for p in dialog:
+        key, label = macro_key(p), _macro_str(f"{p.text()} [{macro_key(p)}]")
+        if p.kind in _NUMBER_KINDS and p.default is not None:
+            L.append(f'    cc_check_num(cc_opts0, "{key}", {label}, {1 if p.kind == "int" else 0});')
+        elif p.required:
+            L.append(f'    if (call("ij.Macro.getValue", cc_opts0, "{key}", "") == "") '
+                     f'cc_fail({label} + ": required but not given. Fix: add {key}=[...] to the '
+                     'macro options.");')
+    L.append("}")
+    return L
 
 
 def _record_lines(op: Operation, dialog: Sequence[Param]) -> List[str]:
@@ -567,6 +596,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append(f"var cc_title = {_q(op.title)};")
     L.append("var cc_result_id = 0;")
     L.append('cc_opts0 = "" + call("ij.Macro.getOptions");')
+    L.extend(_check_lines(dialog))
     if flavour == "ij1":
         L.extend(_ij1_dialog(op, dialog))
     if True:
@@ -583,6 +613,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append('cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");')
     L.append('if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == ""))'
              ' cc_interactive = true;')
+    L.extend(_check_lines(dialog, empty=True))
     if flavour == "fiji":
         # started from the menu: ImageJ would record a bare run("<title>"); at the first nested
         # run(...) below; the command records itself with its values at the end instead
@@ -705,6 +736,15 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         L.append('    if (v == "false") return false;')
         L.append('    if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;')
         L.append("    return dflt;")
+        L.append("}")
+    if any(p.kind in _NUMBER_KINDS and p.default is not None for p in dialog):
+        L.append("function cc_check_num(opts, key, label, whole) {")
+        L.append('    v = call("ij.Macro.getValue", opts, key, "cc-absent");')
+        L.append('    if (v == "cc-absent") return;')
+        L.append('    kind = "a number"; if (whole) kind = "a whole number";')
+        L.append('    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))')
+        L.append('        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received \'" + v '
+                 '+ "\'. Fix: write it like " + key + "=5.");')
         L.append("}")
     L.append("function cc_list(v) {")
     L.append('    cc_parts = split(v, ";");')

@@ -9,6 +9,9 @@ var cc_headless = "";
 var cc_title = "A Posteriori Normalize";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "reject_k", "Frame rejection (robust sigmas) [reject_k]", 0);
+}
 Dialog.create("A Posteriori Normalize");
 Dialog.addMessage("A posteriori per-pixel normalisation of a large data set (Afanasyev et al.).");
 Dialog.addString("sigma0", "", 30);
@@ -90,6 +93,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -3,11 +3,11 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("A Posteriori Normalize", "sigma0=... i0=... reject_k=... split_=... zero_sigma=...");
 #@ String (visibility=MESSAGE, value="A posteriori per-pixel normalisation of a large data set (Afanasyev et al.).") cc_summary
-#@ String (label="Target standard deviation (ADU)", description="Standard deviation every pixel vector gets; blank: the mean of the per-pixel standard deviations (keeps the original contrast). Unit: ADU. Leave empty for the default (not set).", value="", persist=false) sigma0
-#@ String (label="Target mean (ADU)", description="Mean every pixel vector gets; blank: the average density of the data set. Unit: ADU. Leave empty for the default (not set).", value="", persist=false) i0
-#@ Double (label="Frame rejection (robust sigmas)", description="Reject frames whose mean or standard deviation lies more than this many robust standard deviations from the median over frames (blank or deviant frames); 0 keeps every non-constant frame.", value=5, min=0, style="format:#.######", persist=false) reject_k
-#@ String (label="Half-set split", description="How accepted frames are split into two halves for unbiased validation.", choices={"even-odd","random"}, value="even-odd", persist=false) split_
-#@ String (label="Dead pixels (sigma 0)", description="'fill': set pixels that never change to the target mean and report how many; 'error': stop with an error if there is any.", choices={"fill","error"}, value="fill", persist=false) zero_sigma
+#@ String (label="Target standard deviation (ADU)", description="Standard deviation every pixel vector gets; blank: the mean of the per-pixel standard deviations (keeps the original contrast). Unit: ADU. Leave empty for the default (not set).", value="", required=false, persist=false) sigma0
+#@ String (label="Target mean (ADU)", description="Mean every pixel vector gets; blank: the average density of the data set. Unit: ADU. Leave empty for the default (not set).", value="", required=false, persist=false) i0
+#@ Double (label="Frame rejection (robust sigmas)", description="Reject frames whose mean or standard deviation lies more than this many robust standard deviations from the median over frames (blank or deviant frames); 0 keeps every non-constant frame.", value=5, min=0, style="format:#.######", required=false, persist=false) reject_k
+#@ String (label="Half-set split", description="How accepted frames are split into two halves for unbiased validation.", choices={"even-odd","random"}, value="even-odd", required=false, persist=false) split_
+#@ String (label="Dead pixels (sigma 0)", description="'fill': set pixels that never change to the target mean and report how many; 'error': stop with an error if there is any.", choices={"fill","error"}, value="fill", required=false, persist=false) zero_sigma
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -15,6 +15,9 @@ var cc_headless = "";
 var cc_title = "A Posteriori Normalize";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "reject_k", "Frame rejection (robust sigmas) [reject_k]", 0);
+}
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
@@ -97,6 +100,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

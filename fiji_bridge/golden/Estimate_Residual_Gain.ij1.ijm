@@ -9,6 +9,13 @@ var cc_headless = "";
 var cc_title = "Estimate Residual Gain";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "iterations", "Maximum iterations [iterations]", 1);
+    cc_check_num(cc_opts0, "tolerance", "Tolerance [tolerance]", 0);
+    cc_check_num(cc_opts0, "offset", "Camera offset (ADU) [offset]", 0);
+    cc_check_num(cc_opts0, "electrons_per_adu", "Electrons per ADU (e/ADU) [electrons_per_adu]", 0);
+    cc_check_num(cc_opts0, "read_noise_e", "Read noise (e) [read_noise_e]", 0);
+}
 Dialog.create("Estimate Residual Gain");
 Dialog.addMessage("Estimate a camera's gain, or the gain left after a gain reference, from the movies themselves.");
 Dialog.addFile("gain_ref", "");
@@ -96,6 +103,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -3,16 +3,16 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Estimate Residual Gain", "gain_ref=... ref_orientation=... sigmas=... reference=... iterations=... tolerance=... offset=... electrons_per_adu=... read_noise_e=... fields=...");
 #@ String (visibility=MESSAGE, value="Estimate a camera's gain, or the gain left after a gain reference, from the movies themselves.") cc_summary
-#@ String (label="Gain reference (optional)", description="Measured gain reference of the camera: switches to residual mode (the frames are corrected by it and the gain left over is estimated; flat if the reference is right). Must have the frames' shape and no pixel <= 0. Leave empty for blind estimation. Leave empty for the default (not set).", value="", persist=false) gain_ref
-#@ String (label="The reference is applied by", description="'divide': corrected = frame / reference (recorded = ideal x gain, the orientation camcorr writes). 'multiply': corrected = frame x reference (gain references written for RELION, MotionCor2 and SerialEM).", choices={"divide","multiply"}, value="divide", persist=false) ref_orientation
-#@ String (label="Sigma grid", description="Candidate widths (in columns/rows) of the Gaussian weighting of neighbouring columns/rows; per frame and direction the one giving the least total variation is used. 0 (no equalisation) is a real candidate. Comma- or space-separated numbers in [0.0, 64.0].", value="0,0.5,1,1.5,2,2.5,3", persist=false) sigmas
-#@ String (label="Equalisation reference", description="'smooth': each column (row) is equalised to its Gaussian-weighted neighbours (robust to specimen structure, misses slow trends). 'single': every column (row) is equalised to the mean of all (midway equalisation; also sees slow column/row trends, but takes large specimen features for gain).", choices={"smooth","single"}, value="smooth", persist=false) reference
-#@ Integer (label="Maximum iterations", description="Each iteration re-estimates the gain on the frames divided by the current estimate (one pass over the frames). One iteration recovers the full amplitude; 2-3 sharpen estimates from integrating cameras slightly (R^2 0.85 -> 0.89 at 10 % specimen texture) but fit the shot noise of counting movies (their residual std grows).", value=1, min=1, style="spinner", persist=false) iterations
-#@ Double (label="Tolerance", description="Stop iterating when the RMS change of the (mean 1) gain is below this.", value=0.001, min=0, style="format:#.######", persist=false) tolerance
-#@ Double (label="Camera offset (ADU)", description="Dark level subtracted from every frame first (integrating cameras; 0 for counting detectors and offset-free data). Unit: ADU.", value=0, min=0, style="format:#.######", persist=false) offset
-#@ Double (label="Electrons per ADU (e/ADU)", description="Conversion factor of the camera, for the noise floor of the report only (1 for counting data). Unit: e/ADU.", value=1, min=0, style="format:#.######", persist=false) electrons_per_adu
-#@ Double (label="Read noise (e)", description="Read noise per frame in electrons, for the noise floor of the report only (0 for counting detectors). Unit: e.", value=0, min=0, style="format:#.######", persist=false) read_noise_e
-#@ String (label="The frames show", description="'same': one field of view in every frame (a single exposure's movie); the blind estimate is used, which cannot see gain structure that is smooth over a few columns/rows (the report gives the periods). 'independent': independent fields (several movies, a moving specimen, frames pooled from many exposures); the pooled mean of the frames then supplies the low spatial frequencies, weighted against the blind estimate at every frequency by their errors estimated from the frames (the report's scales.r2_expected and noise_limited say how far the specimen's pooled residual limits it). With 'independent', illumination that is the same in every frame is counted as gain.", choices={"same","independent"}, value="same", persist=false) fields
+#@ String (label="Gain reference (optional)", description="Measured gain reference of the camera: switches to residual mode (the frames are corrected by it and the gain left over is estimated; flat if the reference is right). Must have the frames' shape and no pixel <= 0. Leave empty for blind estimation. Leave empty for the default (not set).", value="", required=false, persist=false) gain_ref
+#@ String (label="The reference is applied by", description="'divide': corrected = frame / reference (recorded = ideal x gain, the orientation camcorr writes). 'multiply': corrected = frame x reference (gain references written for RELION, MotionCor2 and SerialEM).", choices={"divide","multiply"}, value="divide", required=false, persist=false) ref_orientation
+#@ String (label="Sigma grid", description="Candidate widths (in columns/rows) of the Gaussian weighting of neighbouring columns/rows; per frame and direction the one giving the least total variation is used. 0 (no equalisation) is a real candidate. Comma- or space-separated numbers in [0.0, 64.0].", value="0,0.5,1,1.5,2,2.5,3", required=false, persist=false) sigmas
+#@ String (label="Equalisation reference", description="'smooth': each column (row) is equalised to its Gaussian-weighted neighbours (robust to specimen structure, misses slow trends). 'single': every column (row) is equalised to the mean of all (midway equalisation; also sees slow column/row trends, but takes large specimen features for gain).", choices={"smooth","single"}, value="smooth", required=false, persist=false) reference
+#@ Integer (label="Maximum iterations", description="Each iteration re-estimates the gain on the frames divided by the current estimate (one pass over the frames). One iteration recovers the full amplitude; 2-3 sharpen estimates from integrating cameras slightly (R^2 0.85 -> 0.89 at 10 % specimen texture) but fit the shot noise of counting movies (their residual std grows).", value=1, min=1, style="spinner", required=false, persist=false) iterations
+#@ Double (label="Tolerance", description="Stop iterating when the RMS change of the (mean 1) gain is below this.", value=0.001, min=0, style="format:#.######", required=false, persist=false) tolerance
+#@ Double (label="Camera offset (ADU)", description="Dark level subtracted from every frame first (integrating cameras; 0 for counting detectors and offset-free data). Unit: ADU.", value=0, min=0, style="format:#.######", required=false, persist=false) offset
+#@ Double (label="Electrons per ADU (e/ADU)", description="Conversion factor of the camera, for the noise floor of the report only (1 for counting data). Unit: e/ADU.", value=1, min=0, style="format:#.######", required=false, persist=false) electrons_per_adu
+#@ Double (label="Read noise (e)", description="Read noise per frame in electrons, for the noise floor of the report only (0 for counting detectors). Unit: e.", value=0, min=0, style="format:#.######", required=false, persist=false) read_noise_e
+#@ String (label="The frames show", description="'same': one field of view in every frame (a single exposure's movie); the blind estimate is used, which cannot see gain structure that is smooth over a few columns/rows (the report gives the periods). 'independent': independent fields (several movies, a moving specimen, frames pooled from many exposures); the pooled mean of the frames then supplies the low spatial frequencies, weighted against the blind estimate at every frequency by their errors estimated from the frames (the report's scales.r2_expected and noise_limited say how far the specimen's pooled residual limits it). With 'independent', illumination that is the same in every frame is counted as gain.", choices={"same","independent"}, value="same", required=false, persist=false) fields
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -20,6 +20,13 @@ var cc_headless = "";
 var cc_title = "Estimate Residual Gain";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "iterations", "Maximum iterations [iterations]", 1);
+    cc_check_num(cc_opts0, "tolerance", "Tolerance [tolerance]", 0);
+    cc_check_num(cc_opts0, "offset", "Camera offset (ADU) [offset]", 0);
+    cc_check_num(cc_opts0, "electrons_per_adu", "Electrons per ADU (e/ADU) [electrons_per_adu]", 0);
+    cc_check_num(cc_opts0, "read_noise_e", "Read noise (e) [read_noise_e]", 0);
+}
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
@@ -103,6 +110,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -9,6 +9,9 @@ var cc_headless = "";
 var cc_title = "Flash Carryover Calibrate";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "calib_dir", "") == "") cc_fail("Calibration folder [calib_dir]" + ": required but not given. Fix: add calib_dir=[...] to the macro options.");
+}
 Dialog.create("Flash Carryover Calibrate");
 Dialog.addMessage("Measure the charge carryover of a Flash4.0 camera from bright/dark image pairs.");
 Dialog.addDirectory("calib_dir", "");
@@ -21,6 +24,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + calib_dir == "" || ("" + calib_dir == "0" && !File.exists("0"))) cc_fail("Calibration folder [calib_dir]" + ": required but empty. Fix: fill it in (or add calib_dir=[...] to the macro options).");
 if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON (with the Python that has camcorr installed) and restart Fiji.");
 cc_tmp = getDirectory("temp") + "camcorr-" + d2s(getTime(), 0) + "-" + d2s(floor(random * 1000000), 0) + File.separator;
 File.makeDirectory(cc_tmp);

@@ -3,8 +3,8 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flash Carryover Calibrate", "calib_dir=... output=...");
 #@ String (visibility=MESSAGE, value="Measure the charge carryover of a Flash4.0 camera from bright/dark image pairs.") cc_summary
-#@ File (label="Calibration folder", description="Folder of bright (*_ch0_*) / dark (*_ch1_*) stack pairs, *dark* frames and the acquisition's Settings.txt.", style="directory", persist=false) calib_dir
-#@ String (label="Parameter file", description="Where to write the parameter file: a .tif path or a folder (then LLSpy's name FlashParam_sn.._roi.._date...tif is used). Default: inside CALIB_DIR. Leave empty for the default (not set).", value="", persist=false) output
+#@ File (label="Calibration folder", description="Folder of bright (*_ch0_*) / dark (*_ch1_*) stack pairs, *dark* frames and the acquisition's Settings.txt.", style="directory", required=false, persist=false) calib_dir
+#@ String (label="Parameter file", description="Where to write the parameter file: a .tif path or a folder (then LLSpy's name FlashParam_sn.._roi.._date...tif is used). Default: inside CALIB_DIR. Leave empty for the default (not set).", value="", required=false, persist=false) output
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -12,11 +12,15 @@ var cc_headless = "";
 var cc_title = "Flash Carryover Calibrate";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "calib_dir", "") == "") cc_fail("Calibration folder [calib_dir]" + ": required but not given. Fix: add calib_dir=[...] to the macro options.");
+}
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + calib_dir == "" || ("" + calib_dir == "0" && !File.exists("0"))) cc_fail("Calibration folder [calib_dir]" + ": required but empty. Fix: fill it in (or add calib_dir=[...] to the macro options).");
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (!File.exists(cc_python)) cc_fail("the Python configured for camcorr, " + cc_python + ", does not exist. Run: camcorr fiji install FIJI_DIR --python PYTHON (with the Python that has camcorr installed) and restart Fiji.");
 cc_tmp = getDirectory("temp") + "camcorr-" + d2s(getTime(), 0) + "-" + d2s(floor(random * 1000000), 0) + File.separator;

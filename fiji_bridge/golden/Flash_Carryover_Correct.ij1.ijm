@@ -9,6 +9,10 @@ var cc_headless = "";
 var cc_title = "Flash Carryover Correct";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "params", "") == "") cc_fail("Carryover parameter file [params]" + ": required but not given. Fix: add params=[...] to the macro options.");
+    cc_check_num(cc_opts0, "dampening", "Dampening factor [dampening]", 0);
+}
 Dialog.create("Flash Carryover Correct");
 Dialog.addMessage("Remove Flash4.0 charge carryover from lattice light-sheet stacks.");
 Dialog.addFile("params", "");
@@ -25,6 +29,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + params == "" || ("" + params == "0" && !File.exists("0"))) cc_fail("Carryover parameter file [params]" + ": required but empty. Fix: fill it in (or add params=[...] to the macro options).");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 cc_cur = getImageID();
 cc_found = false;
@@ -87,6 +92,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -3,10 +3,10 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flash Carryover Correct", "params=... settings=... dampening=... dtype=...");
 #@ String (visibility=MESSAGE, value="Remove Flash4.0 charge carryover from lattice light-sheet stacks.") cc_summary
-#@ File (label="Carryover parameter file", description="FlashParam_*.tif written by 'camcorr flash calibrate' or by LLSpy. Its name must contain roi<L>-<T>-<R>-<B> to align it with data of another ROI.", style="open", persist=false) params
-#@ String (label="Settings.txt of the data (optional)", description="The data's LLS Settings.txt (camera ROI, laser cycling). Default: the *Settings.txt beside the data, if there is exactly one. Without it the parameter file must have the images' size. Leave empty for the default (not set).", value="", persist=false) settings
-#@ Double (label="Dampening factor", description="Fraction of the predicted carryover to subtract. 1.0 removes the fitted carryover entirely (best on simulated data); LLSpy uses 0.88.", value=1, min=0, max=2, style="format:#.######", persist=false) dampening
-#@ String (label="Output type", description="'keep': same type as the input (uint16), clipped at 0 and at the maximum; 'float32': floating point, negative noise values kept.", choices={"keep","float32"}, value="keep", persist=false) dtype
+#@ File (label="Carryover parameter file", description="FlashParam_*.tif written by 'camcorr flash calibrate' or by LLSpy. Its name must contain roi<L>-<T>-<R>-<B> to align it with data of another ROI.", style="open", required=false, persist=false) params
+#@ String (label="Settings.txt of the data (optional)", description="The data's LLS Settings.txt (camera ROI, laser cycling). Default: the *Settings.txt beside the data, if there is exactly one. Without it the parameter file must have the images' size. Leave empty for the default (not set).", value="", required=false, persist=false) settings
+#@ Double (label="Dampening factor", description="Fraction of the predicted carryover to subtract. 1.0 removes the fitted carryover entirely (best on simulated data); LLSpy uses 0.88.", value=1, min=0, max=2, style="format:#.######", required=false, persist=false) dampening
+#@ String (label="Output type", description="'keep': same type as the input (uint16), clipped at 0 and at the maximum; 'float32': floating point, negative noise values kept.", choices={"keep","float32"}, value="keep", required=false, persist=false) dtype
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -14,11 +14,16 @@ var cc_headless = "";
 var cc_title = "Flash Carryover Correct";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "params", "") == "") cc_fail("Carryover parameter file [params]" + ": required but not given. Fix: add params=[...] to the macro options.");
+    cc_check_num(cc_opts0, "dampening", "Dampening factor [dampening]", 0);
+}
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + params == "" || ("" + params == "0" && !File.exists("0"))) cc_fail("Carryover parameter file [params]" + ": required but empty. Fix: fill it in (or add params=[...] to the macro options).");
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 run("Camera Corrections Return", "action=fetch image=0");
@@ -94,6 +99,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

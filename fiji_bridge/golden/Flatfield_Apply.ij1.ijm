@@ -9,6 +9,8 @@ var cc_headless = "";
 var cc_title = "Flatfield Apply";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+}
 Dialog.create("Flatfield Apply");
 Dialog.addMessage("Correct tiles with a flat-field: (I - darkfield) / flatfield (- baseline).");
 Dialog.addFile("profiles", "");

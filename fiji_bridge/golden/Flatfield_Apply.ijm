@@ -3,14 +3,14 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flatfield Apply", "profiles=... models_folder=... channel=... rescale=... baseline=... clip=... dtype=... resample=...");
 #@ String (visibility=MESSAGE, value="Correct tiles with a flat-field: (I - darkfield) / flatfield (- baseline).") cc_summary
-#@ String (label="Profiles file", description="profiles.npz written by 'camcorr flatfield estimate' or BaSiCPy (a folder holding one works too). Leave empty for the default (not set).", value="", persist=false) profiles
-#@ String (label="Models folder", description="Instead of --profiles: folder with one sub-folder per channel holding profiles.npz. Leave empty for the default (not set).", value="", persist=false) models_folder
-#@ String (label="Channel name", description="Channel sub-folder of the models folder. Leave empty for the default (not set).", value="", persist=false) channel
-#@ String (label="Rescale the flat-field", description="'ceiling': divide the flat-field by its minimum first, so that dividing by it never brightens a pixel and nothing is pushed past the top of the input's range (as CellProfiler's CorrectIlluminationCalculate 'Rescale: Yes'); the corrected tiles are darker by that factor.  'mean': flat-field of mean 1, the tiles keep their average level, but bright pixels where the flat-field is below 1 can exceed the range and are clipped (counted).  'none': the flat-field as estimated or measured.", choices={"ceiling","mean","none"}, value="ceiling", persist=false) rescale
-#@ String (label="Baseline", description="'none' subtracts nothing: no pixel above the darkfield becomes 0.  'auto' subtracts a single baseline (the background level from empty data; pixels below it are clipped at 0) and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the per-image baseline (tiles in fitting order).", choices={"none","auto","subtract"}, value="none", persist=false) baseline
-#@ Boolean (label="Clip negative values", description="Set values below 0 to 0 (integer outputs are always clipped to their range, never wrapped).", value=true, persist=false) clip
-#@ String (label="Output type", description="Pixel type of the corrected tiles; 'keep' keeps the input type.", choices={"keep","float32","uint16","uint8"}, value="keep", persist=false) dtype
-#@ Boolean (label="Resample profiles to the tile size", description="When a tile's size differs from the flat-field's, resample the profiles (bilinear) instead of stopping with an error.  Only for consistently binned or scaled tiles.", value=false, persist=false) resample
+#@ String (label="Profiles file", description="profiles.npz written by 'camcorr flatfield estimate' or BaSiCPy (a folder holding one works too). Leave empty for the default (not set).", value="", required=false, persist=false) profiles
+#@ String (label="Models folder", description="Instead of --profiles: folder with one sub-folder per channel holding profiles.npz. Leave empty for the default (not set).", value="", required=false, persist=false) models_folder
+#@ String (label="Channel name", description="Channel sub-folder of the models folder. Leave empty for the default (not set).", value="", required=false, persist=false) channel
+#@ String (label="Rescale the flat-field", description="'ceiling': divide the flat-field by its minimum first, so that dividing by it never brightens a pixel and nothing is pushed past the top of the input's range (as CellProfiler's CorrectIlluminationCalculate 'Rescale: Yes'); the corrected tiles are darker by that factor.  'mean': flat-field of mean 1, the tiles keep their average level, but bright pixels where the flat-field is below 1 can exceed the range and are clipped (counted).  'none': the flat-field as estimated or measured.", choices={"ceiling","mean","none"}, value="ceiling", required=false, persist=false) rescale
+#@ String (label="Baseline", description="'none' subtracts nothing: no pixel above the darkfield becomes 0.  'auto' subtracts a single baseline (the background level from empty data; pixels below it are clipped at 0) and ignores BaSiCPy's per-image baseline; 'subtract' also subtracts the per-image baseline (tiles in fitting order).", choices={"none","auto","subtract"}, value="none", required=false, persist=false) baseline
+#@ Boolean (label="Clip negative values", description="Set values below 0 to 0 (integer outputs are always clipped to their range, never wrapped).", value=true, required=false, persist=false) clip
+#@ String (label="Output type", description="Pixel type of the corrected tiles; 'keep' keeps the input type.", choices={"keep","float32","uint16","uint8"}, value="keep", required=false, persist=false) dtype
+#@ Boolean (label="Resample profiles to the tile size", description="When a tile's size differs from the flat-field's, resample the profiles (bilinear) instead of stopping with an error.  Only for consistently binned or scaled tiles.", value=false, required=false, persist=false) resample
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -18,6 +18,8 @@ var cc_headless = "";
 var cc_title = "Flatfield Apply";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+}
 if (cc_opts0 != "null" && cc_opts0 != "") clip = cc_bool(cc_opts0, "clip", true);
 if (cc_opts0 != "null" && cc_opts0 != "") resample = cc_bool(cc_opts0, "resample", false);
 cc_python = "/path/to/python";

@@ -9,6 +9,13 @@ var cc_headless = "";
 var cc_title = "Flatfield Estimate";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "output", "") == "") cc_fail("Profiles file [output]" + ": required but not given. Fix: add output=[...] to the macro options.");
+    cc_check_num(cc_opts0, "offset", "Camera offset (ADU) [offset]", 0);
+    cc_check_num(cc_opts0, "seed", "Random seed [seed]", 1);
+    cc_check_num(cc_opts0, "epsilon", "BaSiCPy: epsilon [epsilon]", 0);
+    cc_check_num(cc_opts0, "autosegment_margin", "BaSiCPy: foreground margin (pixels) [autosegment_margin]", 1);
+}
 Dialog.create("Flatfield Estimate");
 Dialog.addMessage("Estimate the flat-field of one channel: measured, from empty tiles or z-ranges, or with BaSiCPy.");
 Dialog.addFile("output", "");
@@ -65,6 +72,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + output == "" || ("" + output == "0" && !File.exists("0"))) cc_fail("Profiles file [output]" + ": required but empty. Fix: fill it in (or add output=[...] to the macro options).");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 cc_cur = getImageID();
 cc_found = false;
@@ -141,6 +149,13 @@ function cc_bool(opts, key, dflt) {
     if (v == "false") return false;
     if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;
     return dflt;
+}
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
 function cc_list(v) {
     cc_parts = split(v, ";");

@@ -3,29 +3,29 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Flatfield Estimate", "output=... method=... grid=... order=... empty_tiles=... z_levels=... models_folder=... channel=... offset=... darkfield_file=... sigma=... statistic=... planes=... seed=... get_darkfield=... smoothness_flatfield=... smoothness_darkfield=... epsilon=... working_size=... autosegment=... autosegment_margin=... max_workers=... fitting_mode=...");
 #@ String (visibility=MESSAGE, value="Estimate the flat-field of one channel: measured, from empty tiles or z-ranges, or with BaSiCPy.") cc_summary
-#@ File (label="Profiles file", description="Where to write the profiles: a .npz file (BaSiCPy's profiles.npz format: flatfield, darkfield, baseline), or a folder name without .npz, which receives profiles.npz and settings.json and then also loads with BaSiCPy's BaSiC.load_model.", style="save", persist=false) output
-#@ String (label="Method", description="Where the flat-field comes from. 'auto': a models folder -> 'measured'; z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. 'empty-tiles' without a tile list uses every tile (the median or mean of all images, for sparse specimens).", choices={"auto","measured","empty-tiles","z-range","basicpy"}, value="auto", persist=false) method
-#@ String (label="Grid (rows, columns)", description="Mosaic geometry, rows x columns; must equal the number of tiles.  Used to find the four corner tiles for the z-range method when no empty tiles are listed. Two whole numbers separated by a space. Leave empty for the default (not set).", value="", persist=false) grid
-#@ String (label="Tile order", description="Acquisition order of the tiles on the grid: 'inverted-n' (mesoSPIM: down the first column, then the next), 'serpentine' (by rows, alternating direction) or 'row-major' (by rows, left to right).", choices={"inverted-n","serpentine","row-major"}, value="inverted-n", persist=false) order
-#@ String (label="Empty tiles", description="Numbers of the tiles that hold no specimen, counted from 1 in the order the tiles are given, e.g. 1,7,8 or 3-5.  With z-levels: the tiles to sample the empty planes from. Whole numbers like 1,7,8 or ranges like 3-5. Leave empty for the default (not set).", value="", persist=false) empty_tiles
-#@ String (label="Empty z-levels", description="Planes z < LOW and z > HIGH (counted from 0) are empty and sampled, e.g. 50 600 for a 660-plane stack.  Needs 3D tiles; 0 <= LOW < HIGH <= Z - 1. Two whole numbers separated by a space. Leave empty for the default (not set).", value="", persist=false) z_levels
-#@ String (label="Models folder", description="Folder with one sub-folder per channel, each holding profiles.npz with a measured 'flatfield' (and optional 'darkfield', 'baseline'); a BaSiCPy model folder works as is.  When given, the measured flat-field is used. Leave empty for the default (not set).", value="", persist=false) models_folder
-#@ String (label="Channel name", description="Channel sub-folder of the models folder, named exactly as the channel. Leave empty for the default (not set).", value="", persist=false) channel
-#@ Double (label="Camera offset (ADU)", description="Dark signal subtracted before estimating (the camera offset, e.g. 100 ADU for a Hamamatsu Flash4.0); stored as the darkfield.  Without it the offset is folded into the flat-field and the correction is too weak. Unit: ADU.", value=0, min=0, style="format:#.######", persist=false) offset
-#@ String (label="Darkfield image", description="A measured dark image (shutter closed, ADU, same size as the tiles), used instead of the camera offset. Leave empty for the default (not set).", value="", persist=false) darkfield_file
-#@ String (label="Smoothing (pixels)", description="Gaussian smoothing of the empty-plane statistic (0: none).  Empty (default): chosen from the data: the planes are split in two alternate halves and the sigma (2, 4, 8, ... up to 1/8 of the image side) whose flat-field from one half best flattens the other half is used (held-out validation).  The statistic is taken over blocks of floor(SIGMA) pixels (2 when chosen) and interpolated back, which is SIGMA^2 times faster and widens the smoothing by under 5 percent. Unit: pixels. Leave empty for the default (not set).", value="", persist=false) sigma
-#@ String (label="Statistic", description="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object in an empty plane, and to a sparse specimen in every tile), 'mean' (the smoothed average of all images, as CellProfiler's 'Regular' illumination function) or 'auto' (default): chosen with the smoothing by held-out validation; 'median' when no empty tile is listed (every tile holds specimen).", choices={"auto","median","mean"}, value="auto", persist=false) statistic
-#@ String (label="Planes to sample", description="Number of planes sampled (seeded, uniform without replacement).  Default: every eligible plane, at most 200.  Asking for more than exist is an error. Leave empty for the default (not set).", value="", persist=false) planes
-#@ Integer (label="Random seed", description="Seed of the plane sampler: the same data and seed give the same flat-field.", value=0, min=0, style="spinner", persist=false) seed
-#@ Boolean (label="BaSiCPy: estimate darkfield", description="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns that it can be unstable).", value=false, persist=false) get_darkfield
-#@ String (label="BaSiCPy: flat-field smoothness", description="BaSiCPy method: weight of the flat-field term (larger: smoother).  Default: BaSiCPy's automatic value, stored in the output so the model reloads. Leave empty for the default (not set).", value="", persist=false) smoothness_flatfield
-#@ String (label="BaSiCPy: darkfield smoothness", description="BaSiCPy method: weight of the darkfield term.  Default: 0.1 x the flat-field smoothness (BaSiCPy's rule). Leave empty for the default (not set).", value="", persist=false) smoothness_darkfield
-#@ Double (label="BaSiCPy: epsilon", description="BaSiCPy method: weight regularisation term; larger can give smoother models.", value=0.1, min=0, style="format:#.######", persist=false) epsilon
-#@ String (label="BaSiCPy: working size", description="BaSiCPy method: images are resized to this size for the fit (one number or H,W; 0 = no rescaling).  Smaller is faster and uses less memory. Whole numbers like 1,7,8 or ranges like 3-5.", value="128", persist=false) working_size
-#@ Boolean (label="BaSiCPy: exclude foreground", description="BaSiCPy method: exclude the specimen from the fit (Otsu threshold over all images; BaSiCPy 1.x's autosegment, passed to BaSiCPy 2 as fitting weights).", value=false, persist=false) autosegment
-#@ Integer (label="BaSiCPy: foreground margin (pixels)", description="BaSiCPy method: the excluded foreground is dilated by this many pixels. Unit: pixels.", value=10, min=0, style="spinner", persist=false) autosegment_margin
-#@ String (label="BaSiCPy: threads", description="BaSiCPy method: CPU threads torch may use during the fit (default: torch's). Leave empty for the default (not set).", value="", persist=false) max_workers
-#@ String (label="BaSiCPy: fitting mode", description="BaSiCPy method: optimiser; 'approximate' is BaSiCPy 2.0's default and fast, 'ladmap' the original BaSiC algorithm.", choices={"approximate","ladmap"}, value="approximate", persist=false) fitting_mode
+#@ File (label="Profiles file", description="Where to write the profiles: a .npz file (BaSiCPy's profiles.npz format: flatfield, darkfield, baseline), or a folder name without .npz, which receives profiles.npz and settings.json and then also loads with BaSiCPy's BaSiC.load_model.", style="save", required=false, persist=false) output
+#@ String (label="Method", description="Where the flat-field comes from. 'auto': a models folder -> 'measured'; z-levels -> 'z-range'; empty tiles -> 'empty-tiles'; none of them -> 'basicpy'. 'empty-tiles' without a tile list uses every tile (the median or mean of all images, for sparse specimens).", choices={"auto","measured","empty-tiles","z-range","basicpy"}, value="auto", required=false, persist=false) method
+#@ String (label="Grid (rows, columns)", description="Mosaic geometry, rows x columns; must equal the number of tiles.  Used to find the four corner tiles for the z-range method when no empty tiles are listed. Two whole numbers separated by a space. Leave empty for the default (not set).", value="", required=false, persist=false) grid
+#@ String (label="Tile order", description="Acquisition order of the tiles on the grid: 'inverted-n' (mesoSPIM: down the first column, then the next), 'serpentine' (by rows, alternating direction) or 'row-major' (by rows, left to right).", choices={"inverted-n","serpentine","row-major"}, value="inverted-n", required=false, persist=false) order
+#@ String (label="Empty tiles", description="Numbers of the tiles that hold no specimen, counted from 1 in the order the tiles are given, e.g. 1,7,8 or 3-5.  With z-levels: the tiles to sample the empty planes from. Whole numbers like 1,7,8 or ranges like 3-5. Leave empty for the default (not set).", value="", required=false, persist=false) empty_tiles
+#@ String (label="Empty z-levels", description="Planes z < LOW and z > HIGH (counted from 0) are empty and sampled, e.g. 50 600 for a 660-plane stack.  Needs 3D tiles; 0 <= LOW < HIGH <= Z - 1. Two whole numbers separated by a space. Leave empty for the default (not set).", value="", required=false, persist=false) z_levels
+#@ String (label="Models folder", description="Folder with one sub-folder per channel, each holding profiles.npz with a measured 'flatfield' (and optional 'darkfield', 'baseline'); a BaSiCPy model folder works as is.  When given, the measured flat-field is used. Leave empty for the default (not set).", value="", required=false, persist=false) models_folder
+#@ String (label="Channel name", description="Channel sub-folder of the models folder, named exactly as the channel. Leave empty for the default (not set).", value="", required=false, persist=false) channel
+#@ Double (label="Camera offset (ADU)", description="Dark signal subtracted before estimating (the camera offset, e.g. 100 ADU for a Hamamatsu Flash4.0); stored as the darkfield.  Without it the offset is folded into the flat-field and the correction is too weak. Unit: ADU.", value=0, min=0, style="format:#.######", required=false, persist=false) offset
+#@ String (label="Darkfield image", description="A measured dark image (shutter closed, ADU, same size as the tiles), used instead of the camera offset. Leave empty for the default (not set).", value="", required=false, persist=false) darkfield_file
+#@ String (label="Smoothing (pixels)", description="Gaussian smoothing of the empty-plane statistic (0: none).  Empty (default): chosen from the data: the planes are split in two alternate halves and the sigma (2, 4, 8, ... up to 1/8 of the image side) whose flat-field from one half best flattens the other half is used (held-out validation).  The statistic is taken over blocks of floor(SIGMA) pixels (2 when chosen) and interpolated back, which is SIGMA^2 times faster and widens the smoothing by under 5 percent. Unit: pixels. Leave empty for the default (not set).", value="", required=false, persist=false) sigma
+#@ String (label="Statistic", description="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object in an empty plane, and to a sparse specimen in every tile), 'mean' (the smoothed average of all images, as CellProfiler's 'Regular' illumination function) or 'auto' (default): chosen with the smoothing by held-out validation; 'median' when no empty tile is listed (every tile holds specimen).", choices={"auto","median","mean"}, value="auto", required=false, persist=false) statistic
+#@ String (label="Planes to sample", description="Number of planes sampled (seeded, uniform without replacement).  Default: every eligible plane, at most 200.  Asking for more than exist is an error. Leave empty for the default (not set).", value="", required=false, persist=false) planes
+#@ Integer (label="Random seed", description="Seed of the plane sampler: the same data and seed give the same flat-field.", value=0, min=0, style="spinner", required=false, persist=false) seed
+#@ Boolean (label="BaSiCPy: estimate darkfield", description="BaSiCPy method: also estimate the darkfield shading component (BaSiCPy warns that it can be unstable).", value=false, required=false, persist=false) get_darkfield
+#@ String (label="BaSiCPy: flat-field smoothness", description="BaSiCPy method: weight of the flat-field term (larger: smoother).  Default: BaSiCPy's automatic value, stored in the output so the model reloads. Leave empty for the default (not set).", value="", required=false, persist=false) smoothness_flatfield
+#@ String (label="BaSiCPy: darkfield smoothness", description="BaSiCPy method: weight of the darkfield term.  Default: 0.1 x the flat-field smoothness (BaSiCPy's rule). Leave empty for the default (not set).", value="", required=false, persist=false) smoothness_darkfield
+#@ Double (label="BaSiCPy: epsilon", description="BaSiCPy method: weight regularisation term; larger can give smoother models.", value=0.1, min=0, style="format:#.######", required=false, persist=false) epsilon
+#@ String (label="BaSiCPy: working size", description="BaSiCPy method: images are resized to this size for the fit (one number or H,W; 0 = no rescaling).  Smaller is faster and uses less memory. Whole numbers like 1,7,8 or ranges like 3-5.", value="128", required=false, persist=false) working_size
+#@ Boolean (label="BaSiCPy: exclude foreground", description="BaSiCPy method: exclude the specimen from the fit (Otsu threshold over all images; BaSiCPy 1.x's autosegment, passed to BaSiCPy 2 as fitting weights).", value=false, required=false, persist=false) autosegment
+#@ Integer (label="BaSiCPy: foreground margin (pixels)", description="BaSiCPy method: the excluded foreground is dilated by this many pixels. Unit: pixels.", value=10, min=0, style="spinner", required=false, persist=false) autosegment_margin
+#@ String (label="BaSiCPy: threads", description="BaSiCPy method: CPU threads torch may use during the fit (default: torch's). Leave empty for the default (not set).", value="", required=false, persist=false) max_workers
+#@ String (label="BaSiCPy: fitting mode", description="BaSiCPy method: optimiser; 'approximate' is BaSiCPy 2.0's default and fast, 'ladmap' the original BaSiC algorithm.", choices={"approximate","ladmap"}, value="approximate", required=false, persist=false) fitting_mode
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -33,6 +33,13 @@ var cc_headless = "";
 var cc_title = "Flatfield Estimate";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "output", "") == "") cc_fail("Profiles file [output]" + ": required but not given. Fix: add output=[...] to the macro options.");
+    cc_check_num(cc_opts0, "offset", "Camera offset (ADU) [offset]", 0);
+    cc_check_num(cc_opts0, "seed", "Random seed [seed]", 1);
+    cc_check_num(cc_opts0, "epsilon", "BaSiCPy: epsilon [epsilon]", 0);
+    cc_check_num(cc_opts0, "autosegment_margin", "BaSiCPy: foreground margin (pixels) [autosegment_margin]", 1);
+}
 if (cc_opts0 != "null" && cc_opts0 != "") get_darkfield = cc_bool(cc_opts0, "get_darkfield", false);
 if (cc_opts0 != "null" && cc_opts0 != "") autosegment = cc_bool(cc_opts0, "autosegment", false);
 cc_python = "/path/to/python";
@@ -40,6 +47,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + output == "" || ("" + output == "0" && !File.exists("0"))) cc_fail("Profiles file [output]" + ": required but empty. Fix: fill it in (or add output=[...] to the macro options).");
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 run("Camera Corrections Return", "action=fetch image=0");
@@ -148,6 +156,13 @@ function cc_bool(opts, key, dflt) {
     if (v == "false") return false;
     if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;
     return dflt;
+}
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
 function cc_list(v) {
     cc_parts = split(v, ";");

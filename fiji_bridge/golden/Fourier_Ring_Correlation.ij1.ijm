@@ -9,6 +9,10 @@ var cc_headless = "";
 var cc_title = "Fourier Ring Correlation";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "b", "") == "") cc_fail("Second image [b]" + ": required but not given. Fix: add b=[...] to the macro options.");
+    cc_check_num(cc_opts0, "n_sigma", "Noise curve (sigmas) [n_sigma]", 0);
+}
 Dialog.create("Fourier Ring Correlation");
 Dialog.addMessage("Fourier ring correlation of two images with the 3-sigma noise curve.");
 Dialog.addFile("b", "");
@@ -23,6 +27,7 @@ cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(o
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + b == "" || ("" + b == "0" && !File.exists("0"))) cc_fail("Second image [b]" + ": required but empty. Fix: fill it in (or add b=[...] to the macro options).");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 cc_cur = getImageID();
 cc_found = false;
@@ -72,6 +77,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -3,9 +3,9 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Fourier Ring Correlation", "b=... n_sigma=... window=...");
 #@ String (visibility=MESSAGE, value="Fourier ring correlation of two images with the 3-sigma noise curve.") cc_summary
-#@ File (label="Second image", description="2D image of the same size. A TIFF file (the current image is the first image input).", style="open", persist=false) b
-#@ Double (label="Noise curve (sigmas)", description="Level of the noise curve in standard deviations of the FRC of independent noise (van Heel: 3).", value=3, min=0, style="format:#.######", persist=false) n_sigma
-#@ String (label="Apodisation", description="'hann' tapers the image edges before the Fourier transform (for images that are not periodic); 'none' keeps the noise curve exact.", choices={"none","hann"}, value="none", persist=false) window
+#@ File (label="Second image", description="2D image of the same size. A TIFF file (the current image is the first image input).", style="open", required=false, persist=false) b
+#@ Double (label="Noise curve (sigmas)", description="Level of the noise curve in standard deviations of the FRC of independent noise (van Heel: 3).", value=3, min=0, style="format:#.######", required=false, persist=false) n_sigma
+#@ String (label="Apodisation", description="'hann' tapers the image edges before the Fourier transform (for images that are not periodic); 'none' keeps the noise curve exact.", choices={"none","hann"}, value="none", required=false, persist=false) window
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -13,11 +13,16 @@ var cc_headless = "";
 var cc_title = "Fourier Ring Correlation";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    if (call("ij.Macro.getValue", cc_opts0, "b", "") == "") cc_fail("Second image [b]" + ": required but not given. Fix: add b=[...] to the macro options.");
+    cc_check_num(cc_opts0, "n_sigma", "Noise curve (sigmas) [n_sigma]", 0);
+}
 cc_python = "/path/to/python";
 cc_boot = "import os, sys\nos.environ['CAMCORR_FIJI_EXTRAS'] = os.path.dirname(os.path.abspath(sys.argv[1]))\ntry:\n    from fiji_bridge.macro_entry import main\nexcept Exception as e:\n    print('camcorr is not installed in ' + sys.executable + ' (' + repr(e) + ')'); print('CAMCORR-STATUS 127'); sys.exit(0)\na = open(sys.argv[1], encoding='utf-8').read().split('\\n')[:-1]\nsys.stderr = sys.stdout\ntry:\n    s = main(a)\nexcept SystemExit as e:\n    s = e.code if isinstance(e.code, int) else 2\nprint('CAMCORR-STATUS ' + str(int(s or 0)))\n";
 cc_opts = "" + call("ij.Macro.getOptions");
 cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
+if ("" + b == "" || ("" + b == "0" && !File.exists("0"))) cc_fail("Second image [b]" + ": required but empty. Fix: fill it in (or add b=[...] to the macro options).");
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 run("Camera Corrections Return", "action=fetch image=0");
@@ -79,6 +84,13 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)

@@ -9,6 +9,11 @@ var cc_headless = "";
 var cc_title = "Selective Median";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "k", "Threshold (robust sigmas) [k]", 0);
+    cc_check_num(cc_opts0, "fpr", "False-positive rate (chi2) [fpr]", 0);
+    cc_check_num(cc_opts0, "map_factor", "Map noise factor (chi2) [map_factor]", 0);
+}
 Dialog.create("Selective Median");
 Dialog.addMessage("Find hot, noisy and aberrant-gain pixels and replace only those by the median of their 8 neighbours.");
 Dialog.addChoice("rule", newArray("mad", "knee", "chi2"), "mad");
@@ -97,6 +102,13 @@ function cc_bool(opts, key, dflt) {
     if (v == "false") return false;
     if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;
     return dflt;
+}
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
 function cc_list(v) {
     cc_parts = split(v, ";");

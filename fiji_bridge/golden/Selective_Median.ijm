@@ -3,14 +3,14 @@
 // re-run `camcorr fiji install` after upgrading camcorr.
 // Macro: run("Selective Median", "rule=... k=... mean_pass=... mean_k=... fpr=... variance_map=... map_factor=... save_mask=...");
 #@ String (visibility=MESSAGE, value="Find hot, noisy and aberrant-gain pixels and replace only those by the median of their 8 neighbours.") cc_summary
-#@ String (label="Threshold rule", description="'mad': robust threshold (median absolute deviation of the noise ratio to the neighbours), flags almost nothing on clean data. 'knee': LLSpy's rule (knee of the sorted deviations), for comparison with LLSpy; flags a few percent of pixels even on clean data. 'chi2': test every pixel's noise against shot plus read noise (with a variance map if given), for short stacks of repeated frames of a static scene, not z-stacks through a specimen.", choices={"mad","knee","chi2"}, value="mad", persist=false) rule
-#@ Double (label="Threshold (robust sigmas)", description="Rule 'mad' only: flag a pixel whose noise ratio to its neighbours lies more than this many robust standard deviations above the typical ratio. Lower finds more hot pixels in short stacks (under 20 planes) at the risk of flagging clean ones; higher is more conservative.", value=5, min=0, style="format:#.######", persist=false) k
-#@ Boolean (label="Also detect aberrant-gain pixels (mean pass)", description="Also flag pixels whose mean over the planes deviates from the 3x3 median of the mean projection by more than the threshold (aberrant gain or offset). Use on dark frames, flat fields or sparse samples: sharp in-focus structure (beads, under ~3 pixels) would be flagged too.", value=false, persist=false) mean_pass
-#@ String (label="Mean-pass threshold (robust sigmas)", description="Threshold of the mean pass in robust standard deviations; blank: the same as the noise threshold. Leave empty for the default (not set).", value="", persist=false) mean_k
-#@ Double (label="False-positive rate (chi2)", description="Rule 'chi2' only: fraction of clean pixels flagged by chance (5 in 10000 by default). Lower flags fewer clean pixels but finds fewer noisy ones in short stacks.", value=0.0005, min=0, max=0.5, style="format:#.######", persist=false) fpr
-#@ String (label="Read-noise variance map (chi2)", description="Rule 'chi2' only, optional: the camera's per-pixel read-noise variance in ADU^2 (TIFF, .npy or MATLAB .mat), cropped to the region of the data. Without it one read variance for all pixels is fitted from the data. Leave empty for the default (not set).", value="", persist=false) variance_map
-#@ Double (label="Map noise factor (chi2)", description="Rule 'chi2' with a variance map: also replace pixels whose read-noise std in the map is at least this many times the map's median std (0: off).", value=5, min=0, style="format:#.######", persist=false) map_factor
-#@ Boolean (label="Also output the bad-pixel mask", description="Also output the mask of replaced pixels (a binary image) beside the corrected image.", value=false, persist=false) save_mask
+#@ String (label="Threshold rule", description="'mad': robust threshold (median absolute deviation of the noise ratio to the neighbours), flags almost nothing on clean data. 'knee': LLSpy's rule (knee of the sorted deviations), for comparison with LLSpy; flags a few percent of pixels even on clean data. 'chi2': test every pixel's noise against shot plus read noise (with a variance map if given), for short stacks of repeated frames of a static scene, not z-stacks through a specimen.", choices={"mad","knee","chi2"}, value="mad", required=false, persist=false) rule
+#@ Double (label="Threshold (robust sigmas)", description="Rule 'mad' only: flag a pixel whose noise ratio to its neighbours lies more than this many robust standard deviations above the typical ratio. Lower finds more hot pixels in short stacks (under 20 planes) at the risk of flagging clean ones; higher is more conservative.", value=5, min=0, style="format:#.######", required=false, persist=false) k
+#@ Boolean (label="Also detect aberrant-gain pixels (mean pass)", description="Also flag pixels whose mean over the planes deviates from the 3x3 median of the mean projection by more than the threshold (aberrant gain or offset). Use on dark frames, flat fields or sparse samples: sharp in-focus structure (beads, under ~3 pixels) would be flagged too.", value=false, required=false, persist=false) mean_pass
+#@ String (label="Mean-pass threshold (robust sigmas)", description="Threshold of the mean pass in robust standard deviations; blank: the same as the noise threshold. Leave empty for the default (not set).", value="", required=false, persist=false) mean_k
+#@ Double (label="False-positive rate (chi2)", description="Rule 'chi2' only: fraction of clean pixels flagged by chance (5 in 10000 by default). Lower flags fewer clean pixels but finds fewer noisy ones in short stacks.", value=0.0005, min=0, max=0.5, style="format:#.######", required=false, persist=false) fpr
+#@ String (label="Read-noise variance map (chi2)", description="Rule 'chi2' only, optional: the camera's per-pixel read-noise variance in ADU^2 (TIFF, .npy or MATLAB .mat), cropped to the region of the data. Without it one read variance for all pixels is fitted from the data. Leave empty for the default (not set).", value="", required=false, persist=false) variance_map
+#@ Double (label="Map noise factor (chi2)", description="Rule 'chi2' with a variance map: also replace pixels whose read-noise std in the map is at least this many times the map's median std (0: off).", value=5, min=0, style="format:#.######", required=false, persist=false) map_factor
+#@ Boolean (label="Also output the bad-pixel mask", description="Also output the mask of replaced pixels (a binary image) beside the corrected image.", value=false, required=false, persist=false) save_mask
 var cc_tmp = "";
 var cc_args = "";
 var cc_interactive = false;
@@ -18,6 +18,11 @@ var cc_headless = "";
 var cc_title = "Selective Median";
 var cc_result_id = 0;
 cc_opts0 = "" + call("ij.Macro.getOptions");
+if (cc_opts0 != "null" && cc_opts0 != "") {
+    cc_check_num(cc_opts0, "k", "Threshold (robust sigmas) [k]", 0);
+    cc_check_num(cc_opts0, "fpr", "False-positive rate (chi2) [fpr]", 0);
+    cc_check_num(cc_opts0, "map_factor", "Map noise factor (chi2) [map_factor]", 0);
+}
 if (cc_opts0 != "null" && cc_opts0 != "") mean_pass = cc_bool(cc_opts0, "mean_pass", false);
 if (cc_opts0 != "null" && cc_opts0 != "") save_mask = cc_bool(cc_opts0, "save_mask", false);
 cc_python = "/path/to/python";
@@ -104,6 +109,13 @@ function cc_bool(opts, key, dflt) {
     if (v == "false") return false;
     if (indexOf(" " + opts + " ", " " + key + " ") >= 0) return true;
     return dflt;
+}
+function cc_check_num(opts, key, label, whole) {
+    v = call("ij.Macro.getValue", opts, key, "cc-absent");
+    if (v == "cc-absent") return;
+    kind = "a number"; if (whole) kind = "a whole number";
+    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
+        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
 function cc_list(v) {
     cc_parts = split(v, ";");
