@@ -68,6 +68,12 @@ for (Thread t : Thread.getAllStackTraces().keySet()) {{
     if (t != self && name.startsWith("Run$_") && name.endsWith("Macro$")
             && name.indexOf("SciJava") < 0) caller = t;
 }}
+if (action.equals("")) {{  // chosen from the menu: say what it is, do nothing
+    IJ.showMessage("{HELPER_COMMAND} (internal)", "This internal helper of the Camera Corrections "
+        + "commands hands a command's result to the macro that called it. It does nothing by "
+        + "itself; use the commands above it.");
+    return;
+}}
 if (caller != null && action.equals("return") && image != 0) {{
     ImagePlus imp = WindowManager.getImage(image);
     if (imp != null) WindowManager.setTempCurrentImage(caller, imp);
@@ -513,13 +519,14 @@ def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
         return [
             "function cc_kv_table(name, path) {",
             '    cc_lines = split(File.openAsString(path), "\\n");',
+            "    name = cc_table_name(name);",
             "    Table.create(name);",
             "    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {",
             '        cc_c = split(cc_lines[cc_i], ",");',
-            '        Table.set("quantity", cc_i - 1, cc_c[0]);',
-            '        Table.set("value", cc_i - 1, cc_c[1]);',
+            '        Table.set("quantity", cc_i - 1, cc_c[0], name);',
+            '        Table.set("value", cc_i - 1, cc_c[1], name);',
             "    }",
-            "    Table.update;",
+            "    Table.update(name);",
             "}",
         ]
     if op.name != "frc":
@@ -527,7 +534,8 @@ def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
     b = next(p for p in op.params if p.name == "b")
     return [
         "function cc_frc_results() {",
-        '    cc_tab = cc_title + " of " + cc_source + " and " + File.getName("" + ' + macro_key(b) + ');',
+        '    cc_plot = cc_title + " of " + cc_source + " and " + File.getName("" + ' + macro_key(b) + ');',
+        "    cc_tab = cc_table_name(cc_plot);",
         '    cc_lines = split(File.openAsString(cc_tmp + "extra-table.csv"), "\\n");',
         '    cc_sum = split(File.openAsString(cc_tmp + "extra-summary.txt"), "\\n");',
         "    cc_n = cc_lines.length - 1;",
@@ -537,16 +545,16 @@ def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
         '        cc_c = split(cc_lines[cc_i + 1], ",");',
         "        cc_fx[cc_i] = parseFloat(cc_c[0]); cc_fy[cc_i] = parseFloat(cc_c[1]);",
         "        cc_ft[cc_i] = parseFloat(cc_c[2]);",
-        '        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i]);',
-        '        Table.set("FRC", cc_i, cc_fy[cc_i]);',
-        '        Table.set("noise curve", cc_i, cc_ft[cc_i]);',
-        '        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]));',
+        '        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i], cc_tab);',
+        '        Table.set("FRC", cc_i, cc_fy[cc_i], cc_tab);',
+        '        Table.set("noise curve", cc_i, cc_ft[cc_i], cc_tab);',
+        '        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]), cc_tab);',
         "    }",
-        '    Table.update;',
+        '    Table.update(cc_tab);',
         '    print(cc_title + ": cross-over (cycles/pixel) = " + cc_sum[0] + "; resolution (pixels) = " '
         '+ cc_sum[1] + "; fraction of rings above the " + cc_sum[3] + "-sigma curve = " + cc_sum[2]);',
         '    List.set("crossover", cc_sum[0]);',
-        '    Plot.create(cc_tab, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);',
+        '    Plot.create(cc_plot, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);',
         '    Plot.setColor("red");',
         '    Plot.add("line", cc_fx, cc_ft);',
         '    Plot.setLimits(0, 0.5, -0.2, 1.05);',
@@ -745,6 +753,13 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         L.append('    if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))')
         L.append('        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received \'" + v '
                  '+ "\'. Fix: write it like " + key + "=5.");')
+        L.append("}")
+    if op.name in ("frc", "gain-estimate"):
+        L.append("function cc_table_name(name) {")
+        L.append("    // headless ImageJ keeps a single table, \"Results\": the command's numbers replace")
+        L.append("    // its rows (a named table of its own with a display)")
+        L.append('    if (cc_headless == "true") return "Results";')
+        L.append("    return name;")
         L.append("}")
     L.append("function cc_list(v) {")
     L.append('    cc_parts = split(v, ";");')

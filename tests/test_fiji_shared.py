@@ -124,7 +124,6 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     open("{d}/movie.tif");
     run("Estimate Residual Gain", "iterations=2 reference=smooth");
     print("GAIN_REPORT " + Table.size + " " + Table.getString("quantity", 1) + "=" + Table.getString("value", 1));
-    run("Clear Results");   // headless ImageJ keeps one table: FRC rows would follow the report's
     save_result("movie (Estimate Residual Gain)", "{out}/gain.tif");
     close("*");
     open("{d}/frc_a.tif");
@@ -230,58 +229,123 @@ def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path):
         assert os.listdir(javatmp) == [], name                   # nothing left behind
 
 
-def test_menu_commands_are_recorded_and_replay(fiji_copy, tmp_path, rng):
-    """Under Xvfb, each command chosen from the menu with non-default values (a number typed into
-    its dialog, a checkbox ticked) records a ``run(...)`` line with those values; the recorded
-    lines, replayed headless, give the same pixels as the GUI run."""
+#: Every command, from the menu, with non-default values: (command, input, result title, result
+#: kind, {dialog label: value}, what the recorded line must contain).
+def _gui_commands(d, gui):
+    return [
+        ("Selective Median", d / "movie.tif", "movie (Selective Median)", "image",
+         {"Threshold (robust sigmas)": "4", "Also detect aberrant-gain pixels (mean pass)": "true"},
+         [" k=4", "mean_pass"]),
+        ("A Posteriori Normalize", d / "movie.tif", "movie (A Posteriori Normalize)", "image",
+         {"Frame rejection (robust sigmas)": "4", "Target mean (ADU)": "100"},
+         ["reject_k=4", "i0=100"]),
+        ("Estimate Residual Gain", d / "movie.tif", "movie (Estimate Residual Gain)", "image",
+         {"Maximum iterations": "2", "Tolerance": "0.01"}, ["iterations=2", "tolerance=0.01"]),
+        ("Fourier Ring Correlation", d / "frc_a.tif",
+         "Fourier Ring Correlation of frc_a.tif and frc_b.tif", "table",
+         {"Second image": str(d / "frc_b.tif"), "Noise curve (sigmas)": "2", "Apodisation": "hann"},
+         ["b=", "n_sigma=2", "window=hann"]),
+        ("Flatfield Estimate", d / "tiles.tif", "tiles (Flatfield Estimate)", "image",
+         {"Profiles file": str(gui / "profiles.npz"), "Method": "empty-tiles",
+          "Smoothing (pixels)": "2"}, ["output=", "method=empty-tiles", "sigma=2"]),
+        ("Flatfield Apply", d / "tiles.tif", "tiles (Flatfield Apply)", "image",
+         {"Profiles file": str(gui / "profiles.npz"), "Rescale the flat-field": "mean",
+          "Output type": "float32"}, ["profiles=", "rescale=mean", "dtype=float32"]),
+        ("Flash Carryover Calibrate", None, "Flash Carryover Calibrate", "image",
+         {"Calibration folder": str(d / "calib"), "Parameter file": str(gui / "FlashParam.tif")},
+         ["calib_dir=", "output="]),
+        ("Flash Carryover Correct", d / "raw.tif", "raw (Flash Carryover Correct)", "image",
+         {"Carryover parameter file": str(gui / "FlashParam.tif"), "Dampening factor": "0.8",
+          "Output type": "float32"}, ["params=", "dampening=0.8", "dtype=float32"]),
+    ]
+
+
+def _csv_numbers(path):
+    rows = [l.split(",") for l in Path(path).read_text().splitlines() if l.strip()]
+    head = rows[0]
+    cols = [i for i, h in enumerate(head) if h.strip() and h.strip() != " "]
+    return {head[i]: [r[i] for r in rows[1:]] for i in cols}
+
+
+def test_every_menu_command_is_recorded_and_replays(fiji_copy, tmp_path, rng):
+    """Under Xvfb, each of the eight commands chosen from the menu with non-default values (numbers
+    typed into spinners, a box ticked, choices and file fields set) records one ``run(...)``
+    line with those values; the recorded lines, replayed headless on the same inputs, give the
+    same pixels (and the same FRC table) as the GUI run."""
     require(shutil.which("xvfb-run") is not None or bool(os.environ.get("DISPLAY")),
             "Xvfb (xvfb-run) or a display")
+    from camcorr.simulate import lls
+
+    d = tmp_path
     movie = rng.poisson(80, (16, 24, 20)).astype(np.uint16)
     movie[:, 5, 7] += 3000
     movie[::2, 11, 3] += 2500
-    tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "ZYX"})
-    gui = tmp_path / "gui"
+    tifffile.imwrite(d / "movie.tif", movie, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(d / "frc_a.tif", rng.poisson(50, (64, 64)).astype(np.uint16))
+    tifffile.imwrite(d / "frc_b.tif", rng.poisson(50, (64, 64)).astype(np.uint16))
+    yy, xx = np.mgrid[0:32, 0:40]
+    flat = 1.0 - 0.15 * (((yy - 16) / 16.0) ** 2 + ((xx - 20) / 20.0) ** 2)
+    tifffile.imwrite(d / "tiles.tif", np.stack([rng.poisson(800 * flat) for _ in range(3)])
+                     .astype(np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    lls.write_calibration_folder(d / "calib", seed=5, roi=(2000, 1000, 2023, 1015), n_planes=12,
+                                 dark_planes=16)
+    tifffile.imwrite(d / "raw.tif", (100 + rng.poisson(400, (4, 24, 16))).astype(np.uint16),
+                     imagej=True, metadata={"axes": "ZYX"})
+    gui, replay = d / "gui", d / "replay"
     gui.mkdir()
-    commands = "Selective Median|4|tick;Estimate Residual Gain|2|"
-    env = dict(os.environ, HOME=str(tmp_path / "home"),
+    replay.mkdir()
+    commands = _gui_commands(d, gui)
+    spec = d / "commands.tsv"
+    spec.write_text("".join(
+        "\t".join([cmd, str(inp) if inp else "-", title, kind]
+                  + [f"{k}={v}" for k, v in fields.items()]) + "\n"
+        for cmd, inp, title, kind, fields, _ in commands))
+    env = dict(os.environ, HOME=str(d / "home"),
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    (tmp_path / "home").mkdir()
+    (d / "home").mkdir()
     driver = Path(__file__).with_name("fiji_gui_driver.bsh")
-    args = f'input="{tmp_path / "movie.tif"}",outdir="{gui}",commands="{commands}"'
-    cmd = [str(fiji_copy / "fiji-linux"), "--run", str(driver), args]
+    cmd = [str(fiji_copy / "fiji-linux"), "--run", str(driver), f'spec="{spec}",outdir="{gui}"']
     if not os.environ.get("DISPLAY"):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"] + cmd
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    print(f"GUI Fiji run: {time.monotonic() - t0:.1f} s")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    print(f"GUI Fiji run, 8 commands: {time.monotonic() - t0:.1f} s")
     status = (gui / "driver.txt").read_text() if (gui / "driver.txt").exists() else ""
-    assert "RESULT Selective Median true" in status, (status, proc.stdout[-2000:],
-                                                       proc.stderr[-2000:])
-    assert "RESULT Estimate Residual Gain true" in status, status
+    print(status)
+    for c in commands:
+        assert f"RESULT {c[0]} true" in status, (c[0], status, proc.stdout[-2000:],
+                                                  proc.stderr[-2000:],
+                                                  (gui / "log.txt").read_text()[-2000:]
+                                                  if (gui / "log.txt").exists() else "")
+    assert "NOFIELD" not in status, status
     recorded = (gui / "recorder.txt").read_text()
     print("Recorder:\n" + recorded)
     lines = [l for l in recorded.splitlines() if l.startswith("run(")]
-    median = [l for l in lines if l.startswith('run("Selective Median"')]
-    gain = [l for l in lines if l.startswith('run("Estimate Residual Gain"')]
-    assert len(median) == 1 and len(gain) == 1, recorded
-    assert " k=4" in median[0] and "mean_pass" in median[0], median[0]
-    assert "iterations=2" in gain[0], gain[0]
-    # replay the recorded lines headless on the same input
-    out = tmp_path / "replay"
-    out.mkdir()
-    macro = f'''
-    open("{tmp_path}/movie.tif");
-    {median[0]}
-    selectImage("movie (Selective Median)"); saveAs("Tiff", "{out}/0.tif"); close("*");
-    open("{tmp_path}/movie.tif");
-    {gain[0]}
-    selectImage("movie (Estimate Residual Gain)"); saveAs("Tiff", "{out}/1.tif"); close("*");
-    '''
-    log, _, _ = run_fiji_macro(fiji_copy, macro, tmp_path)
+    replay_macro = []
+    for n, (name, inp, title, kind, fields, words) in enumerate(commands):
+        mine = [l for l in lines if l.startswith(f'run("{name}"')]
+        assert len(mine) == 1, (name, recorded)   # one line, with the values (not a bare run)
+        assert all(w in mine[0] for w in words), (name, mine[0])
+        if inp:
+            replay_macro.append(f'open("{inp}");')
+        replay_macro.append(mine[0].replace(str(gui), str(replay)))
+        if kind == "table":
+            replay_macro.append(f'saveAs("Results", "{replay}/{n}.csv");')
+        else:
+            replay_macro.append(f'selectImage("{title}"); saveAs("Tiff", "{replay}/{n}.tif");')
+        replay_macro.append('close("*");')
+    log, seconds, javatmp = run_fiji_macro(fiji_copy, "\n".join(replay_macro), d)
+    print(f"headless replay: {seconds:.1f} s")
     assert "ERROR" not in log and "Macro Error" not in log, log[-3000:]
-    for n in (0, 1):
-        np.testing.assert_array_equal(tifffile.imread(out / f"{n}.tif"),
-                                      tifffile.imread(gui / f"{n}.tif"))
+    assert os.listdir(javatmp) == []
+    for n, (name, _, _, kind, _, _) in enumerate(commands):
+        if kind == "table":
+            a, b = _csv_numbers(gui / f"{n}.csv"), _csv_numbers(replay / f"{n}.csv")
+            assert a["FRC"] == b["FRC"] and len(a["FRC"]) == 33, name
+        else:
+            x, y = tifffile.imread(gui / f"{n}.tif"), tifffile.imread(replay / f"{n}.tif")
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
     from camcorr.median import selective_median
 
     np.testing.assert_array_equal(tifffile.imread(gui / "0.tif"),

@@ -110,6 +110,12 @@ function cc_check_num(opts, key, label, whole) {
     if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
         cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
+function cc_table_name(name) {
+    // headless ImageJ keeps a single table, "Results": the command's numbers replace
+    // its rows (a named table of its own with a display)
+    if (cc_headless == "true") return "Results";
+    return name;
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)
@@ -126,13 +132,14 @@ function cc_num(v, decimals) {
 }
 function cc_kv_table(name, path) {
     cc_lines = split(File.openAsString(path), "\n");
+    name = cc_table_name(name);
     Table.create(name);
     for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
         cc_c = split(cc_lines[cc_i], ",");
-        Table.set("quantity", cc_i - 1, cc_c[0]);
-        Table.set("value", cc_i - 1, cc_c[1]);
+        Table.set("quantity", cc_i - 1, cc_c[0], name);
+        Table.set("value", cc_i - 1, cc_c[1], name);
     }
-    Table.update;
+    Table.update(name);
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");

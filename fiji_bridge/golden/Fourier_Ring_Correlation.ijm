@@ -91,6 +91,12 @@ function cc_check_num(opts, key, label, whole) {
     if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
         cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
 }
+function cc_table_name(name) {
+    // headless ImageJ keeps a single table, "Results": the command's numbers replace
+    // its rows (a named table of its own with a display)
+    if (cc_headless == "true") return "Results";
+    return name;
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)
@@ -106,7 +112,8 @@ function cc_num(v, decimals) {
     return d2s(v, 9);
 }
 function cc_frc_results() {
-    cc_tab = cc_title + " of " + cc_source + " and " + File.getName("" + b);
+    cc_plot = cc_title + " of " + cc_source + " and " + File.getName("" + b);
+    cc_tab = cc_table_name(cc_plot);
     cc_lines = split(File.openAsString(cc_tmp + "extra-table.csv"), "\n");
     cc_sum = split(File.openAsString(cc_tmp + "extra-summary.txt"), "\n");
     cc_n = cc_lines.length - 1;
@@ -116,15 +123,15 @@ function cc_frc_results() {
         cc_c = split(cc_lines[cc_i + 1], ",");
         cc_fx[cc_i] = parseFloat(cc_c[0]); cc_fy[cc_i] = parseFloat(cc_c[1]);
         cc_ft[cc_i] = parseFloat(cc_c[2]);
-        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i]);
-        Table.set("FRC", cc_i, cc_fy[cc_i]);
-        Table.set("noise curve", cc_i, cc_ft[cc_i]);
-        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]));
+        Table.set("frequency (cycles/pixel)", cc_i, cc_fx[cc_i], cc_tab);
+        Table.set("FRC", cc_i, cc_fy[cc_i], cc_tab);
+        Table.set("noise curve", cc_i, cc_ft[cc_i], cc_tab);
+        Table.set("Fourier pixels", cc_i, parseFloat(cc_c[3]), cc_tab);
     }
-    Table.update;
+    Table.update(cc_tab);
     print(cc_title + ": cross-over (cycles/pixel) = " + cc_sum[0] + "; resolution (pixels) = " + cc_sum[1] + "; fraction of rings above the " + cc_sum[3] + "-sigma curve = " + cc_sum[2]);
     List.set("crossover", cc_sum[0]);
-    Plot.create(cc_tab, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);
+    Plot.create(cc_plot, "spatial frequency (cycles/pixel)", "FRC", cc_fx, cc_fy);
     Plot.setColor("red");
     Plot.add("line", cc_fx, cc_ft);
     Plot.setLimits(0, 0.5, -0.2, 1.05);
