@@ -69,11 +69,18 @@ def _cli(*argv):
     assert status == 0, argv
 
 
-def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
-    """One headless Fiji run: Selective Median, A Posteriori Normalize, Estimate Residual Gain,
-    Fourier Ring Correlation and Flatfield Estimate -> Apply chained in one macro; every image
-    equals the command line's, the profiles are written where the macro says."""
-    d = tmp_path
+@pytest.fixture(scope="module")
+def headless(fiji_copy, tmp_path_factory):
+    """One headless Fiji run shared by the tests below: Selective Median, A Posteriori Normalize,
+    Estimate Residual Gain, Fourier Ring Correlation, Flatfield Estimate -> Apply and Flash
+    Carryover Calibrate -> Correct chained in one macro as a user writes it (open, ``run``,
+    ``selectImage("<title> (<command>)")``, ``saveAs``), and the command line on the same inputs."""
+    from types import SimpleNamespace
+
+    from camcorr.simulate import lls
+
+    rng = np.random.default_rng(20261121)
+    d = tmp_path_factory.mktemp("headless")
     stack = rng.poisson(200, (12, 24, 20)).astype(np.uint16)
     stack[:, 5, 7] += 3000
     stack[::2, 11, 3] += 2500
@@ -89,10 +96,7 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     flat = 1.0 - 0.3 * (((yy - 24) / 24.0) ** 2 + ((xx - 32) / 32.0) ** 2) / 2
     tiles = np.stack([rng.poisson(1000 * flat) for _ in range(4)]).astype(np.uint16)
     tifffile.imwrite(d / "tiles.tif", tiles, imagej=True, metadata={"axes": "ZYX"})
-
     # Flash4.0 carryover: a simulated calibration folder, then a raw stack to correct
-    from camcorr.simulate import lls
-
     lls.write_calibration_folder(d / "calib", seed=3, roi=(2000, 1000, 2023, 1015), n_planes=12,
                                  dark_planes=16)
     raw = (100 + rng.poisson(400, (6, 24, 16))).astype(np.uint16)  # ROI 24 x 16
@@ -129,6 +133,7 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     open("{d}/frc_a.tif");
     run("Fourier Ring Correlation", "b=[{d}/frc_b.tif] n_sigma=3 window=hann");
     frc_col = Table.getColumn("FRC"); print("FRC_TABLE " + Table.size + " " + frc_col.length);
+    print("FRC_QUANTITY_COLUMN " + Table.columnExists("quantity"));
     t = getList("image.titles"); for (i = 0; i < t.length; i++) print("FRC_IMAGE " + t[i]);
     close("*");
     open("{d}/tiles.tif");
@@ -149,9 +154,6 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
     '''
     log, seconds, javatmp = run_fiji_macro(fiji_copy, macro, d)
     print(f"headless Fiji run: {seconds:.1f} s")
-    assert "MISSING" not in log and "ERROR" not in log and "Macro Error" not in log, log[-4000:]
-    assert os.listdir(javatmp) == [], os.listdir(javatmp)   # no /tmp/camcorr-* left behind
-
     cli = d / "cli"
     cli.mkdir()
     _cli("median", d / "stack.tif", "-o", cli / "median.tif", "--rule", "mad", "--k", "4",
@@ -164,69 +166,140 @@ def test_every_command_headless_equals_cli(fiji_copy, tmp_path, rng):
          "empty-tiles", "--sigma", "2")
     _cli("flatfield", "apply", d / "tiles.tif", "--profiles", cli / "profiles.npz", "-o",
          cli / "applied", "--baseline", "none")
-
     _cli("flash", "calibrate", d / "calib", "--output", cli / "FlashParam.tif")
     _cli("flash", "correct", d / "raw.tif", "--params", cli / "FlashParam.tif", "--dampening",
          "0.9", "--dtype", "keep", "-o", cli / "flash")
+    return SimpleNamespace(d=d, out=out, cli=cli, log=log, javatmp=javatmp, stack=stack,
+                           flat=flat)
 
-    def same(a, b):
-        x, y = tifffile.imread(a), tifffile.imread(b)
-        assert x.dtype == y.dtype and x.shape == y.shape, (a, x.dtype, x.shape, y.dtype, y.shape)
-        np.testing.assert_array_equal(x, y)
 
-    same(out / "FlashParam.tif", cli / "FlashParam.tif")
-    same(out / "flash.tif", cli / "flash" / "raw.tif")
-    assert "CURRENT_AFTER_CALIBRATE Flash Carryover Calibrate" in log
-    same(out / "median.tif", cli / "median.tif")
-    # the result is the current image when the command returns, even headless
-    assert "CURRENT_AFTER_MEDIAN stack (Selective Median)" in log
-    assert "SELECTION_KEPT 0" in log              # the rectangle is still on the input
-    same(out / "mask.tif", cli / "mask.tif")                         # the mask as an image
+def _same(a, b):
+    x, y = tifffile.imread(a), tifffile.imread(b)
+    assert x.dtype == y.dtype and x.shape == y.shape, (a, x.dtype, x.shape, y.dtype, y.shape)
+    np.testing.assert_array_equal(x, y)
+
+
+def test_headless_run_is_clean(headless):
+    """Every result was found, no error line, no temporary file or path left behind."""
+    log = headless.log
+    assert "MISSING" not in log and "ERROR" not in log and "Macro Error" not in log, log[-4000:]
+    assert os.listdir(headless.javatmp) == [], os.listdir(headless.javatmp)
+    assert "/javatmp/" not in log                                    # no temporary paths
+
+
+def test_headless_selective_median(headless):
+    """Pixels and mask equal the command line's; the result is the current image; the selection
+    on the input is kept and does not crop."""
+    h = headless
+    _same(h.out / "median.tif", h.cli / "median.tif")
+    _same(h.out / "mask.tif", h.cli / "mask.tif")                   # the mask as an image
+    assert "CURRENT_AFTER_MEDIAN stack (Selective Median)" in h.log
+    assert "SELECTION_KEPT 0" in h.log              # the rectangle is still on the input
+    assert (tifffile.imread(h.out / "median.tif") != h.stack).any()  # hot pixels were replaced
+
+
+def test_headless_gain_and_normalize(headless):
+    """A Posteriori Normalize and Estimate Residual Gain equal the command line; the gain report
+    is a Results table (headless: the single Results table, replaced by each command)."""
     import re
 
-    m = re.search(r"GAIN_REPORT (\d+) mean=([0-9.]+)", log)          # the report in a table
-    assert m and int(m.group(1)) > 10 and abs(float(m.group(2)) - 1) < 1e-6, log[-2000:]
-    assert "/javatmp/" not in log                                    # no temporary paths
-    assert (tifffile.imread(out / "median.tif") != stack).any()      # hot pixels were replaced
-    same(out / "normalize.tif", cli / "norm" / "movie.tif")
-    same(out / "gain.tif", cli / "gain.tif")
-    same(out / "applied.tif", cli / "applied" / "tiles.tif")
-    # the profiles are where the macro said, equal to the command line's
-    with np.load(out / "profiles.npz") as f, np.load(cli / "profiles.npz") as g:
+    h = headless
+    _same(h.out / "normalize.tif", h.cli / "norm" / "movie.tif")
+    _same(h.out / "gain.tif", h.cli / "gain.tif")
+    m = re.search(r"GAIN_REPORT (\d+) mean=([0-9.]+)", h.log)
+    assert m and int(m.group(1)) > 10 and abs(float(m.group(2)) - 1) < 1e-6, h.log[-2000:]
+
+
+def test_headless_frc(headless):
+    """FRC: its own Results table (no rows of the gain report before it, without any Clear
+    Results in the macro), a plot titled by the two inputs, numbers in the Log."""
+    h = headless
+    assert "FRC_TABLE 33 33" in h.log, h.log[-3000:]   # 64x64: rings 0..32
+    assert "FRC_QUANTITY_COLUMN 0" in h.log             # the gain report's rows are gone
+    assert "FRC_IMAGE Fourier Ring Correlation of frc_a.tif and frc_b.tif" in h.log
+    assert "cross-over (cycles/pixel)" in h.log
+
+
+def test_headless_flatfield_chain(headless):
+    """Flatfield Estimate writes the profiles where the macro says (equal to the command
+    line's), shows the flat-field, which follows the simulated one; Apply takes them."""
+    h = headless
+    _same(h.out / "applied.tif", h.cli / "applied" / "tiles.tif")
+    with np.load(h.out / "profiles.npz") as f, np.load(h.cli / "profiles.npz") as g:
         np.testing.assert_array_equal(f["flatfield"], g["flatfield"])
-        shown = tifffile.imread(out / "flatfield_shown.tif")
+        shown = tifffile.imread(h.out / "flatfield_shown.tif")
         np.testing.assert_array_equal(shown, f["flatfield"])        # the flat-field is shown
-    # and the estimated flat-field follows the simulated one (empty tiles, sigma 2)
-    rel = shown / shown.mean() / (flat / flat.mean())
+    rel = shown / shown.mean() / (h.flat / h.flat.mean())
     assert np.abs(rel - 1).max() < 0.05
-    # FRC: a named Results table and a plot titled by the two inputs, numbers in the Log
-    assert "FRC_TABLE 33 33" in log, log[-3000:]   # 64x64: rings 0..32
-    assert "FRC_IMAGE Fourier Ring Correlation of frc_a.tif and frc_b.tif" in log
-    assert "cross-over (cycles/pixel)" in log
 
 
-def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path):
-    """Bad values: one ``[Camera Corrections] ERROR`` line naming the dialog label and macro
-    key; the calling macro stops there (as after an ImageJ command's error); no result image
-    and no temporary file is left."""
+def test_headless_flash_chain(headless):
+    """Flash Carryover Calibrate (no input image; its parameter file becomes the current image)
+    then Correct, both equal to the command line."""
+    h = headless
+    _same(h.out / "FlashParam.tif", h.cli / "FlashParam.tif")
+    _same(h.out / "flash.tif", h.cli / "flash" / "raw.tif")
+    assert "CURRENT_AFTER_CALIBRATE Flash Carryover Calibrate" in h.log
+
+
+#: Bad macro calls: (macro code, words of the one error line).  ``k=abc`` and a left-out
+#: required value used to be refused by Fiji itself before the command ran, silently.
+ERROR_CASES = {
+    "range": ('open("{d}/s.tif"); run("Selective Median", "k=0");',
+              ["in Selective Median", "Threshold (robust sigmas) [k]", "out of range"]),
+    "not_a_number": ('open("{d}/s.tif"); run("Selective Median", "k=abc");',
+                     ["in Selective Median", "Threshold (robust sigmas) [k]", "not a number",
+                      "'abc'"]),
+    "not_whole": ('open("{d}/s.tif"); run("Estimate Residual Gain", "iterations=2.5");',
+                  ["in Estimate Residual Gain", "Maximum iterations [iterations]",
+                   "not a whole number", "'2.5'"]),
+    "required_left_out": ('open("{d}/s.tif"); run("Fourier Ring Correlation", "n_sigma=3");',
+                          ["in Fourier Ring Correlation", "Second image [b]", "required"]),
+    "missing_file": ('open("{d}/s.tif"); run("Flatfield Apply", "profiles=[{d}/missing.npz]");',
+                     ["in Flatfield Apply", "Profiles file [profiles]", "missing.npz"]),
+    "no_image": ('run("Selective Median", "k=5");', ["no image is open"]),
+}
+
+
+@pytest.fixture(scope="module")
+def error_runs(fiji_copy, tmp_path_factory):
+    """Every bad call of ERROR_CASES in one headless Fiji: each case is its own macro file, run
+    from a driver macro with ``runMacro`` (which returns ``"[aborted]"`` when the case's macro
+    was stopped); returns ({case: its part of the log, ``RETURNED <value> <open images>``
+    included}, files left in Java's temporary folder)."""
+    d = tmp_path_factory.mktemp("errors")
     stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
-    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    cases = {
-        "range": ('open("{d}/s.tif"); run("Selective Median", "k=0");',
-                  ["in Selective Median", "Threshold (robust sigmas) [k]", "out of range"]),
-        "missing": ('open("{d}/s.tif"); run("Flatfield Apply", "profiles=[{d}/missing.npz]");',
-                    ["in Flatfield Apply", "Profiles file [profiles]", "missing.npz"]),
-        "noimage": ('run("Selective Median", "k=5");', ["no image is open"]),
-    }
-    for name, (code, words) in cases.items():
-        sub = tmp_path / name
-        sub.mkdir()
-        macro = code.format(d=tmp_path) + '\nprint("NOT_STOPPED " + nImages);\n'
-        log, _, javatmp = run_fiji_macro(fiji_copy, macro, sub)
-        lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
-        assert len(lines) == 1 and all(w in lines[0] for w in words), (name, log[-3000:])
-        assert "NOT_STOPPED" not in log, (name, log[-3000:])     # the macro stopped
-        assert os.listdir(javatmp) == [], name                   # nothing left behind
+    tifffile.imwrite(d / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    driver = []
+    for case in sorted(ERROR_CASES):
+        (d / f"{case}.ijm").write_text(ERROR_CASES[case][0].format(d=d)
+                                       + '\nprint("NOT_STOPPED " + nImages);\n')
+        driver.append(f'print("CASE {case}"); r = runMacro("{d}/{case}.ijm"); '
+                      f'print("RETURNED " + r + " " + nImages); close("*");')
+    driver.append('print("CASE end");')
+    log, _, javatmp = run_fiji_macro(fiji_copy, "\n".join(driver), d)
+    parts = log.split("CASE ")
+    by_case = {p.split("\n", 1)[0].strip(): p for p in parts[1:]}
+    assert "end" in by_case, log[-3000:]
+    return by_case, os.listdir(javatmp)
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_errors_name_the_dialog_label_and_stop_the_macro(error_runs, case):
+    """Bad values: one ``[Camera Corrections] ERROR`` line naming the dialog label and macro
+    key; the calling macro stops there (as after an ImageJ command's error); no result image,
+    no dialog or exception (headless) and no temporary file is left."""
+    by_case, left = error_runs
+    log = by_case[case]
+    words = ERROR_CASES[case][1]
+    lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), (case, log)
+    assert "NOT_STOPPED" not in log, (case, log)              # the macro stopped
+    assert "RETURNED [aborted]" in log, (case, log)
+    want_images = 0 if case == "no_image" else 1              # the input only, no result
+    assert f"RETURNED [aborted] {want_images}" in log, (case, log)
+    assert "Exception" not in log, (case, log)
+    assert left == []                                         # nothing left behind
 
 
 #: Every command, from the menu, with non-default values: (command, input, result title, result
