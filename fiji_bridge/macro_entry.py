@@ -89,6 +89,30 @@ def _extras(op, values: Dict, folder: Path):
             f"{d['fraction_above_threshold']}\n{d['n_sigma']}\n", encoding="utf-8")
 
 
+def _report_progress(path: str) -> None:
+    """Make every :class:`camcorr.progress.Progress` (e.g. the carryover calibration's) also
+    write ``"done total"`` to `path`, at most 5 times a second, for Fiji's progress bar (the
+    command's helper reads it; a partial read is skipped there)."""
+    import time
+
+    from camcorr import progress as _progress
+
+    update = _progress.Progress.update
+    last = [0.0]
+
+    def update_and_report(self, n: int = 1):
+        update(self, n)
+        now = time.monotonic()
+        if self.total and (now - last[0] > 0.2 or self.done >= self.total):
+            last[0] = now
+            tmp = path + ".part"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(f"{self.done} {self.total}\n")
+            os.replace(tmp, path)
+
+    _progress.Progress.update = update_and_report
+
+
 def run(argv: Sequence[str], *, operations=None) -> int:
     """Run the command line `argv` as a Fiji command does; returns the exit status.
 
@@ -103,6 +127,8 @@ def run(argv: Sequence[str], *, operations=None) -> int:
     from camcorr.cli import main as cli_main
 
     argv = [str(a) for a in argv]
+    if os.environ.get("CAMCORR_FIJI_PROGRESS"):
+        _report_progress(os.environ["CAMCORR_FIJI_PROGRESS"])
     extras = "CAMCORR_FIJI_EXTRAS" in os.environ
     folder = Path(os.environ.get("CAMCORR_FIJI_EXTRAS", "") or ".")
     op, values = None, {}

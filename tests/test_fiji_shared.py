@@ -340,16 +340,20 @@ def _csv_numbers(path):
     return {head[i]: [r[i] for r in rows[1:]] for i in cols}
 
 
-def test_every_menu_command_is_recorded_and_replays(fiji_copy, tmp_path, rng):
-    """Under Xvfb, each of the eight commands chosen from the menu with non-default values (numbers
-    typed into spinners, a box ticked, choices and file fields set) records one ``run(...)``
-    line with those values; the recorded lines, replayed headless on the same inputs, give the
-    same pixels (and the same FRC table) as the GUI run."""
+@pytest.fixture(scope="module")
+def gui_run(fiji_copy, tmp_path_factory):
+    """One Fiji GUI under Xvfb: each of the eight commands chosen from the menu with
+    non-default values (``_gui_commands``), then a long Estimate Residual Gain cancelled with Esc
+    while camcorr runs; returns the folders, the commands, the driver's status lines, the
+    Recorder text and the files left in Java's temporary folder."""
     require(shutil.which("xvfb-run") is not None or bool(os.environ.get("DISPLAY")),
             "Xvfb (xvfb-run) or a display")
+    from types import SimpleNamespace
+
     from camcorr.simulate import lls
 
-    d = tmp_path
+    rng = np.random.default_rng(20261121)
+    d = tmp_path_factory.mktemp("gui")
     movie = rng.poisson(80, (16, 24, 20)).astype(np.uint16)
     movie[:, 5, 7] += 3000
     movie[::2, 11, 3] += 2500
@@ -364,66 +368,97 @@ def test_every_menu_command_is_recorded_and_replays(fiji_copy, tmp_path, rng):
                                  dark_planes=16)
     tifffile.imwrite(d / "raw.tif", (100 + rng.poisson(400, (4, 24, 16))).astype(np.uint16),
                      imagej=True, metadata={"axes": "ZYX"})
-    gui, replay = d / "gui", d / "replay"
-    gui.mkdir()
-    replay.mkdir()
+    # a gain estimate that runs for minutes (20 full iterations of a 100-frame movie)
+    tifffile.imwrite(d / "long.tif", rng.poisson(100, (100, 256, 256)).astype(np.uint16),
+                     imagej=True, metadata={"axes": "ZYX"})
+    gui, replay, javatmp = d / "gui", d / "replay", d / "javatmp"
+    for f in (gui, replay, javatmp, d / "home"):
+        f.mkdir()
     commands = _gui_commands(d, gui)
+    cancel = ("Estimate Residual Gain", d / "long.tif", "long (Estimate Residual Gain)", "cancel",
+              {"Maximum iterations": "20", "Tolerance": "0"}, [])
     spec = d / "commands.tsv"
     spec.write_text("".join(
         "\t".join([cmd, str(inp) if inp else "-", title, kind]
                   + [f"{k}={v}" for k, v in fields.items()]) + "\n"
-        for cmd, inp, title, kind, fields, _ in commands))
-    env = dict(os.environ, HOME=str(d / "home"),
+        for cmd, inp, title, kind, fields, _ in commands + [cancel]))
+    env = dict(os.environ, HOME=str(d / "home"), FIJI_JAVA_OPTS=f"-Djava.io.tmpdir={javatmp}",
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    (d / "home").mkdir()
     driver = Path(__file__).with_name("fiji_gui_driver.bsh")
     cmd = [str(fiji_copy / "fiji-linux"), "--run", str(driver), f'spec="{spec}",outdir="{gui}"']
     if not os.environ.get("DISPLAY"):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"] + cmd
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    print(f"GUI Fiji run, 8 commands: {time.monotonic() - t0:.1f} s")
+    print(f"GUI Fiji run, 8 commands + 1 cancelled: {time.monotonic() - t0:.1f} s")
     status = (gui / "driver.txt").read_text() if (gui / "driver.txt").exists() else ""
     print(status)
-    for c in commands:
-        assert f"RESULT {c[0]} true" in status, (c[0], status, proc.stdout[-2000:],
-                                                  proc.stderr[-2000:],
-                                                  (gui / "log.txt").read_text()[-2000:]
-                                                  if (gui / "log.txt").exists() else "")
-    assert "NOFIELD" not in status, status
-    recorded = (gui / "recorder.txt").read_text()
+    recorded = (gui / "recorder.txt").read_text() if (gui / "recorder.txt").exists() else ""
     print("Recorder:\n" + recorded)
-    lines = [l for l in recorded.splitlines() if l.startswith("run(")]
+    log = (gui / "log.txt").read_text() if (gui / "log.txt").exists() else ""
+    return SimpleNamespace(d=d, gui=gui, replay=replay, commands=commands, status=status,
+                           recorded=recorded, log=log, left=os.listdir(javatmp), movie=movie,
+                           proc=proc)
+
+
+def test_every_menu_command_is_recorded_and_replays(fiji_copy, gui_run):
+    """Under Xvfb, each of the eight commands chosen from the menu with non-default values (numbers
+    typed into spinners, a box ticked, choices and file fields set) records one ``run(...)``
+    line with those values; the recorded lines, replayed headless on the same inputs, give the
+    same pixels (and the same FRC table) as the GUI run."""
+    g = gui_run
+    for c in g.commands:
+        assert f"RESULT {c[0]} true" in g.status, (c[0], g.status, g.proc.stdout[-2000:],
+                                                    g.proc.stderr[-2000:], g.log[-2000:])
+    assert "NOFIELD" not in g.status, g.status
+    lines = [l for l in g.recorded.splitlines() if l.startswith("run(")]
     replay_macro = []
-    for n, (name, inp, title, kind, fields, words) in enumerate(commands):
+    for n, (name, inp, title, kind, fields, words) in enumerate(g.commands):
         mine = [l for l in lines if l.startswith(f'run("{name}"')]
-        assert len(mine) == 1, (name, recorded)   # one line, with the values (not a bare run)
+        assert len(mine) == 1, (name, g.recorded)   # one line, with the values (not a bare run)
         assert all(w in mine[0] for w in words), (name, mine[0])
         if inp:
             replay_macro.append(f'open("{inp}");')
-        replay_macro.append(mine[0].replace(str(gui), str(replay)))
+        replay_macro.append(mine[0].replace(str(g.gui), str(g.replay)))
         if kind == "table":
-            replay_macro.append(f'saveAs("Results", "{replay}/{n}.csv");')
+            replay_macro.append(f'saveAs("Results", "{g.replay}/{n}.csv");')
         else:
-            replay_macro.append(f'selectImage("{title}"); saveAs("Tiff", "{replay}/{n}.tif");')
+            replay_macro.append(f'selectImage("{title}"); saveAs("Tiff", "{g.replay}/{n}.tif");')
         replay_macro.append('close("*");')
-    log, seconds, javatmp = run_fiji_macro(fiji_copy, "\n".join(replay_macro), d)
+    log, seconds, javatmp = run_fiji_macro(fiji_copy, "\n".join(replay_macro), g.d)
     print(f"headless replay: {seconds:.1f} s")
     assert "ERROR" not in log and "Macro Error" not in log, log[-3000:]
     assert os.listdir(javatmp) == []
-    for n, (name, _, _, kind, _, _) in enumerate(commands):
+    for n, (name, _, _, kind, _, _) in enumerate(g.commands):
         if kind == "table":
-            a, b = _csv_numbers(gui / f"{n}.csv"), _csv_numbers(replay / f"{n}.csv")
+            a, b = _csv_numbers(g.gui / f"{n}.csv"), _csv_numbers(g.replay / f"{n}.csv")
             assert a["FRC"] == b["FRC"] and len(a["FRC"]) == 33, name
         else:
-            x, y = tifffile.imread(gui / f"{n}.tif"), tifffile.imread(replay / f"{n}.tif")
+            x, y = tifffile.imread(g.gui / f"{n}.tif"), tifffile.imread(g.replay / f"{n}.tif")
             assert x.dtype == y.dtype and x.shape == y.shape, name
             np.testing.assert_array_equal(x, y, err_msg=name)
     from camcorr.median import selective_median
 
-    np.testing.assert_array_equal(tifffile.imread(gui / "0.tif"),
-                                  selective_median(movie, rule="mad", k=4.0,
+    np.testing.assert_array_equal(tifffile.imread(g.gui / "0.tif"),
+                                  selective_median(g.movie, rule="mad", k=4.0,
                                                    mean_pass=True).corrected)
+
+
+def test_esc_cancels_a_running_command_and_leaves_nothing(gui_run):
+    """Esc pressed while camcorr runs (a 20-iteration gain estimate from the menu): camcorr is
+    stopped, one Log line says so, no result image, no temporary folder or file, no camcorr
+    process left; the cancelled command records no line."""
+    g = gui_run
+    assert "ESC Estimate Residual Gain" in g.status, g.status
+    assert "CANCELLED Estimate Residual Gain true" in g.status, (g.status, g.log[-2000:])
+    assert "RESULT_AFTER_CANCEL Estimate Residual Gain false" in g.status
+    assert "Estimate Residual Gain cancelled (Esc): camcorr was stopped" in g.log
+    assert g.left == [], g.left                              # no camcorr-* folder left
+    assert not list(g.gui.glob("*long*"))
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(g.d) not in ps                                # camcorr is not running on
+    recorded_gain = [l for l in g.recorded.splitlines() if "Estimate Residual Gain" in l]
+    assert len(recorded_gain) == 1 and "iterations=20" not in recorded_gain[0]
 
 
 def test_pyimagej_session_runs_every_operation(fiji_copy, tmp_path, rng):

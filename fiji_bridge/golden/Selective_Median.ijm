@@ -32,7 +32,7 @@ cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
-run("Camera Corrections Return", "action=fetch image=0");
+run("Camera Corrections Return", "action=fetch image=0 folder=none title=none");
 cc_cur = parseInt("" + call("java.lang.System.getProperty", "camcorr.fiji.current"));
 if (isNaN(cc_cur) || cc_cur == 0) cc_cur = getImageID();
 cc_found = false;
@@ -70,7 +70,11 @@ cc_v = cc_num(map_factor, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--map-
 if (save_mask) { cc_arg("--mask-out"); cc_arg(cc_tmp + "mask.tif"); }
 File.saveString(cc_args, cc_tmp + "args.txt");
 showStatus(cc_title + ": running camcorr...");
-cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");
+File.saveString(cc_boot, cc_tmp + "boot.py");
+File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
+run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
+cc_out = File.openAsString(cc_tmp + "output.txt");
 cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
@@ -97,7 +101,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
-if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return image=" + cc_result_id);
+if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return folder=none title=none image=" + cc_result_id);
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -166,7 +170,7 @@ function cc_fail(message) {
     cc_cleanup();
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
-    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0");
+    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0 folder=none title=none");
     showStatus(cc_title + " failed");
     exit();
 }
