@@ -581,12 +581,17 @@ def _extra_lines(op: Operation, current: Optional[Param]) -> List[str]:
                  '+ cc_source, cc_tmp + "extra-table.csv");')
     if op.name == "median":
         L.append('if (File.exists(cc_tmp + "mask.tif")) cc_open(cc_tmp + "mask.tif", " mask");')
+    # the run's QC numbers (held-out figures beside in-sample ones) in a named Results table
+    of = ' + " of " + cc_source' if current is not None else ""
+    L.append(f'if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results"{of}, '
+             'cc_tmp + "extra-numbers.csv");')
     return L
 
 
 def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
-    if op.name == "gain-estimate":
-        return [
+    kv = []
+    if op.name != "frc":
+        kv = [
             "function cc_kv_table(name, path) {",
             '    cc_lines = split(File.openAsString(path), "\\n");',
             "    name = cc_table_name(name);",
@@ -594,13 +599,15 @@ def _extra_functions(op: Operation, current: Optional[Param]) -> List[str]:
             "    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {",
             '        cc_c = split(cc_lines[cc_i], ",");',
             '        Table.set("quantity", cc_i - 1, cc_c[0], name);',
-            '        Table.set("value", cc_i - 1, cc_c[1], name);',
+            '        cc_v = parseFloat(cc_c[1]);',
+            '        if (isNaN(cc_v)) Table.set("value", cc_i - 1, cc_c[1], name);',
+            '        else Table.set("value", cc_i - 1, cc_v, name);',
             "    }",
             "    Table.update(name);",
             "}",
         ]
     if op.name != "frc":
-        return []
+        return kv
     b = next(p for p in op.params if p.name == "b")
     return [
         "function cc_frc_results() {",
@@ -754,14 +761,18 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     L.append('File.saveString(cc_args, cc_tmp + "args.txt");')
     L.append('showStatus(cc_title + ": running camcorr...");')
     if flavour == "fiji":
-        # through the helper: live progress/status, Esc cancels and leaves nothing behind
-        L.append('File.saveString(cc_boot, cc_tmp + "boot.py");')
-        L.append('File.saveString(cc_python + "\\n" + cc_tmp + "boot.py\\n" + cc_tmp + "args.txt\\n", '
-                 'cc_tmp + "command.txt");')
-        L.append(f'run("{HELPER_COMMAND}", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + '
-                 'cc_title + "]");')
-        L.append('if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled')
-        L.append('cc_out = File.openAsString(cc_tmp + "output.txt");')
+        # from the menu, through the helper: live progress/status, Esc cancels and leaves
+        # nothing behind; from a macro (and headless) camcorr runs to the end
+        L.append("if (cc_interactive) {")
+        L.append('    File.saveString(cc_boot, cc_tmp + "boot.py");')
+        L.append('    File.saveString(cc_python + "\\n" + cc_tmp + "boot.py\\n" + cc_tmp + '
+                 '"args.txt\\n", cc_tmp + "command.txt");')
+        L.append(f'    run("{HELPER_COMMAND}", "action=exec image=0 folder=[" + cc_tmp + "] '
+                 'title=[" + cc_title + "]");')
+        L.append('    if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled')
+        L.append('    cc_out = File.openAsString(cc_tmp + "output.txt");')
+        L.append("} else")
+        L.append('    cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");')
     else:
         L.append('cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");')
     L.append('cc_at = indexOf(cc_out, "CAMCORR-STATUS ");')
@@ -834,7 +845,7 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
         L.append('        cc_fail(label + ": not " + kind + ". Expected " + kind + ", received \'" + v '
                  '+ "\'. Fix: write it like " + key + "=5.");')
         L.append("}")
-    if op.name in ("frc", "gain-estimate"):
+    if True:  # every command shows numbers in a table
         L.append("function cc_table_name(name) {")
         L.append("    // headless ImageJ keeps a single table, \"Results\": the command's numbers replace")
         L.append("    // its rows (a named table of its own with a display)")

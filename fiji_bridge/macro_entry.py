@@ -19,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["main", "label_of", "EXTRA_IMAGE", "EXTRA_TABLE"]
+__all__ = ["main", "label_of", "numbers_rows", "EXTRA_IMAGE", "EXTRA_TABLE", "EXTRA_NUMBERS"]
 
 EXTRA_IMAGE = "extra-image.tif"
 EXTRA_TABLE = "extra-table.csv"
+#: The run's QC numbers (:attr:`camcorr.operations.RunResult.numbers`, nested keys joined by
+#: '.'), shown by the macro as a named Results table ``quantity, value``.
+EXTRA_NUMBERS = "extra-numbers.csv"
 
 
 def label_of(p) -> str:
@@ -41,6 +44,26 @@ def _relabel(message: str, op) -> str:
                 message = message.replace(f"'{flag}'", label_of(p))
                 message = message.replace(f" {flag} ", f" {label_of(p)} ")
     return message
+
+
+def numbers_rows(numbers: Dict, prefix: str = "") -> List[str]:
+    """``'quantity,value'`` rows of a RunResult's numbers: nested dicts flattened with '.'
+    (``held_out.cv_after``), booleans as yes/no, numbers with 6 significant digits, short texts
+    (commas replaced); lists and long texts are left out (they are in the Log)."""
+    rows = []
+    for k, v in numbers.items():
+        if isinstance(v, dict):
+            rows += numbers_rows(v, f"{prefix}{k}.")
+        elif isinstance(v, bool):
+            rows.append(f"{prefix}{k},{'yes' if v else 'no'}")
+        elif isinstance(v, (int, float)) or hasattr(v, "dtype"):
+            try:
+                rows.append(f"{prefix}{k},{float(v):.6g}")
+            except (TypeError, ValueError):
+                pass
+        elif isinstance(v, str) and 0 < len(v) <= 40:
+            rows.append(f"{prefix}{k},{v.replace(',', ';')}")
+    return rows
 
 
 def _extras(op, values: Dict, folder: Path):
@@ -148,17 +171,34 @@ def run(argv: Sequence[str], *, operations=None) -> int:
             argv += ["--report", values["report"]]
         if "progress" in names:
             argv.append("--no-progress")  # a text progress bar would only fill the Log window
+    from camcorr.operations import RunResult
+
+    results = []
+    show = RunResult.print
+
+    def keep_and_print(self, *args, **kwargs):  # the RunResult camcorr.cli.main prints
+        results.append(self)
+        return show(self, *args, **kwargs)
+
     err = io.StringIO()
+    RunResult.print = keep_and_print
     try:
         with contextlib.redirect_stderr(err):
             status = int(cli_main(argv, operations) or 0)
     except SystemExit as exc:  # argparse: a usage error
         status = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        RunResult.print = show
     text = err.getvalue()
     if status == 0:
         sys.stderr.write(text)
         if op is not None and extras:
             _extras(op, values, folder)
+            # the gain report (a superset) and the FRC curve have tables of their own
+            rows = numbers_rows(results[-1].numbers) if results else []
+            if rows and op.name not in ("gain-estimate", "frc"):
+                (folder / EXTRA_NUMBERS).write_text("quantity,value\n" + "\n".join(rows) + "\n",
+                                                    encoding="utf-8")
         return 0
     message = " ".join(text.split())
     marker = message.rfind(": error: ")

@@ -139,7 +139,7 @@ def test_toy_parameters_match_definition():
     assert fiji["factor"] == ("Double", {"label": "Factor (x)", "description":
                                          "Multiplier. Unit: x.", "value": "2", "min": "0",
                                          "max": "100", "style": "format:#.######",
-                                         "persist": "false"})
+                                         "required": "false", "persist": "false"})
     assert "output" not in fiji and "image" not in fiji  # hidden / the current image
     assert fiji["offset_file"][0] == "String"  # optional path: empty = not set
 

@@ -115,6 +115,7 @@ def headless(fiji_copy, tmp_path_factory):
     makeRectangle(2, 3, 6, 5);                                // a selection never crops
     run("Selective Median", "rule=mad k=4 mean_pass save_mask");
     print("CURRENT_AFTER_MEDIAN " + getTitle());
+    saveAs("Results", "{out}/median_numbers.csv");
     selectImage("stack.tif");
     print("SELECTION_KEPT " + selectionType());
     save_result("stack (Selective Median)", "{out}/median.tif");
@@ -122,7 +123,8 @@ def headless(fiji_copy, tmp_path_factory):
     print("TIME median " + (getTime() - t0));
     close("*");
     open("{d}/movie.tif");
-    run("A Posteriori Normalize", "reject_k=5 split_=even-odd");
+    run("A Posteriori Normalize", "reject_k=5 split_=even-odd stats=[{out}/stats.npz]");
+    saveAs("Results", "{out}/normalize_numbers.csv");
     save_result("movie (A Posteriori Normalize)", "{out}/normalize.tif");
     close("*");
     open("{d}/movie.tif");
@@ -138,12 +140,14 @@ def headless(fiji_copy, tmp_path_factory):
     close("*");
     open("{d}/tiles.tif");
     run("Flatfield Estimate", "output=[{out}/profiles.npz] method=empty-tiles sigma=2");
+    saveAs("Results", "{out}/flatfield_numbers.csv");
     save_result("tiles (Flatfield Estimate)", "{out}/flatfield_shown.tif");
     selectImage("tiles.tif");
     run("Flatfield Apply", "profiles=[{out}/profiles.npz] baseline=none");
     save_result("tiles (Flatfield Apply)", "{out}/applied.tif");
     close("*");
     run("Flash Carryover Calibrate", "calib_dir=[{d}/calib] output=[{out}/FlashParam.tif]");
+    saveAs("Results", "{out}/calibrate_numbers.csv");
     print("CURRENT_AFTER_CALIBRATE " + getTitle());
     close("*");
     open("{d}/raw.tif");
@@ -173,6 +177,21 @@ def headless(fiji_copy, tmp_path_factory):
                            flat=flat)
 
 
+def _numbers(path):
+    """{quantity: value} of a Results table saved by a command (``quantity,value`` rows)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for r in rows:
+        try:
+            out[r["quantity"]] = float(r["value"])
+        except ValueError:
+            out[r["quantity"]] = r["value"]
+    return out
+
+
 def _same(a, b):
     x, y = tifffile.imread(a), tifffile.imread(b)
     assert x.dtype == y.dtype and x.shape == y.shape, (a, x.dtype, x.shape, y.dtype, y.shape)
@@ -196,6 +215,9 @@ def test_headless_selective_median(headless):
     assert "CURRENT_AFTER_MEDIAN stack (Selective Median)" in h.log
     assert "SELECTION_KEPT 0" in h.log              # the rectangle is still on the input
     assert (tifffile.imread(h.out / "median.tif") != h.stack).any()  # hot pixels were replaced
+    # the QC numbers in the command's Results table: the count of the mask it showed
+    mask = tifffile.imread(h.out / "mask.tif")
+    assert _numbers(h.out / "median_numbers.csv")["flagged"] == int((mask > 0).sum()) > 0
 
 
 def test_headless_gain_and_normalize(headless):
@@ -205,6 +227,10 @@ def test_headless_gain_and_normalize(headless):
 
     h = headless
     _same(h.out / "normalize.tif", h.cli / "norm" / "movie.tif")
+    n = _numbers(h.out / "normalize_numbers.csv")       # its numbers; the statistics kept
+    assert n["n_frames"] == 20 and n["n_accepted"] <= 20 and n["sigma0"] > 0, n
+    assert (h.out / "stats.npz").is_file()
+    assert f"A Posteriori Normalize: wrote {h.out}/stats.npz" in h.log
     _same(h.out / "gain.tif", h.cli / "gain.tif")
     m = re.search(r"GAIN_REPORT (\d+) mean=([0-9.]+)", h.log)
     assert m and int(m.group(1)) > 10 and abs(float(m.group(2)) - 1) < 1e-6, h.log[-2000:]
@@ -231,6 +257,10 @@ def test_headless_flatfield_chain(headless):
         np.testing.assert_array_equal(shown, f["flatfield"])        # the flat-field is shown
     rel = shown / shown.mean() / (h.flat / h.flat.mean())
     assert np.abs(rel - 1).max() < 0.05
+    # in-sample and held-out QC numbers side by side in its Results table
+    n = _numbers(h.out / "flatfield_numbers.csv")
+    assert n["held_out.cv_after"] < n["held_out.cv_before"] and n["cv_after"] < n["cv_before"], n
+    assert "held_out.corner_centre_after" in n and "corner_centre_after" in n
 
 
 def test_headless_flash_chain(headless):
@@ -240,6 +270,8 @@ def test_headless_flash_chain(headless):
     _same(h.out / "FlashParam.tif", h.cli / "FlashParam.tif")
     _same(h.out / "flash.tif", h.cli / "flash" / "raw.tif")
     assert "CURRENT_AFTER_CALIBRATE Flash Carryover Calibrate" in h.log
+    n = _numbers(h.out / "calibrate_numbers.csv")
+    assert n["n_failed"] == 0 and n["n_levels"] > 0 and n["n_pairs"] > 0, n
 
 
 #: Bad macro calls: (macro code, words of the one error line).  ``k=abc`` and a left-out
@@ -261,45 +293,23 @@ ERROR_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def error_runs(fiji_copy, tmp_path_factory):
-    """Every bad call of ERROR_CASES in one headless Fiji: each case is its own macro file, run
-    from a driver macro with ``runMacro`` (which returns ``"[aborted]"`` when the case's macro
-    was stopped); returns ({case: its part of the log, ``RETURNED <value> <open images>``
-    included}, files left in Java's temporary folder)."""
-    d = tmp_path_factory.mktemp("errors")
-    stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
-    tifffile.imwrite(d / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    driver = []
-    for case in sorted(ERROR_CASES):
-        (d / f"{case}.ijm").write_text(ERROR_CASES[case][0].format(d=d)
-                                       + '\nprint("NOT_STOPPED " + nImages);\n')
-        driver.append(f'print("CASE {case}"); r = runMacro("{d}/{case}.ijm"); '
-                      f'print("RETURNED " + r + " " + nImages); close("*");')
-    driver.append('print("CASE end");')
-    log, _, javatmp = run_fiji_macro(fiji_copy, "\n".join(driver), d)
-    parts = log.split("CASE ")
-    by_case = {p.split("\n", 1)[0].strip(): p for p in parts[1:]}
-    assert "end" in by_case, log[-3000:]
-    return by_case, os.listdir(javatmp)
-
-
 @pytest.mark.parametrize("case", sorted(ERROR_CASES))
-def test_errors_name_the_dialog_label_and_stop_the_macro(error_runs, case):
+def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path, case):
     """Bad values: one ``[Camera Corrections] ERROR`` line naming the dialog label and macro
     key; the calling macro stops there (as after an ImageJ command's error); no result image,
-    no dialog or exception (headless) and no temporary file is left."""
-    by_case, left = error_runs
-    log = by_case[case]
-    words = ERROR_CASES[case][1]
+    no dialog or exception (headless) and no temporary file is left.  One Fiji per case (see
+    the README's known limits: after a stopped macro the next command of the same session can
+    be hit by ImageJ's abort)."""
+    code, words = ERROR_CASES[case]
+    stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    macro = code.format(d=tmp_path) + '\nprint("NOT_STOPPED " + nImages);\n'
+    log, _, javatmp = run_fiji_macro(fiji_copy, macro, tmp_path)
     lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
-    assert len(lines) == 1 and all(w in lines[0] for w in words), (case, log)
-    assert "NOT_STOPPED" not in log, (case, log)              # the macro stopped
-    assert "RETURNED [aborted]" in log, (case, log)
-    want_images = 0 if case == "no_image" else 1              # the input only, no result
-    assert f"RETURNED [aborted] {want_images}" in log, (case, log)
-    assert "Exception" not in log, (case, log)
-    assert left == []                                         # nothing left behind
+    assert len(lines) == 1 and all(w in lines[0] for w in words), (case, log[-3000:])
+    assert "NOT_STOPPED" not in log, (case, log[-3000:])     # the macro stopped
+    assert "Exception" not in log, (case, log[-3000:])
+    assert os.listdir(javatmp) == [], case                   # nothing left behind
 
 
 #: Every command, from the menu, with non-default values: (command, input, result title, result

@@ -45,12 +45,13 @@ GAIN_NORMALIZE = Operation(
         Param("stats", "output_file", label="Statistics file", cli="--stats",
               metavar="STATS.npz",
               help="Where to save the per-pixel statistics (two half sets, frame selection). "
-                   "Default: OUTDIR/normalization_stats.npz.", frontends=_CLI),
+                   "Default: OUTDIR/normalization_stats.npz (in Fiji: not kept).",
+              frontends=("cli", "fiji")),
         Param("from_stats", "file", label="Use saved statistics", cli="--from-stats",
               metavar="STATS.npz",
               help="Correct the frames with statistics saved earlier instead of measuring them "
                    "(e.g. from the last few thousand frames of the same camera).",
-              frontends=_CLI),
+              frontends=("cli", "fiji")),
         Param("sigma0", "float", default=None, limits=LIMITS["sigma0"], cli="--sigma0", unit="ADU",
               label="Target standard deviation",
               help="Standard deviation every pixel vector gets; blank: the mean of the per-pixel "

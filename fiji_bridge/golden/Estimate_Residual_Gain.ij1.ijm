@@ -98,6 +98,7 @@ for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
 cc_open(cc_tmp + "output.tif", "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_kv_table(cc_title + " report of " + cc_source, cc_tmp + "extra-table.csv");
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results" + " of " + cc_source, cc_tmp + "extra-numbers.csv");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -137,7 +138,9 @@ function cc_kv_table(name, path) {
     for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
         cc_c = split(cc_lines[cc_i], ",");
         Table.set("quantity", cc_i - 1, cc_c[0], name);
-        Table.set("value", cc_i - 1, cc_c[1], name);
+        cc_v = parseFloat(cc_c[1]);
+        if (isNaN(cc_v)) Table.set("value", cc_i - 1, cc_c[1], name);
+        else Table.set("value", cc_i - 1, cc_v, name);
     }
     Table.update(name);
 }

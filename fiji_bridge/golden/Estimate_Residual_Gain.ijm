@@ -75,11 +75,14 @@ cc_v = cc_num(read_noise_e, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--re
 cc_v = "" + fields; if (cc_v != "" && cc_v != "null") { cc_arg("--fields"); cc_arg(cc_v); }
 File.saveString(cc_args, cc_tmp + "args.txt");
 showStatus(cc_title + ": running camcorr...");
-File.saveString(cc_boot, cc_tmp + "boot.py");
-File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
-run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
-if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
-cc_out = File.openAsString(cc_tmp + "output.txt");
+if (cc_interactive) {
+    File.saveString(cc_boot, cc_tmp + "boot.py");
+    File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
+    run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+    if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
+    cc_out = File.openAsString(cc_tmp + "output.txt");
+} else
+    cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");
 cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
@@ -93,6 +96,7 @@ for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
 cc_open(cc_tmp + "output.tif", "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_kv_table(cc_title + " report of " + cc_source, cc_tmp + "extra-table.csv");
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results" + " of " + cc_source, cc_tmp + "extra-numbers.csv");
 if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
     cc_rec = "";
     if ("" + gain_ref != "") cc_rec = cc_rec + " gain_ref=" + cc_rec_text(gain_ref);
@@ -148,7 +152,9 @@ function cc_kv_table(name, path) {
     for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
         cc_c = split(cc_lines[cc_i], ",");
         Table.set("quantity", cc_i - 1, cc_c[0], name);
-        Table.set("value", cc_i - 1, cc_c[1], name);
+        cc_v = parseFloat(cc_c[1]);
+        if (isNaN(cc_v)) Table.set("value", cc_i - 1, cc_c[1], name);
+        else Table.set("value", cc_i - 1, cc_v, name);
     }
     Table.update(name);
 }

@@ -32,11 +32,14 @@ cc_arg("" + calib_dir);
 cc_v = "" + output; if (cc_v != "" && cc_v != "null") { cc_arg("--output"); cc_arg(cc_v); }
 File.saveString(cc_args, cc_tmp + "args.txt");
 showStatus(cc_title + ": running camcorr...");
-File.saveString(cc_boot, cc_tmp + "boot.py");
-File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
-run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
-if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
-cc_out = File.openAsString(cc_tmp + "output.txt");
+if (cc_interactive) {
+    File.saveString(cc_boot, cc_tmp + "boot.py");
+    File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
+    run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+    if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
+    cc_out = File.openAsString(cc_tmp + "output.txt");
+} else
+    cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");
 cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
@@ -50,6 +53,7 @@ for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
 if ("" + output != "") print(cc_title + ": wrote " + output);
 if (endsWith(toLowerCase("" + output), ".tif") && File.exists("" + output)) cc_open("" + output, "");
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results", cc_tmp + "extra-numbers.csv");
 if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
     cc_rec = "";
     if ("" + calib_dir != "") cc_rec = cc_rec + " calib_dir=" + cc_rec_text(calib_dir);
@@ -63,6 +67,12 @@ showStatus(cc_title + ": done");
 exit();
 
 function cc_arg(v) { cc_args = cc_args + v + "\n"; }
+function cc_table_name(name) {
+    // headless ImageJ keeps a single table, "Results": the command's numbers replace
+    // its rows (a named table of its own with a display)
+    if (cc_headless == "true") return "Results";
+    return name;
+}
 function cc_list(v) {
     cc_parts = split(v, ";");
     for (cc_j = 0; cc_j < cc_parts.length; cc_j++)
@@ -76,6 +86,19 @@ function cc_num(v, decimals) {
     if (decimals == 0) return d2s(v, 0);
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
+}
+function cc_kv_table(name, path) {
+    cc_lines = split(File.openAsString(path), "\n");
+    name = cc_table_name(name);
+    Table.create(name);
+    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
+        cc_c = split(cc_lines[cc_i], ",");
+        Table.set("quantity", cc_i - 1, cc_c[0], name);
+        cc_v = parseFloat(cc_c[1]);
+        if (isNaN(cc_v)) Table.set("value", cc_i - 1, cc_c[1], name);
+        else Table.set("value", cc_i - 1, cc_v, name);
+    }
+    Table.update(name);
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");

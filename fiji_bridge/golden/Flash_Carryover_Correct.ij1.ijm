@@ -87,6 +87,7 @@ for (cc_i = 0; cc_i < cc_list_out.length; cc_i++) {
     }
 }
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results" + " of " + cc_source, cc_tmp + "extra-numbers.csv");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -98,6 +99,12 @@ function cc_check_num(opts, key, label, whole) {
     kind = "a number"; if (whole) kind = "a whole number";
     if (isNaN(parseFloat(v)) || (whole && !matches(v, "[-+]?[0-9]+")))
         cc_fail(label + ": not " + kind + ". Expected " + kind + ", received '" + v + "'. Fix: write it like " + key + "=5.");
+}
+function cc_table_name(name) {
+    // headless ImageJ keeps a single table, "Results": the command's numbers replace
+    // its rows (a named table of its own with a display)
+    if (cc_headless == "true") return "Results";
+    return name;
 }
 function cc_list(v) {
     cc_parts = split(v, ";");
@@ -112,6 +119,19 @@ function cc_num(v, decimals) {
     if (decimals == 0) return d2s(v, 0);
     if (v != 0 && (abs(v) >= 1e9 || abs(v) < 1e-4)) return d2s(v, -9);
     return d2s(v, 9);
+}
+function cc_kv_table(name, path) {
+    cc_lines = split(File.openAsString(path), "\n");
+    name = cc_table_name(name);
+    Table.create(name);
+    for (cc_i = 1; cc_i < cc_lines.length; cc_i++) {
+        cc_c = split(cc_lines[cc_i], ",");
+        Table.set("quantity", cc_i - 1, cc_c[0], name);
+        cc_v = parseFloat(cc_c[1]);
+        if (isNaN(cc_v)) Table.set("value", cc_i - 1, cc_c[1], name);
+        else Table.set("value", cc_i - 1, cc_v, name);
+    }
+    Table.update(name);
 }
 function cc_open(path, suffix) {
     if (!File.exists(path)) cc_fail("camcorr reported success but wrote no result (" + path + ").");

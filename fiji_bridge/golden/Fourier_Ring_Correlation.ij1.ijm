@@ -72,6 +72,7 @@ for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
     if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results" + " of " + cc_source, cc_tmp + "extra-numbers.csv");
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();

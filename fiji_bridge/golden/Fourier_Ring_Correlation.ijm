@@ -57,11 +57,14 @@ cc_v = cc_num(n_sigma, 9); if (cc_v != "" && cc_v != "null") { cc_arg("--n-sigma
 cc_v = "" + window; if (cc_v != "" && cc_v != "null") { cc_arg("--window"); cc_arg(cc_v); }
 File.saveString(cc_args, cc_tmp + "args.txt");
 showStatus(cc_title + ": running camcorr...");
-File.saveString(cc_boot, cc_tmp + "boot.py");
-File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
-run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
-if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
-cc_out = File.openAsString(cc_tmp + "output.txt");
+if (cc_interactive) {
+    File.saveString(cc_boot, cc_tmp + "boot.py");
+    File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
+    run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+    if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
+    cc_out = File.openAsString(cc_tmp + "output.txt");
+} else
+    cc_out = exec(cc_python, "-c", cc_boot, cc_tmp + "args.txt");
 cc_at = indexOf(cc_out, "CAMCORR-STATUS ");
 if (cc_at < 0) cc_fail("camcorr could not be run with " + cc_python + ":\n" + cc_out);
 cc_status = parseInt(String.trim(substring(cc_out, cc_at + 15)));
@@ -74,6 +77,7 @@ for (cc_i = 0; cc_i < cc_msg_lines.length; cc_i++)
     if (cc_msg_lines[cc_i] != "" && indexOf(cc_msg_lines[cc_i], cc_tmp) < 0) print(cc_msg_lines[cc_i]);
 if (File.exists(cc_tmp + "extra-image.tif")) cc_open(cc_tmp + "extra-image.tif", "");
 if (File.exists(cc_tmp + "extra-table.csv")) cc_frc_results();
+if (File.exists(cc_tmp + "extra-numbers.csv")) cc_kv_table(cc_title + " results" + " of " + cc_source, cc_tmp + "extra-numbers.csv");
 if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null") {
     cc_rec = "";
     if ("" + b != "") cc_rec = cc_rec + " b=" + cc_rec_text(b);
