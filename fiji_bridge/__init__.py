@@ -15,6 +15,9 @@ run_operation(name, image, ij=None, **values)
     Run an operation on an ImagePlus / Dataset / array; returns an ImagePlus.
 run_on_array(name, array, values)
     The same on numpy arrays.
+run_in_memory(name, array, values)
+    Operations of ``engine.IN_MEMORY`` (the selective median) on a (Z, Y, X) array without
+    temporary files; returns the RunResult (arrays, numbers).
 numpy_to_imageplus(array, title, axes=None, calibration=None), imageplus_to_numpy(imp,
 keep_axes=False), imageplus_axes(imp), imageplus_calibration(imp),
 start_ij1(ij_jar=None, plugins_dir=None, gui=False)
@@ -26,7 +29,7 @@ _EXPORTS = {
     "install": "install", "uninstall": "install", "detect_installation": "install",
     "script_files": "generate", "render_ijm": "generate",
     "start_fiji": "session", "run_operation": "session", "to_numpy": "session",
-    "run_on_array": "engine",
+    "run_on_array": "engine", "run_in_memory": "engine",
     "numpy_to_imageplus": "convert", "imageplus_to_numpy": "convert", "imageplus_axes": "convert",
     "imageplus_calibration": "convert", "start_ij1": "convert", "find_ij_jar": "convert",
 }

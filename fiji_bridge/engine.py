@@ -1,9 +1,11 @@
-"""Run an operation in this Python process on numpy arrays (what the Python-mode commands and
-:func:`fiji_bridge.run_operation` do).
+"""Run an operation in this Python process on numpy arrays (what
+:func:`fiji_bridge.run_operation` does).
 
-The operation's command-line runner is called in process with the array written to a temporary
-TIFF (and outputs read back), so Fiji, the command line and CellProfiler run exactly the same
-validated code path; the temporary folder is always removed.
+Operations in :data:`IN_MEMORY` run on the array itself (:func:`run_in_memory`: the command
+line's translation, :meth:`camcorr.operations.Operation.engine_kwargs`, and its engine function;
+no temporary file).  The others call the operation's command-line runner in process with the
+array written to a temporary TIFF (and outputs read back), so Fiji, the command line and
+CellProfiler run exactly the same validated code path; the temporary folder is always removed.
 """
 from __future__ import annotations
 
@@ -18,7 +20,61 @@ from camcorr.operations import Operation, RunResult, get_operation, run_status
 
 from .generate import _roles, _temp_outputs
 
-__all__ = ["run_on_array"]
+__all__ = ["run_on_array", "run_in_memory", "IN_MEMORY"]
+
+#: Operations that run on an in-memory (Z, Y, X) array without temporary files.
+IN_MEMORY = ("median",)
+
+
+def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
+                  values: Optional[Dict] = None) -> RunResult:
+    """Run `operation` on the array `image` in this process, without temporary files.
+
+    The command line's translation (:meth:`~camcorr.operations.Operation.engine_kwargs`) and
+    engine function, so the pixels are the command line's (tested against it).
+
+    Parameters
+    ----------
+    operation : str or Operation
+        One of :data:`IN_MEMORY`.
+    image : ndarray, shape (Z, Y, X)
+        The stack in ADU (one channel; hyperstacks go through :func:`run_on_array`).
+    values : dict, optional
+        Other parameters by name (missing ones take their defaults).
+
+    Returns
+    -------
+    RunResult
+        ``arrays['output']``: the corrected stack (the input's dtype); ``median`` also
+        ``arrays['mask']`` (bool, Y, X) and the numbers ``flagged``/``percent``.
+
+    Raises
+    ------
+    CamcorrError
+        An operation without an in-memory path, not a 3-D array, or bad values.
+    """
+    from camcorr.operations import kwargs_for
+
+    op = get_operation(operation) if isinstance(operation, str) else operation
+    if op.name not in IN_MEMORY:
+        raise CamcorrError("no in-memory path for this operation", argument="operation",
+                           expected=" or ".join(IN_MEMORY), received=op.name,
+                           fix="Use fiji_bridge.engine.run_on_array")
+    arr = np.asarray(image)
+    if arr.ndim != 3:
+        raise CamcorrError("not a stack", argument="image",
+                           expected="a (Z, Y, X) array", received=f"shape {arr.shape}")
+    current, _, _ = _roles(op)
+    vals = dict(values or {})
+    vals[current.name] = "<array in memory>"
+    validated = op.validate(vals, frontend="fiji")
+    kwargs = op.engine_kwargs(validated, image_shape=arr.shape[-2:])
+    from camcorr.median.selective import selective_median
+
+    res = selective_median(arr, **kwargs_for(selective_median, kwargs))
+    mask = np.asarray(res.mask, dtype=bool)
+    return RunResult(arrays={"output": res.corrected, "mask": mask},
+                     numbers={"flagged": int(mask.sum()), "percent": 100.0 * float(mask.mean())})
 
 
 def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] = None,
@@ -62,6 +118,10 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
     from camcorr.io import read_tiff, write_tiff
 
     op = get_operation(operation) if isinstance(operation, str) else operation
+    if (op.name in IN_MEMORY and image is not None and np.ndim(image) == 3
+            and (axes is None or str(axes).upper() == "ZYX")):
+        out = run_in_memory(op, image, values).arrays["output"]
+        return (out, "ZYX") if return_axes else out
     current, dialog, hidden = _roles(op)
     vals = dict(values or {})
     with tempfile.TemporaryDirectory(prefix="camcorr-fiji-") as tmp:

@@ -557,3 +557,32 @@ def test_pyimagej_session_runs_every_operation(fiji_copy, tmp_path, rng):
         np.testing.assert_array_equal(np.load(d / "py_flat.npy"), g["flatfield"])
     np.testing.assert_array_equal(tifffile.imread(d / "py_FlashParam.tif"),
                                   tifffile.imread(cli / "FlashParam.tif"))
+
+
+def test_in_memory_median_equals_cli_without_temporary_files(tmp_path, monkeypatch, rng):
+    """``run_on_array`` on a (Z, Y, X) array (what pyimagej's ``run_operation`` calls): the
+    selective median runs on the array itself (``run_in_memory``: no temporary file), and its
+    pixels, mask and count equal the command line's."""
+    import tempfile
+
+    from fiji_bridge.engine import run_in_memory, run_on_array
+
+    stack = rng.poisson(200, (10, 20, 18)).astype(np.uint16)
+    stack[::2, 4, 9] += 3000
+    stack[:, 7, 3] += 4000
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    out = run_on_array("median", stack, {"k": 4.0, "mean_pass": True})
+    res = run_in_memory("median", stack, {"k": 4.0, "mean_pass": True})
+    assert os.listdir(tmpdir) == []                       # nothing written
+    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    _cli("median", tmp_path / "s.tif", "-o", tmp_path / "c.tif", "--k", "4", "--mean-pass",
+         "--mask-out", tmp_path / "m.tif")
+    want = tifffile.imread(tmp_path / "c.tif")
+    assert out.dtype == want.dtype == res.arrays["output"].dtype
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(res.arrays["output"], want)
+    mask = tifffile.imread(tmp_path / "m.tif") > 0
+    np.testing.assert_array_equal(res.arrays["mask"], mask)
+    assert res.numbers["flagged"] == int(mask.sum()) > 0
