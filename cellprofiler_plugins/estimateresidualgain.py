@@ -35,7 +35,8 @@ FEATURES = [("Std", COLTYPE_FLOAT), ("LowPercentile", COLTYPE_FLOAT),
             ("StdAboveNoise", COLTYPE_FLOAT), ("FlagsWithinNoise", COLTYPE_INTEGER),
             ("NFrames", COLTYPE_INTEGER), ("Iterations", COLTYPE_INTEGER),
             ("StdHeldOut", COLTYPE_FLOAT), ("R2Halves", COLTYPE_FLOAT),
-            ("ResidualStdHeldOut", COLTYPE_FLOAT), ("HeldOutDisagrees", COLTYPE_INTEGER)]
+            ("ResidualStdHeldOut", COLTYPE_FLOAT), ("HeldOutDisagrees", COLTYPE_INTEGER),
+            ("R2Expected", COLTYPE_FLOAT), ("NoiseLimited", COLTYPE_INTEGER)]
 
 #: report key of every feature
 _REPORT_KEYS = {"Std": "std", "LowPercentile": "p2_5", "HighPercentile": "p97_5", "Max": "max",
@@ -99,6 +100,10 @@ single image, or computed upstream); it is read from the group's first cycle."""
              "std the other half reproduces (beside Std, the in-sample one), R^2 between the "
              "halves, the gain one half leaves in the other, and 1 when in-sample and held-out "
              "disagree (part of Std is noise, not gain)."),
+            ("R2Expected, NoiseLimited", "with independent fields: the R^2 to expect against "
+             "the true gain (from the held-out error and the structure left below the pooled "
+             "mean's noise), and 1 when it is below 0.9 because the specimen's pooled residual "
+             "limits the low spatial frequencies (more frames help); NaN / -1 with one field."),
         ],
         technical="""\
 Group state holds the gain (numpy array) and the report (JSON). The module is an aggregation
@@ -254,6 +259,11 @@ module: CellProfiler runs a group in one worker. 3D images are refused (frames a
                 values[feature] = -1 if v is None else int(bool(v))
             else:
                 values[feature] = np.nan if v is None else float(v)
+        sc = rep.get("scales") or {}
+        v = sc.get("r2_expected")
+        values["R2Expected"] = np.nan if v is None else float(v)
+        v = sc.get("noise_limited")
+        values["NoiseLimited"] = -1 if v is None else int(bool(v))
         values["NFrames"] = d["n_frames"]
         values["Iterations"] = d["iterations"]
         self.add_measurements(workspace, self.gain_name.value, values)

@@ -36,6 +36,9 @@ def test_heldout_measurements_and_fields_setting():
         ho["residual_std_heldout"])
     assert meas["ResidualGain_HeldOutDisagrees_Gain"] == int(ho["disagree"])
     assert meas["ResidualGain_Std_Gain"] == pytest.approx(ref.report["std"])
+    assert meas["ResidualGain_R2Expected_Gain"] == pytest.approx(
+        ref.report["scales"]["r2_expected"])
+    assert meas["ResidualGain_NoiseLimited_Gain"] == int(ref.report["scales"]["noise_limited"])
 
 
 def test_revision_1_settings_get_fields_same():
