@@ -274,14 +274,22 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     acc2 = np.zeros_like(C)
     for g in np.nonzero(used)[0]:
         d = dctn(s[g] / n_g[g], norm="ortho")
-        acc2 += n_g[g] * d * d
+        d *= d
+        d *= n_g[g]
+        acc2 += d
+        del d
     dbar = dctn(pooled, norm="ortho")
+    dbar *= dbar
+    dbar *= n
+    acc2 -= dbar
+    del dbar
     k = int(used.sum())
     if k >= 2:
-        var2 = np.clip((acc2 - n * dbar * dbar) / (k - 1), 0.0, None)
-        noise2 = uniform_filter(var2, AREA_NOISE_POOL, mode="nearest") / n
+        np.clip(acc2 / (k - 1), 0.0, None, out=acc2)
+        noise2 = uniform_filter(acc2, AREA_NOISE_POOL, mode="nearest") / n
     else:
         noise2 = np.full_like(C, np.inf)
+    del acc2
     power = C * C
     mask2 = np.ones(C.shape, bool)
     mask2[0, :] = False
