@@ -153,9 +153,10 @@ def _norm(a: np.ndarray) -> np.ndarray:
 def _safe_log_ratio(a, b):
     """log(a / b) (normalised to mean 1 first), 0 where either is not positive."""
     a, b = _norm(np.asarray(a, np.float64)), _norm(np.asarray(b, np.float64))
-    out = np.zeros(a.shape, dtype=np.float64)
-    ok = (a > 0) & (b > 0)
-    out[ok] = np.log(a[ok] / b[ok])
+    out = np.ones(a.shape, dtype=np.float64)
+    np.divide(a, b, out=out, where=(a > 0) & (b > 0))
+    np.clip(out, 1e-300, None, out=out)  # a ratio that underflows stays finite
+    np.log(out, out=out)
     return out
 
 
