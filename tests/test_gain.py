@@ -81,6 +81,25 @@ def test_plumbing_kernels_agree_with_numpy(rng):
     b[5, 6] = np.inf
     assert K.frame_stats(b) == K.frame_stats_numpy(b)
     assert K.frame_stats(np.arange(6, dtype=np.uint16).reshape(2, 3)) == (0.0, 5.0, 0, True)
+    for dtype in (np.uint16, np.int32):
+        ints = rng.integers(3, 900, (70, 45)).astype(dtype)
+        assert K.frame_stats(ints) == K.frame_stats_numpy(ints)
+        for offset in (0.0, 100.0, 2.5):
+            np.testing.assert_array_equal(K.to_float32(ints, offset),
+                                          K.to_float32_numpy(ints, offset))
+    # transposes larger than the kernel's tiles, sides not multiples of them
+    big = rng.normal(size=(300, 131)).astype(np.float32)
+    np.testing.assert_array_equal(K.transpose(big), K.transpose_numpy(big))
+    out = np.empty((131, 300), dtype=np.float32)
+    assert K.transpose(big, out=out) is out
+    np.testing.assert_array_equal(out, big.T)
+    # sorting into given buffers equals the allocating call
+    S0, o0 = K.sort_lines(big)
+    bufs = (np.empty_like(big), np.empty(big.shape, dtype=np.int32))
+    S1, o1 = K.sort_lines(big, out=bufs)
+    assert S1 is bufs[0] and o1 is bufs[1]
+    np.testing.assert_array_equal(S0, S1)
+    np.testing.assert_array_equal(o0, o1)
     num1, den1 = np.ones((70, 45)), np.ones((70, 45))
     num2, den2 = num1.copy(), den1.copy()
     e_col_t = rng.normal(size=(45, 70)).astype(np.float32)
@@ -92,6 +111,26 @@ def test_plumbing_kernels_agree_with_numpy(rng):
     K.accumulate_frame_numpy(num2, den2, a, a * 3)
     np.testing.assert_allclose(num1, num2, rtol=1e-12)
     np.testing.assert_allclose(den1, den2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_reused_buffers_equal_fresh_accumulators(striped_gain, offset):
+    # GainAccumulator reuses one frame's temporaries for every frame: frame after frame it must
+    # give exactly what a fresh accumulator per frame gives (nothing of a frame leaks into the
+    # next), integer (tied) and float frames
+    mv = C.integrating_movie(striped_gain.gain, 6, contrast=0.1, rng=21)
+    for frames in (mv.frames, mv.frames.astype(np.float32) * np.float32(1.37)):
+        one = GainAccumulator(offset=offset)
+        one.add(frames)
+        merged = GainAccumulator(offset=offset)
+        for i, frame in enumerate(frames):
+            fresh = GainAccumulator(offset=offset)
+            fresh.n_frames = i    # same even/odd half as in `one`
+            fresh.add(frame)
+            fresh.n_frames = 1
+            merged.merge(fresh)
+        np.testing.assert_array_equal(one.num, merged.num)
+        np.testing.assert_array_equal(one.den, merged.den)
 
 
 def test_midrank_ties_get_mean_of_their_ranks():

@@ -42,7 +42,7 @@ __all__ = [
     "equalise_lines",
     "equalise_lines_numpy",
     "equalise_tv",
-    "group_ends",
+    "tie_groups",
     "total_variation",
     "total_variation_numpy",
     "midway_lines",
@@ -83,35 +83,40 @@ def _keys_of(line_f32):
 
 @numba.njit(cache=True)
 def _radix_argsort(keys, idx, tmp_keys, tmp_idx, counts):
-    """Stable LSD radix argsort of uint32 `keys` (8-bit digits); result in keys/idx."""
+    """Stable LSD radix argsort of uint32 `keys` (8-bit digits); result in keys/idx.
+
+    `counts` (4, 256): the histograms of all four digits are taken in one pass over the keys;
+    digits that are the same for every key are skipped.
+    """
     n = keys.shape[0]
+    for d in range(4):
+        for b in range(256):
+            counts[d, b] = 0
     for i in range(n):
+        k = keys[i]
+        counts[0, k & np.uint32(255)] += 1
+        counts[1, (k >> np.uint32(8)) & np.uint32(255)] += 1
+        counts[2, (k >> np.uint32(16)) & np.uint32(255)] += 1
+        counts[3, k >> np.uint32(24)] += 1
         idx[i] = i
+    if n == 0:
+        return
     src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
     swapped = False
-    for shift in range(0, 32, 8):
-        for b in range(256):
-            counts[b] = 0
-        for i in range(n):
-            counts[(src_k[i] >> np.uint32(shift)) & np.uint32(255)] += 1
-        constant = False
-        for b in range(256):
-            if counts[b] == n:
-                constant = True
-                break
-            if counts[b] != 0:
-                break
-        if constant:
-            continue
+    for d in range(4):
+        shift = np.uint32(8 * d)
+        c = counts[d]
+        if c[(src_k[0] >> shift) & np.uint32(255)] == n:
+            continue   # constant digit
         total = 0
         for b in range(256):
-            c = counts[b]
-            counts[b] = total
-            total += c
+            v = c[b]
+            c[b] = total
+            total += v
         for i in range(n):
-            d = (src_k[i] >> np.uint32(shift)) & np.uint32(255)
-            pos = counts[d]
-            counts[d] = pos + 1
+            dig = (src_k[i] >> shift) & np.uint32(255)
+            pos = c[dig]
+            c[dig] = pos + 1
             dst_k[pos] = src_k[i]
             dst_i[pos] = src_i[i]
         src_k, dst_k = dst_k, src_k
@@ -150,7 +155,7 @@ def _sort_lines_numba(L, V, T, use_values, use_ties, S, order):
         idx = np.empty(n, dtype=np.int32)
         tk = np.empty(n, dtype=np.uint32)
         ti = np.empty(n, dtype=np.int32)
-        counts = np.empty(256, dtype=np.int64)
+        counts = np.empty((4, 256), dtype=np.int64)
         _radix_argsort(keys, idx, tk, ti, counts)   # leaves `keys` sorted
         src = V[l] if use_values else line
         for k in range(n):
@@ -167,7 +172,7 @@ def _sort_lines_numba(L, V, T, use_values, use_ties, S, order):
             _group_mean_inplace(keys, S[l])
 
 
-def sort_lines(L: np.ndarray, values=None, ties=None):
+def sort_lines(L: np.ndarray, values=None, ties=None, out=None):
     """Sort every line of `L` (numba, parallel over lines).
 
     Parameters
@@ -182,6 +187,8 @@ def sort_lines(L: np.ndarray, values=None, ties=None):
         replaced by their mean, so pixels that were tied in the recording stay tied (e.g. when
         the values are integer counts divided by a gain estimated from the same data, whose noise
         must not order them).
+    out : (ndarray float32, ndarray int32), optional
+        Buffers for ``S`` and ``order`` (shape of `L`).
 
     Returns
     -------
@@ -191,8 +198,11 @@ def sort_lines(L: np.ndarray, values=None, ties=None):
         ``order[l, k]``: pixel index of rank k (stable among ties).
     """
     L = np.ascontiguousarray(L, dtype=np.float32)
-    S = np.empty_like(L)
-    order = np.empty(L.shape, dtype=np.int32)
+    if out is None:
+        S = np.empty_like(L)
+        order = np.empty(L.shape, dtype=np.int32)
+    else:
+        S, order = out
     V = L if values is None else np.ascontiguousarray(values, dtype=np.float32)
     T = L if ties is None else np.ascontiguousarray(ties, dtype=np.float32)
     if V.shape != L.shape or T.shape != L.shape:
@@ -247,30 +257,51 @@ def _midrank_scatter(s_line, ref, order_line, out_line):
 
 
 @numba.njit(cache=True, parallel=True)
-def _group_ends_numba(S, G):
+def _tie_groups_numba(S, T, counts):
     m, n = S.shape
     for l in numba.prange(m):
         s = S[l]
-        g = G[l]
+        t = T[l]
+        c = 0
         k = 0
         while k < n:
             e = k + 1
             while e < n and s[e] == s[k]:
                 e += 1
-            g[k] = e
+            if e - k > 1:
+                t[2 * c] = k
+                t[2 * c + 1] = e
+                c += 1
             k = e
+        counts[l] = c
 
 
-def group_ends(S: np.ndarray) -> np.ndarray:
-    """Tie groups of sorted lines: ``G[l, k]`` = end (exclusive) of the run of values equal to
-    ``S[l, k]``, stored at the first rank k of every run (other entries are unspecified)."""
-    G = np.empty(S.shape, dtype=np.int32)
-    _group_ends_numba(S, G)
-    return G
+def tie_groups(S: np.ndarray, out=None):
+    """Tie groups of sorted lines (runs of equal values longer than one rank).
+
+    Parameters
+    ----------
+    S : ndarray, float32, shape (n_lines, n)
+        Sorted lines (:func:`sort_lines`).
+    out : ndarray, int32, shape (n_lines, n), optional
+        Buffer for the group bounds.
+
+    Returns
+    -------
+    bounds : ndarray, int32, shape (n_lines, n)
+        ``bounds[l, 2 i]`` and ``bounds[l, 2 i + 1]``: first rank and end (exclusive) of the
+        i-th tie group of line l (other entries unspecified).
+    counts : ndarray, int64, shape (n_lines,)
+        Number of tie groups per line (lines of distinct values: 0).
+    """
+    T = np.empty(S.shape, dtype=np.int32) if out is None else out
+    counts = np.empty(S.shape[0], dtype=np.int64)
+    _tie_groups_numba(S, T, counts)
+    return T, counts
 
 
 @numba.njit(cache=True)
-def _equalise_line(S, order, G, w, l, ref, out_line):
+def _equalise_line(S, order, T, counts, w, l, ref, out_line):
     m, n = S.shape
     radius = w.shape[0] - 1
     lo = max(0, l - radius)
@@ -285,22 +316,22 @@ def _equalise_line(S, order, G, w, l, ref, out_line):
         row = S[j]
         for k in range(n):
             ref[k] += wj * row[k]
-    # mid-rank: a tie group gets the mean of the smoothed values over its ranks
-    g = G[l]
+    # mid-rank: a tie group gets the mean of the smoothed values over its ranks (in rank
+    # order, only the groups longer than one rank), then one scatter to pixel order with no
+    # data-dependent control flow
+    t = T[l]
+    for i in range(counts[l]):
+        k = t[2 * i]
+        e = t[2 * i + 1]
+        acc = 0.0
+        for j in range(k, e):
+            acc += ref[j]
+        v = np.float32(acc / (e - k))
+        for j in range(k, e):
+            ref[j] = v
     ol = order[l]
-    k = 0
-    while k < n:
-        e = g[k]
-        if e == k + 1:
-            out_line[ol[k]] = ref[k]
-        else:
-            acc = 0.0
-            for j in range(k, e):
-                acc += ref[j]
-            v = np.float32(acc / (e - k))
-            for j in range(k, e):
-                out_line[ol[j]] = v
-        k = e
+    for k in range(n):
+        out_line[ol[k]] = ref[k]
 
 
 @numba.njit(cache=True)
@@ -312,7 +343,7 @@ def _line_tv(a, b):
 
 
 @numba.njit(cache=True, parallel=True)
-def _equalise_numba(S, order, G, w, E, factor, use_factor, n_chunks):
+def _equalise_numba(S, order, T, counts, w, E, factor, use_factor, n_chunks):
     """Equalise every line into E (times `factor` if used) and return the TV across lines.
 
     Lines are processed in contiguous chunks (one per task); the TV between consecutive lines of
@@ -327,7 +358,7 @@ def _equalise_numba(S, order, G, w, E, factor, use_factor, n_chunks):
         ref = np.empty(n, dtype=np.float32)
         acc = 0.0
         for l in range(start, stop):
-            _equalise_line(S, order, G, w, l, ref, E[l])
+            _equalise_line(S, order, T, counts, w, l, ref, E[l])
             if use_factor:
                 fl = factor[l]
                 el = E[l]
@@ -348,7 +379,7 @@ def _equalise_numba(S, order, G, w, E, factor, use_factor, n_chunks):
 def equalise_tv(S, order, weights, out=None, factor=None, groups=None):
     """:func:`equalise_lines` fused with :func:`total_variation` (numba, parallel).
 
-    `groups` (:func:`group_ends` of `S`) can be passed to reuse it across sigmas.
+    `groups` (:func:`tie_groups` of `S`) can be passed to reuse it across sigmas.
 
     Returns
     -------
@@ -362,9 +393,9 @@ def equalise_tv(S, order, weights, out=None, factor=None, groups=None):
     use = factor is not None
     fac = factor if use else out
     n_chunks = max(1, min(S.shape[0], 4 * numba.get_num_threads()))
-    G = group_ends(S) if groups is None else groups
-    tv = _equalise_numba(S, order, G, np.asarray(weights, dtype=np.float64), out, fac, use,
-                         n_chunks)
+    T, counts = tie_groups(S) if groups is None else groups
+    tv = _equalise_numba(S, order, T, counts, np.asarray(weights, dtype=np.float64), out, fac,
+                         use, n_chunks)
     return out, float(tv)
 
 
@@ -489,23 +520,34 @@ def total_variation_numpy(E) -> float:
 _TILE = 64
 
 
+_TR_TILE = 128   # transpose: tiles of 128 x 128 per task, copied in 8 x 8 blocks
+_TR_BLOCK = 8    # (64 x 64 element by element: 6x slower at 4096 columns, cache set conflicts
+                 # of the power-of-two row stride)
+
+
 @numba.njit(cache=True, parallel=True)
 def _transpose_numba(a, out):
     ny, nx = a.shape
-    nby = (ny + _TILE - 1) // _TILE
-    nbx = (nx + _TILE - 1) // _TILE
+    nby = (ny + _TR_TILE - 1) // _TR_TILE
+    nbx = (nx + _TR_TILE - 1) // _TR_TILE
     for b in numba.prange(nby * nbx):
-        by = (b // nbx) * _TILE
-        bx = (b % nbx) * _TILE
-        for i in range(by, min(ny, by + _TILE)):
-            for j in range(bx, min(nx, bx + _TILE)):
-                out[j, i] = a[i, j]
+        by = (b // nbx) * _TR_TILE
+        bx = (b % nbx) * _TR_TILE
+        for ii in range(by, min(ny, by + _TR_TILE), _TR_BLOCK):
+            for jj in range(bx, min(nx, bx + _TR_TILE), _TR_BLOCK):
+                for i in range(ii, min(ny, ii + _TR_BLOCK)):
+                    for j in range(jj, min(nx, jj + _TR_BLOCK)):
+                        out[j, i] = a[i, j]
 
 
-def transpose(a: np.ndarray) -> np.ndarray:
-    """C-contiguous float32 transpose of a 2D array (numba, parallel, cache-blocked)."""
+def transpose(a: np.ndarray, out=None) -> np.ndarray:
+    """C-contiguous float32 transpose of a 2D array (numba, parallel, cache-blocked).
+
+    `out`: optional float32 buffer of shape ``a.shape[::-1]``.
+    """
     a = np.ascontiguousarray(a, dtype=np.float32)
-    out = np.empty((a.shape[1], a.shape[0]), dtype=np.float32)
+    if out is None:
+        out = np.empty((a.shape[1], a.shape[0]), dtype=np.float32)
     _transpose_numba(a, out)
     return out
 
@@ -549,16 +591,76 @@ def _frame_stats_numba(f):
     return mins.min(), maxs.max(), bad.sum(), frac.sum() == 0
 
 
+@numba.njit(cache=True)
+def _row_minmax(row):
+    lo = row[0]
+    hi = row[0]
+    for j in range(1, row.shape[0]):
+        v = row[j]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    return lo, hi
+
+
+@numba.njit(cache=True, parallel=True)
+def _frame_minmax_numba(f):
+    ny = f.shape[0]
+    mins = np.empty(ny, dtype=np.float64)
+    maxs = np.empty(ny, dtype=np.float64)
+    for i in numba.prange(ny):
+        lo, hi = _row_minmax(f[i])
+        mins[i] = lo
+        maxs[i] = hi
+    return mins.min(), maxs.max()
+
+
 def frame_stats(frame):
     """(min, max, number of non-finite values, all values whole numbers) of a 2D frame.
 
-    Min and max are over the finite values (numba, parallel over rows).
+    Min and max are over the finite values (numba, parallel over rows, one pass).
     """
     f = np.ascontiguousarray(frame)
     if f.dtype.kind in "ui":
-        return float(f.min()), float(f.max()), 0, True
+        lo, hi = _frame_minmax_numba(f)
+        return float(lo), float(hi), 0, True
     lo, hi, bad, integer = _frame_stats_numba(f)
     return float(lo), float(hi), int(bad), bool(integer)
+
+
+@numba.njit(cache=True, parallel=True)
+def _to_float32_numba(frame, offset, out):
+    ny, nx = frame.shape
+    off = np.float32(offset)
+    for i in numba.prange(ny):
+        for j in range(nx):
+            out[i, j] = np.float32(frame[i, j]) - off
+
+
+def to_float32(frame, offset: float = 0.0, out=None) -> np.ndarray:
+    """``float32(frame) - float32(offset)`` in one parallel pass (numba), into `out` if given.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (Y, X)
+        Any real dtype.
+    offset : float
+        Subtracted in float32 arithmetic (0: a plain conversion).
+    out : ndarray, float32, shape (Y, X), optional
+        Destination buffer.
+    """
+    f = np.ascontiguousarray(frame)
+    if out is None:
+        out = np.empty(f.shape, dtype=np.float32)
+    _to_float32_numba(f, float(offset), out)
+    return out
+
+
+def to_float32_numpy(frame, offset: float = 0.0) -> np.ndarray:
+    """numpy twin of :func:`to_float32`."""
+    f = np.asarray(frame, dtype=np.float32)
+    return f - np.float32(offset) if offset else f.copy()
 
 
 def frame_stats_numpy(frame):

@@ -98,8 +98,26 @@ ORIENTATIONS = ("divide", "multiply")
 # one frame
 # ----------------------------------------------------------------------------------------------
 
+class _Workspace:
+    """Temporary arrays of one frame, reused for every frame of a movie.
+
+    A 4096 x 4096 frame needs about ten 64 MiB temporaries; allocated afresh for every frame
+    they cost the kernel's page faults (system time, mostly serial) on every use.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name: str, shape, dtype=np.float32) -> np.ndarray:
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        a = self._arrays.get(key)
+        if a is None:
+            a = self._arrays[key] = np.empty(shape, dtype=dtype)
+        return a
+
+
 def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, backend: str,
-                   keys=None, scale=None, ties=None, debias: bool = True):
+                   keys=None, scale=None, ties=None, debias: bool = True, work=None):
     """SME of `lines` (n_lines, n) across lines; returns (equalised lines, chosen sigma index).
 
     The sigma is chosen by minimal total variation of the paper's operator (Gaussian weights
@@ -114,11 +132,22 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
     With `scale` too, the members of a tie
     group share the group's equalised value in proportion to their `scale` value
     (``E_p = E_group x scale_p / mean(scale over the group)``).
+
+    `work` (numba backend): a :class:`_Workspace` for the temporaries; the returned array is
+    then one of its buffers (or `lines`), valid until the next call with the same `work`.
     """
     numba_backend = backend == "numba"
+    if not numba_backend:
+        work = None
     sort = K.sort_lines if numba_backend else K.sort_lines_numpy
     equalise = K.equalise_lines if numba_backend else K.equalise_lines_numpy
-    S, order = sort(lines if keys is None else keys, None if keys is None else lines, ties)
+    shape = lines.shape
+    sort_out = None if work is None else (work.get("S", shape), work.get("order", shape, np.int32))
+    if sort_out is None:
+        S, order = sort(lines if keys is None else keys, None if keys is None else lines, ties)
+    else:
+        S, order = sort(lines if keys is None else keys, None if keys is None else lines, ties,
+                        out=sort_out)
     factor = None
     if keys is not None and scale is not None:
         S_scale, order_scale = sort(keys, scale, ties)
@@ -131,14 +160,23 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
         return (E if factor is None else E * factor), -1
     best, best_tv, best_i = None, math.inf, -1
     spare = None
-    groups = K.group_ends(S) if numba_backend else None
+    groups = None
+    if numba_backend:
+        groups = K.tie_groups(S, out=None if work is None else work.get("ties", shape, np.int32))
+
+    def free_buffer():
+        if work is None:
+            return np.empty(shape, dtype=np.float32)
+        a, b = work.get("E0", shape), work.get("E1", shape)
+        return b if best is a else a
+
     for i, s in enumerate(sigmas):
         if s == 0 and keys is None:
             E = lines  # sigma 0: every line is its own reference
             tv = K.total_variation(E) if numba_backend else K.total_variation_numpy(E)
         elif numba_backend:
             if spare is None:
-                spare = np.empty(lines.shape, dtype=np.float32)
+                spare = free_buffer()
             E, tv = K.equalise_tv(S, order, K.gaussian_weights(s), out=spare, factor=factor,
                                   groups=groups)
         else:
@@ -153,7 +191,8 @@ def _sme_direction(lines: np.ndarray, sigmas: Sequence[float], reference: str, b
         w = K.gaussian_weights(sigmas[best_i]).copy()
         w[0] = 0.0
         if numba_backend:
-            best, _ = K.equalise_tv(S, order, w, out=best if best is not lines else None,
+            best, _ = K.equalise_tv(S, order, w,
+                                    out=best if best is not lines else free_buffer(),
                                     factor=factor, groups=groups)
         else:
             best = K.equalise_lines_numpy(S, order, w)
@@ -240,7 +279,7 @@ def sme_frame(frame, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, reference: str
 
 
 def _sme_parts(f, sigmas, reference, backend, keys=None, scale=None, ties=None, *,
-               combine="compose", debias=True, few_levels=False):
+               combine="compose", debias=True, few_levels=False, work=None):
     """Equalised frame(s) of the column and row operators.
 
     combine='compose' (default): the row operator is applied to the column-equalised frame,
@@ -261,19 +300,30 @@ def _sme_parts(f, sigmas, reference, backend, keys=None, scale=None, ties=None, 
     huge tie groups) by the column-equalised values alone: ranking tie groups of recorded counts
     there makes the equalised value a function of the count per row only, and the iteration then
     drifts to the per-pixel mean count (measured: R^2 0.6 -> 0.2 on counting movies).
-    """
-    tr = K.transpose if backend == "numba" else K.transpose_numpy
 
-    def trn(a):
-        return None if a is None else tr(a)
+    `work` (a :class:`_Workspace`, numba backend, combine='compose'): temporaries are reused
+    and the returned E is one of its buffers, valid until the next call with the same `work`.
+    """
+    numba_backend = backend == "numba"
+    if combine != "compose" or not numba_backend:
+        work = None
+
+    def tr(a, name=None):
+        if a is None:
+            return None
+        if not numba_backend:
+            return K.transpose_numpy(a)
+        out = None if (work is None or name is None) else work.get(name, a.shape[::-1])
+        return K.transpose(a, out=out)
 
     f = np.ascontiguousarray(f, dtype=np.float32)
-    e_col_t, i_col = _sme_direction(tr(f), sigmas, reference, backend, trn(keys), trn(scale),
-                                    trn(ties), debias)
+    e_col_t, i_col = _sme_direction(tr(f, "f_t"), sigmas, reference, backend, tr(keys, "keys_t"),
+                                    tr(scale, "scale_t"), tr(ties, "ties_t"), debias, work=work)
     if combine == "compose":
-        e_col = tr(e_col_t)
+        e_col = tr(e_col_t, "e_col")
         row_args = (keys, scale, ties) if (keys is not None and not few_levels) else (None,) * 3
-        e, i_row = _sme_direction(e_col, sigmas, reference, backend, *row_args, debias)
+        e, i_row = _sme_direction(e_col, sigmas, reference, backend, *row_args, debias,
+                                  work=work)
         e_col_t = None
     else:
         e, i_row = _sme_direction(f, sigmas, reference, backend, keys, scale, ties, debias)
@@ -498,6 +548,7 @@ class GainAccumulator:
         self.profile_col = None
         self.profile_row = None
         self.sigma_counts = np.zeros((2, len(self.sigmas)), dtype=np.int64)
+        self._work = _Workspace()   # one frame's temporaries, reused for every frame
         if shape is not None:
             self._init(tuple(int(s) for s in shape))
 
@@ -615,11 +666,11 @@ class GainAccumulator:
 
     def _add_one(self, frame, argument):
         index = self.n_frames
-        stats = K.frame_stats if self.backend == "numba" else K.frame_stats_numpy
+        numba_backend = self.backend == "numba"
+        stats = K.frame_stats if numba_backend else K.frame_stats_numpy
         fmin, fmax, n_bad, whole = stats(frame)
         if n_bad:
             check_finite(frame, f"{argument} (frame {index})")
-        f = np.ascontiguousarray(frame, dtype=np.float32)
         if fmin < 0:
             raise CamcorrError("negative values", argument=f"{argument} (frame {index})",
                                expected="intensities >= 0 (recorded = ideal x gain)",
@@ -632,8 +683,11 @@ class GainAccumulator:
                                expected="frames with varying pixel values",
                                received=f"every pixel = {fmin:g}",
                                fix="Remove blank or saturated frames from the movie")
-        if self.offset:
-            f = f - np.float32(self.offset)
+        # float32(frame) - float32(offset), in one parallel pass into a reused buffer
+        if numba_backend:
+            f = K.to_float32(frame, self.offset, out=self._work.get("frame", self.shape))
+        else:
+            f = K.to_float32_numpy(frame, self.offset)
         rec = f if self.ref is None else (f / self.ref32)
         half = index % 2
         ideal = rec
@@ -656,7 +710,7 @@ class GainAccumulator:
         # counting-like data divided by a gain estimated from themselves: see _sme_parts
         few = bool(whole and (fmax - fmin) < FEW_LEVELS and self.prior is not None)
         e, _, s_col, s_row = _sme_parts(ideal, self.sigmas, self.reference, self.backend,
-                                        keys, scale, ties, few_levels=few)
+                                        keys, scale, ties, few_levels=few, work=self._work)
         add = K.accumulate_frame if self.backend == "numba" else K.accumulate_frame_numpy
         add(self.num[half], self.den[half], rec, e)
         if self.pooled is not None:

@@ -71,9 +71,9 @@ def _gain(tmp: Path):
     from ..gain import GainAccumulator, estimate_gain
 
     rng = np.random.default_rng(2)
-    for dt in (np.uint16, np.float32):
+    for dt in DTYPES:   # the per-dtype kernels (frame checks, conversion) of every file type
         frames = rng.poisson(20.0, (2, 32, 36)).astype(dt)
-        estimate_gain(frames)
+        estimate_gain(frames, offset=1.0)
         estimate_gain(frames, gain_ref=np.ones((32, 36), np.float32))
     acc = GainAccumulator()  # the CellProfiler module's path: float32 ADU frames one by one
     for f in rng.poisson(20.0, (4, 32, 36)).astype(np.float32):
