@@ -107,6 +107,11 @@ def test_plumbing_kernels_agree_with_numpy(rng):
     K.accumulate_numpy(num2, den2, a, a * 2, e_col_t)
     np.testing.assert_allclose(num1, num2, rtol=1e-12)
     np.testing.assert_allclose(den1, den2, rtol=1e-12)
+    sums = rng.uniform(0.5, 2.0, (2, 70, 45))
+    dens = rng.uniform(-0.5, 2.0, (2, 70, 45))     # some sums <= 0: ratio 1 there
+    for k in (1, 2):
+        np.testing.assert_array_equal(K.ratio(sums[:k], dens[:k]),
+                                      K.ratio_numpy(sums[:k], dens[:k]))
     K.accumulate_frame(num1, den1, a, a * 3)
     K.accumulate_frame_numpy(num2, den2, a, a * 3)
     np.testing.assert_allclose(num1, num2, rtol=1e-12)

@@ -718,6 +718,46 @@ def accumulate_frame(num, den, rec, e):
                             np.ascontiguousarray(e, dtype=np.float32))
 
 
+@numba.njit(cache=True, parallel=True)
+def _ratio_numba(num, den, out):
+    k, ny, nx = num.shape
+    for i in numba.prange(ny):
+        for j in range(nx):
+            n = num[0, i, j]
+            d = den[0, i, j]
+            for q in range(1, k):
+                n += num[q, i, j]
+                d += den[q, i, j]
+            out[i, j] = n / d if d > 0 else 1.0
+
+
+def ratio(num, den, out=None) -> np.ndarray:
+    """``sum(num, axis=0) / sum(den, axis=0)``, 1 where the denominator is <= 0 (numba, parallel).
+
+    Parameters
+    ----------
+    num, den : ndarray, float64, shape (k, Y, X)
+        Sums to add over the first axis (e.g. even and odd frames) and divide.
+    out : ndarray, float64, shape (Y, X), optional
+        Destination.
+    """
+    num = np.ascontiguousarray(num, dtype=np.float64)
+    den = np.ascontiguousarray(den, dtype=np.float64)
+    if out is None:
+        out = np.empty(num.shape[1:], dtype=np.float64)
+    _ratio_numba(num, den, out)
+    return out
+
+
+def ratio_numpy(num, den) -> np.ndarray:
+    """numpy twin of :func:`ratio`."""
+    n, d = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    n, d = (n[0] + n[1], d[0] + d[1]) if n.shape[0] == 2 else (n.sum(axis=0), d.sum(axis=0))
+    g = np.ones(n.shape, dtype=np.float64)
+    np.divide(n, d, out=g, where=d > 0)
+    return g
+
+
 def accumulate_frame_numpy(num, den, rec, e):
     """numpy twin of :func:`accumulate_frame`."""
     num += rec

@@ -733,14 +733,18 @@ class GainAccumulator:
     def gain(self) -> np.ndarray:
         """``sum(recorded) / sum(SME)`` over all frames so far, mean 1 (float64)."""
         self._check_enough()
-        return self._cached("gain", lambda: _ratio(self.num[0] + self.num[1],
-                                                   self.den[0] + self.den[1]))
+        return self._cached("gain", lambda: _ratio(self.num, self.den, self.backend))
 
     def half_gains(self) -> np.ndarray:
         """Gains from the even and the odd frames, shape (2, Y, X), each mean 1."""
         self._check_enough()
-        return self._cached("halves", lambda: np.stack([_ratio(self.num[0], self.den[0]),
-                                                        _ratio(self.num[1], self.den[1])]))
+
+        def compute():
+            out = np.empty(self.num.shape, dtype=np.float64)
+            for k in range(2):
+                _ratio(self.num[k:k + 1], self.den[k:k + 1], self.backend, out=out[k])
+            return out
+        return self._cached("halves", compute)
 
     def noise_floor_halfset(self) -> Optional[float]:
         """std((G_even - G_odd) / 2): the measured noise of :meth:`gain`."""
@@ -875,10 +879,15 @@ def _scale_text(s) -> str:
     return "none" if s is None else f"{s:.3g} px"
 
 
-def _ratio(num, den) -> np.ndarray:
-    """num / den (1 where den <= 0), normalised to mean 1."""
-    g = np.ones(num.shape, dtype=np.float64)
-    np.divide(num, den, out=g, where=den > 0)
+def _ratio(num, den, backend="numba", out=None) -> np.ndarray:
+    """sum(num) / sum(den) over the first axis (1 where den <= 0), normalised to mean 1."""
+    if backend == "numba":
+        g = K.ratio(num, den, out=out)   # one parallel pass, no temporaries
+    else:
+        g = K.ratio_numpy(num, den)
+        if out is not None:
+            out[...] = g
+            g = out
     m = g.mean()
     if m > 0:
         g /= m
