@@ -1,21 +1,25 @@
 """Write the one results table of benchmarks/README.md from the last run's JSON files.
 
-    .venv/bin/python benchmarks/make_table.py
+    .venv/bin/python benchmarks/make_table.py [--results DIR] [--print-only]
 
-Reads ``benchmarks/results/bench_*.json`` (written by each benchmark), merges them into
+Reads ``benchmarks/results/bench_*.json`` (written by each benchmark) and ``run_all.json``
+(written by ``benchmarks/run_all.py``: mode, durations, loads, failures), merges them into
 ``benchmarks/last_run.json`` (kept in git, so the table can be traced to its numbers) and
 replaces the text between ``<!-- results-table -->`` and ``<!-- /results-table -->`` in
-benchmarks/README.md.  A benchmark that was not run shows as "not run".
+benchmarks/README.md.  A benchmark that was not run shows as "not run", one that failed in the
+last run_all as FAILED.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-NAMES = ("bench_flash", "bench_stream", "bench_median", "bench_gain", "bench_flatfield",
+NAMES = ("bench_coldstart", "bench_flash", "bench_stream", "bench_median",
+         "bench_median_recall", "bench_gain", "bench_flatfield", "bench_cp_illumination",
          "bench_dask")
 START, END = "<!-- results-table -->", "<!-- /results-table -->"
 
@@ -30,6 +34,18 @@ def _f(v, fmt="%.3g", suffix=""):
 
 def rows(r: dict):
     out = []
+    cs = r.get("bench_coldstart")
+    if cs:
+        for name, c in cs.get("commands", {}).items():
+            out.append((f"first run of camcorr {name} (tiny files, fresh process), "
+                        f"{cs.get('source', '').split(',')[0]}",
+                        f"cold cache {_f(c.get('cold_s'))} s; after camcorr warmup "
+                        f"{_f(c.get('warm_first_s'))} s (best {_f(c.get('warm_best_s'))} s)",
+                        f"camcorr warmup once: {_f(cs.get('warmup_s'), '%.0f')} s; "
+                        f"camcorr --version {_f(cs.get('version_warm_s'))} s",
+                        _f(c["cold_s"] / c["warm_first_s"], "%.1f", "x")
+                        if c.get("warm_first_s") else "-", "no cold start after set-up",
+                        _load(c.get("load_warm"))))
     f = r.get("bench_flash")
     if f:
         c, ff, k, m = (f.get(n, {}) for n in ("correction_in_memory", "correction_files",
@@ -127,6 +143,30 @@ def rows(r: dict):
                             + ("; default path with the held-out refit (QC): "
                                + _f(ho, "%.2f", "x direct") if ho else ""),
                             "", "<= 1.05", _load(ff.get("load_end"))))
+    mr = r.get("bench_median_recall")
+    if mr:
+        for row in mr.get("rows", []):
+            if row.get("planes") == 10 and row.get("rule") == "chi2":
+                rec, lim = row.get("recall_percent", {}), row.get("limit_percent", {})
+                out.append((f"bad pixels found in 10 planes, rule chi2, {row.get('data')} "
+                            f"({' x '.join(str(v) for v in mr.get('shape', []))})",
+                            "4x: " + _f(rec.get("4x"), "%.2f", " %") + ", 2x: "
+                            + _f(rec.get("2x"), "%.2f", " %"),
+                            "chi-square limit: 4x " + _f(lim.get("4x"), "%.2f", " %") + ", 2x "
+                            + _f(lim.get("2x"), "%.2f", " %"), "",
+                            "FP " + _f(row.get("fp_percent"), "%.3f", " %") + " (rate "
+                            + _f(100 * mr.get("fpr", 0), "%.3g", " %") + ")",
+                            _load(mr.get("load_end"))))
+    cp = r.get("bench_cp_illumination")
+    if cp and "camcorr auto" in cp and "CP median 125" in cp:
+        a, m = cp["camcorr auto"], cp["CP median 125"]
+        out.append(("flat-field vs CorrectIlluminationCalculate, CP example 72 x 512x512, "
+                    "held-out cells CV / background CV",
+                    f"camcorr defaults {_f(a.get('held_out_cell_cv'), '%.4f')} / "
+                    f"{_f(a.get('held_out_bg_cv'), '%.3f')}",
+                    f"CellProfiler median filter 125, same run: "
+                    f"{_f(m.get('held_out_cell_cv'), '%.4f')} / {_f(m.get('held_out_bg_cv'), '%.3f')}",
+                    "", "lower is flatter", _load(cp.get("load_end"))))
     dk = r.get("bench_dask")
     if dk and "dark" in dk and "dark n/4" in dk and "error" not in dk["dark"]:
         out.append(("dask dark statistics, peak RSS all / quarter of the frames",
@@ -135,26 +175,57 @@ def rows(r: dict):
     return out
 
 
-def main() -> int:
+def header(merged: dict, run: dict) -> str:
+    """The sentence above the table: which run, when, how loaded."""
+    cpus = run.get("cpus") or next(iter(merged.values()), {}).get("cpus", "?")
+    if run:
+        per = ", ".join(f"{n.replace('bench_', '')} {r['seconds'] / 60:.1f} min"
+                        for n, r in run.get("benchmarks", {}).items())
+        return (f"Last run: `benchmarks/run_all.py{' --quick' if run.get('mode') == 'quick' else ''}`"
+                f" ({run.get('mode')} sizes), started {run.get('started_utc')} UTC, "
+                f"{run.get('total_seconds', 0) / 60:.1f} min in all ({per}); {cpus} cores, load "
+                f"average {_load(run.get('load_start'))} at the start and "
+                f"{_load(run.get('load_end'))} at the end; the load column is the 1-minute load "
+                "average when the row was measured. Numbers: `benchmarks/last_run.json`.")
+    dates = sorted({d.get("date_utc", "?") for d in merged.values()})
+    return (f"Last run: {', '.join(dates) or 'none'} (UTC), {cpus} cores shared with other jobs; "
+            "the load column is the 1-minute load average when the row was measured. Numbers: "
+            "`benchmarks/last_run.json`.")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON files")
+    ap.add_argument("--print-only", action="store_true",
+                    help="print the table; leave README.md and last_run.json alone")
+    args = ap.parse_args(argv)
     merged = {}
     for name in NAMES:
-        p = RESULTS / f"{name}.json"
+        p = args.results / f"{name}.json"
         if p.is_file():
             merged[name] = json.loads(p.read_text())
-    (HERE / "last_run.json").write_text(json.dumps(merged, indent=1))
-    dates = sorted({d.get("date_utc", "?") for d in merged.values()})
-    lines = [START, "",
-             f"Last run: {', '.join(dates) or 'none'} (UTC), {next(iter(merged.values()), {}).get('cpus', '?')} "
-             "cores shared with other jobs; the load column is the 1-minute load average when the "
-             "row was measured. Numbers: `benchmarks/last_run.json`.", "",
+    run_file = args.results / "run_all.json"
+    run = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    if run:
+        merged["run_all"] = run
+    lines = [START, "", header(merged, run), "",
              "| benchmark | camcorr | peer / reference, same run unless QUOTED | ratio | target | load |",
              "|---|---|---|---|---|---|"]
+    failed = {n: r for n, r in run.get("benchmarks", {}).items() if not r.get("ok")}
+    for n, r in failed.items():
+        merged.pop(n, None)
+        lines.append(f"| {n} | FAILED: {r.get('problem')} (log: `{r.get('log')}`) | | | | "
+                     f"{_load(r.get('load_after'))} |")
     for row in rows(merged):
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in row) + " |")
-    missing = [n for n in NAMES if n not in merged]
+    missing = [n for n in NAMES if n not in merged and n not in failed]
     if missing:
         lines += ["", "Not run in the last run: " + ", ".join(missing) + "."]
     lines += ["", END]
+    print("\n".join(lines))
+    if args.print_only:
+        return 0
+    (HERE / "last_run.json").write_text(json.dumps(merged, indent=1))
     readme = HERE / "README.md"
     text = readme.read_text()
     if START in text and END in text:
@@ -163,7 +234,6 @@ def main() -> int:
     else:
         raise SystemExit(f"{readme} has no {START} ... {END} markers")
     readme.write_text(text)
-    print("\n".join(lines))
     return 0
 
 
