@@ -150,7 +150,26 @@ def bench_correction(tmp: Path, py, quick: bool):
     if err > 0.05:
         raise RuntimeError(f"numba and numpy corrections differ by {err} ADU")
     ours_keep = keep["warm_s"]
+    # both cores: the same call with one numba thread (stacks, and one frame as CellProfiler
+    # and Fiji pass it)
+    import numba
+    from camcorr.flash import correct_frame
+    threads = numba.get_num_threads()
+    frame = lambda: correct_frame(stacks[0][1], stacks[0][0], params, dtype="keep")  # noqa: E731
+    frame_par = cold_warm(frame, 3 * n)["warm_s"]
+    numba.set_num_threads(1)
+    try:
+        one = cold_warm(lambda: correct_interleaved(stacks, params, dtype="keep"), n)["warm_s"]
+        frame_one = cold_warm(frame, 3 * n)["warm_s"]
+    finally:
+        numba.set_num_threads(threads)
+    print(f"flash correction {threads} threads {ours_keep:.3f} s, 1 thread {one:.3f} s -> "
+          f"{one / ours_keep:.2f}x; one {ny} x {nx} frame {frame_par * 1e3:.2f} ms vs "
+          f"{frame_one * 1e3:.2f} ms -> {frame_one / frame_par:.2f}x")
     res = {"shape": f"2 x {nz} x {ny} x {nx}", "camcorr_uint16_s": ours_keep,
+           "threads": threads, "camcorr_uint16_1thread_s": one,
+           "parallel_speedup": one / ours_keep, "frame_s": frame_par, "frame_1thread_s": frame_one,
+           "frame_parallel_speedup": frame_one / frame_par,
            "camcorr_uint16_cold_s": keep["cold_s"], "camcorr_float32_s": f32["warm_s"],
            "camcorr_float32_cold_s": f32["cold_s"], "max_abs_err_vs_numpy_adu": err,
            "load": load()}

@@ -111,6 +111,38 @@ def run_child(path: Path, backend: str = "numba", iterations: int = 1, threads=N
     return info
 
 
+def run_cli(path: Path, threads=None) -> dict:
+    """``camcorr gain estimate MOVIE --offset 100`` in a fresh process, as a user runs it: wall
+    seconds (start-up, reading, estimate, report and writing included) and peak RSS (wait4)."""
+    import shutil
+
+    out = Path(tempfile.mkdtemp(prefix="camcorr_bench_gain_cli_"))
+    env = dict(os.environ)
+    if threads:
+        env["NUMBA_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, "-m", "camcorr", "gain", "estimate", str(path), "--offset", "100",
+           "-o", str(out / "gain.tif"), "--report", str(out / "report.json")]
+    try:
+        with open(out / "stderr.txt", "w+") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"camcorr gain estimate exited {proc.returncode}:\n"
+                                   f"{err.read()[-2000:]}")
+        import tifffile
+        g = tifffile.imread(out / "gain.tif")
+        if not np.all(np.isfinite(g)) or abs(float(g.mean()) - 1) > 1e-3:
+            raise RuntimeError(f"invalid gain from camcorr gain estimate on {path}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "user_s": usage.ru_utime,
+            "sys_s": usage.ru_stime}
+
+
 def r2(a, b) -> float:
     a, b = np.ravel(a), np.ravel(b)
     return float(np.corrcoef(a, b)[0, 1] ** 2)
@@ -190,6 +222,16 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} cores give {par:.2f}x (target >= 1.8x on 2 cores)")
     results["parallel_speedup"] = par
     results["one_thread_s"] = one["seconds"]
+    cli = run_cli(work / f"camcorr_bench_gain_{big}_8.tif")
+    cli1 = run_cli(work / f"camcorr_bench_gain_{big}_8.tif", threads=1)
+    print(f"camcorr gain estimate (command line, fresh process, everything included) {big}^2 x 8: "
+          f"{cli['wall_s']:.2f} s wall, peak RSS {cli['peak_rss_mb']:.0f} MB; 1 thread "
+          f"{cli1['wall_s']:.2f} s -> {cli1['wall_s'] / cli['wall_s']:.2f}x"
+          + (f"; target < 15 s: {'met' if cli['wall_s'] < 15 else 'NOT met'}"
+             if big == 4096 else ""))
+    results["cli"] = cli
+    results["cli_one_thread"] = cli1
+    results["cli_parallel_speedup"] = cli1["wall_s"] / cli["wall_s"]
     growth = speed[16]["peak_rss_mb"] / speed[8]["peak_rss_mb"]
     print(f"memory 16 / 8 frames: {growth:.2f} (1.0 = independent of the number of frames)")
     if big == 4096:

@@ -55,6 +55,15 @@ def rows(r: dict):
                     f"{_f(c.get('camcorr_uint16_s'))} s warm, {_f(c.get('camcorr_uint16_cold_s'))} s cold",
                     f"{ll}: cpu {_f(c.get('llspy_cpu_s'))} s, numpy {_f(c.get('llspy_numpy_s'))} s",
                     _f(c.get("speedup_vs_fastest_llspy"), "%.1f", "x"), ">= 3x", _load(c.get("load"))))
+        if "parallel_speedup" in c:
+            out.append((f"flash correction, {c.get('threads')} threads vs 1 thread, "
+                        + c.get("shape", "") + "; one 512 x 512 frame",
+                        f"{_f(c.get('camcorr_uint16_s'))} s vs {_f(c.get('camcorr_uint16_1thread_s'))}"
+                        f" s; frame {_f(c.get('frame_s', 0) * 1e3, '%.2f', ' ms')} vs "
+                        f"{_f(c.get('frame_1thread_s', 0) * 1e3, '%.2f', ' ms')}", "",
+                        _f(c.get("parallel_speedup"), "%.2f", "x") + "; frame "
+                        + _f(c.get("frame_parallel_speedup"), "%.2f", "x"), "reported",
+                        _load(c.get("load"))))
         out.append(("flash file to file, per timepoint " + ff.get("stack", ""),
                     f"{_f(ff.get('camcorr_per_timepoint_s'))} s warm; first run in a fresh process "
                     f"{_f(ff.get('camcorr_first_run_fresh_process_s'))} s for {ff.get('timepoints', '?')}",
@@ -106,6 +115,14 @@ def rows(r: dict):
     if g:
         sp = g.get("speed", {}).get("8", {})
         big = "1024" if g.get("quick") else "4096"
+        cli, cli1 = g.get("cli"), g.get("cli_one_thread")
+        if cli:
+            out.append((f"camcorr gain estimate (command line, fresh process), {big}^2 x 8 frames",
+                        f"{_f(cli.get('wall_s'))} s wall, peak RSS "
+                        f"{_f(cli.get('peak_rss_mb'), '%.0f')} MB",
+                        f"1 thread: {_f((cli1 or {}).get('wall_s'))} s",
+                        _f(g.get("cli_parallel_speedup"), "%.2f", "x on 2 cores"),
+                        "< 15 s (4096^2, quiet machine)", _load(g.get("load_average_at_start"))))
         out.append((f"gain, {big}^2 x 8 frames, full sigma search",
                     f"{_f(sp.get('seconds'))} s, peak RSS {_f(sp.get('peak_rss_mb'), '%.0f')} MB "
                     f"(warm-up/cold {_f(sp.get('warmup_cold_s'))} s)",
@@ -114,7 +131,8 @@ def rows(r: dict):
                     _f(g.get("xmipp", {}).get("quoted_4k8_s", 0) / sp["seconds"], "%.1f", "x")
                     if sp.get("seconds") and not g.get("quick") else "-", "< 15 s",
                     _load(g.get("load_average_at_start"))))
-        out.append(("gain, 2 cores vs 1 thread, same file", _f(g.get("parallel_speedup"), "%.2f", "x"),
+        out.append(("gain estimate, 2 cores vs 1 thread, same file",
+                    _f(g.get("parallel_speedup"), "%.2f", "x"),
                     f"1 thread {_f(g.get('one_thread_s'))} s", "", ">= 1.8x",
                     _load(g.get("load_end"))))
         out.append(("gain memory, 16 vs 8 frames", _f(g.get("memory_growth_16_over_8"), "%.2f"),
