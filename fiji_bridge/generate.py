@@ -159,6 +159,12 @@ if (action.equals("fetch")) {{
         cur = WindowManager.getCurrentWindow().getImagePlus();
     if (cur == null)
         cur = ij.macro.Interpreter.getLastBatchModeImage();
+    // only an image that is still open; else the most recently opened one (0: none open)
+    int[] ids = WindowManager.getIDList();
+    boolean open = false;
+    for (int i = 0; cur != null && ids != null && i < ids.length; i++)
+        if (ids[i] == cur.getID()) open = true;
+    if (!open) cur = ids == null || ids.length == 0 ? null : WindowManager.getImage(ids[ids.length - 1]);
     System.setProperty("camcorr.fiji.current", String.valueOf(cur == null ? 0 : cur.getID()));
 }}
 if (caller != null && action.equals("abort")) {{
@@ -714,13 +720,15 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
             L.append(f'run("{HELPER_COMMAND}", "action=fetch image=0 folder=none title=none");')
             L.append('cc_cur = parseInt("" + call("java.lang.System.getProperty", '
                      '"camcorr.fiji.current"));')
-            L.append("if (isNaN(cc_cur) || cc_cur == 0) cc_cur = getImageID();")
+            L.append('if (isNaN(cc_cur) || cc_cur == 0) cc_fail("no image is open. Open the image '
+                     'to correct first (File > Open), then run " + cc_title + " again.");')
+            L.append("selectImage(cc_cur);")
         else:
             L.append("cc_cur = getImageID();")
-        L.append("cc_found = false;")
-        L.append("for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); "
-                 "if (getImageID() == cc_cur) cc_found = true; }")
-        L.append("if (cc_found) selectImage(cc_cur); else selectImage(nImages);")
+            L.append("cc_found = false;")
+            L.append("for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); "
+                     "if (getImageID() == cc_cur) cc_found = true; }")
+            L.append("if (cc_found) selectImage(cc_cur); else selectImage(nImages);")
         L.append("cc_bits = bitDepth();")
         L.append('if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '
                  '\'" + getTitle() + "\' is " + cc_bits + "-bit RGB/colour; " + cc_title + '

@@ -293,23 +293,45 @@ ERROR_CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def error_runs(fiji_copy, tmp_path_factory):
+    """Every bad call of ERROR_CASES in one headless Fiji, one after the other as in a user's
+    session: each case is its own macro file, run from a driver macro with ``runMacro`` (which
+    returns ``"[aborted]"`` when the case's macro was stopped); returns ({case: its part of the
+    log, ``RETURNED <value> <open images>`` included}, files left in Java's temporary folder)."""
+    d = tmp_path_factory.mktemp("errors")
+    stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(d / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    driver = []
+    for case in sorted(ERROR_CASES):
+        (d / f"{case}.ijm").write_text(ERROR_CASES[case][0].format(d=d)
+                                       + '\nprint("NOT_STOPPED " + nImages);\n')
+        driver.append(f'print("CASE {case}"); r = runMacro("{d}/{case}.ijm"); '
+                      f'print("RETURNED " + r + " " + nImages); close("*");')
+    driver.append('print("CASE end");')
+    log, _, javatmp = run_fiji_macro(fiji_copy, "\n".join(driver), d)
+    parts = log.split("CASE ")
+    by_case = {p.split("\n", 1)[0].strip(): p for p in parts[1:]}
+    assert "end" in by_case, log[-3000:]
+    return by_case, os.listdir(javatmp)
+
+
 @pytest.mark.parametrize("case", sorted(ERROR_CASES))
-def test_errors_name_the_dialog_label_and_stop_the_macro(fiji_copy, tmp_path, case):
+def test_errors_name_the_dialog_label_and_stop_the_macro(error_runs, case):
     """Bad values: one ``[Camera Corrections] ERROR`` line naming the dialog label and macro
     key; the calling macro stops there (as after an ImageJ command's error); no result image,
-    no dialog or exception (headless) and no temporary file is left.  One Fiji per case (see
-    the README's known limits: after a stopped macro the next command of the same session can
-    be hit by ImageJ's abort)."""
-    code, words = ERROR_CASES[case]
-    stack = np.random.default_rng(2).poisson(100, (4, 16, 16)).astype(np.uint16)
-    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    macro = code.format(d=tmp_path) + '\nprint("NOT_STOPPED " + nImages);\n'
-    log, _, javatmp = run_fiji_macro(fiji_copy, macro, tmp_path)
+    no dialog or exception (headless) and no temporary file is left; the next command of the
+    session is not disturbed (no_image follows a stopped macro that had an image open)."""
+    by_case, left = error_runs
+    log = by_case[case]
+    words = ERROR_CASES[case][1]
     lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
-    assert len(lines) == 1 and all(w in lines[0] for w in words), (case, log[-3000:])
-    assert "NOT_STOPPED" not in log, (case, log[-3000:])     # the macro stopped
-    assert "Exception" not in log, (case, log[-3000:])
-    assert os.listdir(javatmp) == [], case                   # nothing left behind
+    assert len(lines) == 1 and all(w in lines[0] for w in words), (case, log)
+    assert "NOT_STOPPED" not in log, (case, log)              # the macro stopped
+    want_images = 0 if case == "no_image" else 1              # the input only, no result
+    assert f"RETURNED [aborted] {want_images}" in log, (case, log)
+    assert "Exception" not in log and "ThreadDeath" not in log, (case, log)
+    assert left == []                                         # nothing left behind
 
 
 #: Every command, from the menu, with non-default values: (command, input, result title, result

@@ -52,10 +52,8 @@ if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 run("Camera Corrections Return", "action=fetch image=0 folder=none title=none");
 cc_cur = parseInt("" + call("java.lang.System.getProperty", "camcorr.fiji.current"));
-if (isNaN(cc_cur) || cc_cur == 0) cc_cur = getImageID();
-cc_found = false;
-for (cc_i = 1; cc_i <= nImages; cc_i++) { selectImage(cc_i); if (getImageID() == cc_cur) cc_found = true; }
-if (cc_found) selectImage(cc_cur); else selectImage(nImages);
+if (isNaN(cc_cur) || cc_cur == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
+selectImage(cc_cur);
 cc_bits = bitDepth();
 if (cc_bits != 8 && cc_bits != 16 && cc_bits != 32) cc_fail("the image '" + getTitle() + "' is " + cc_bits + "-bit RGB/colour; " + cc_title + " needs an 8-, 16- or 32-bit grayscale image. Convert it with Image > Type.");
 cc_source = getTitle();
