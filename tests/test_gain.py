@@ -138,6 +138,29 @@ def test_reused_buffers_equal_fresh_accumulators(striped_gain, offset):
         np.testing.assert_array_equal(one.den, merged.den)
 
 
+def test_report_statistics_kernels_agree_with_numpy(rng):
+    # the fused statistics of the reports (in-sample, held-out, counting floor) against numpy
+    for shape in ((3, 5), (300, 517)):
+        a = rng.uniform(0.5, 1.5, shape)
+        b = rng.uniform(-0.2, 1.5, shape)          # some <= 0: ratio 1 there
+        for scale in (1.0, 1 / 0.97):
+            for minus in (None, b):
+                got, exp = K.moments(a, scale, minus), K.moments_numpy(a, scale, minus)
+                np.testing.assert_allclose(got[:4], exp[:4], rtol=1e-12)
+                assert got[4] == exp[4] == 0
+        np.testing.assert_array_equal(K.divided(a, 0.97), (a / 0.97).ravel())
+        np.testing.assert_allclose(K.pair_moments(a, b, 1.1, 0.9),
+                                   K.pair_moments_numpy(a, b, 1.1, 0.9), rtol=1e-11)
+        dose = rng.uniform(0, 100, shape)
+        dose.ravel()[:3] = (0.0, -1.0, np.inf)
+        got, exp = K.dose_stats(dose, 2.0), K.dose_stats_numpy(dose, 2.0)
+        np.testing.assert_allclose(got[:2], exp[:2], rtol=1e-12)
+        assert got[2:] == exp[2:] == (1, 1, 1)
+    a[0, 0] = np.nan
+    got = K.moments(a)
+    assert got[4] == 1 and not np.isfinite(got[0]) and got[2:4] == K.moments_numpy(a)[2:4]
+
+
 def test_midrank_ties_get_mean_of_their_ranks():
     # one line of counts [0, 0, 1, 1, 1, 2] against a reference line [0, 1, 2, 3, 4, 5]:
     # tied zeros get mean(0, 1) = 0.5, tied ones mean(2, 3, 4) = 3, the two gets 5

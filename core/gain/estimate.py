@@ -54,7 +54,6 @@ midway equalization. Image Processing On Line 2, 134-146. doi:10.5201/ipol.2012.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -763,10 +762,12 @@ class GainAccumulator:
 
     def dose_e_per_px(self) -> np.ndarray:
         """Total signal per pixel over the frames, in electrons (before any reference)."""
-        total = self.num.sum(axis=0)
+        total = np.add(self.num[0], self.num[1])      # one array, then in place
         if self.ref is not None:
-            total = total * self.ref
-        return np.clip(total, 0, None) * self.electrons_per_adu
+            total *= self.ref
+        np.clip(total, 0, None, out=total)
+        total *= self.electrons_per_adu
+        return total
 
     def _check_enough(self):
         if self.n_frames < 2:
@@ -788,21 +789,18 @@ class GainAccumulator:
         dose = self.dose_e_per_px()
         floor_c = counting_noise_floor(dose, read_noise_e=self.read_noise_e,
                                        n_frames=self.n_frames)
-        # The two reports are independent whole-image numpy passes (which release the GIL):
-        # run the held-out one on a second thread, so both cores work (4096^2: ~0.5 s each).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            held = pool.submit(heldout_report, g, halves, n_even=(self.n_frames + 1) // 2,
-                               n_odd=self.n_frames // 2,
-                               noise_floor_counting=None if not math.isfinite(floor_c)
-                               else floor_c)
-            floor = float(np.std(halves[0] - halves[1]) / 2.0)
-            rep = gain_report(g, dose_e_per_px=dose, read_noise_e=self.read_noise_e,
-                              n_frames=self.n_frames, noise_floor_halfset=floor)
-            rep["fields"] = self.fields
-            rep["scales"] = scale_info
-            rep["heldout"] = held.result()
+        # the reports' whole-image statistics are fused parallel numba passes (qc, heldout)
+        floor = K.moments(halves[0], minus=halves[1])[1] / 2.0
+        rep = gain_report(g, dose_e_per_px=dose, read_noise_e=self.read_noise_e,
+                          n_frames=self.n_frames, noise_floor_halfset=floor)
+        rep["fields"] = self.fields
+        rep["scales"] = scale_info
+        rep["heldout"] = heldout_report(g, halves, n_even=(self.n_frames + 1) // 2,
+                                        n_odd=self.n_frames // 2,
+                                        noise_floor_counting=None if not math.isfinite(floor_c)
+                                        else floor_c)
         if "missed_std" in scale_info:
-            _limit(scale_info, float(np.std(g)), rep["heldout"]["error_std"])
+            _limit(scale_info, K.moments(g)[1], rep["heldout"]["error_std"])
         total = None
         if self.ref is not None:
             total = g * self.ref
@@ -814,13 +812,16 @@ class GainAccumulator:
                     "sigma_grid": [float(s) for s in self.sigmas],
                     "sigma_counts_col": [int(c) for c in self.sigma_counts[0]],
                     "sigma_counts_row": [int(c) for c in self.sigma_counts[1]]})
-        return GainResult(gain=g.astype(np.float32), report=rep, n_frames=self.n_frames,
+        half32 = np.empty(np.shape(halves), dtype=np.float32)
+        for k in range(half32.shape[0]):
+            K.to_float32(halves[k], out=half32[k])     # parallel casts
+        return GainResult(gain=K.to_float32(g), report=rep, n_frames=self.n_frames,
                           iterations=iterations, converged=converged, changes=list(changes or []),
                           sigma_grid=self.sigmas, sigma_counts_col=self.sigma_counts[0].copy(),
                           sigma_counts_row=self.sigma_counts[1].copy(),
                           noise_floor_halfset=floor, total_gain=total,
                           mode="residual" if self.ref is not None else "blind",
-                          fields=self.fields, half_gains=halves.astype(np.float32))
+                          fields=self.fields, half_gains=half32)
 
     def gain_all_scales(self):
         """The gain, its even/odd half estimates and what was done at which spatial scale.

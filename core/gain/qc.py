@@ -31,6 +31,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..errors import CamcorrError, check_finite, check_ndim
+from . import _kernels as K
 
 __all__ = ["gain_report", "counting_noise_floor", "THRESHOLDS"]
 
@@ -62,17 +63,21 @@ def counting_noise_floor(dose_e_per_px: Union[float, np.ndarray], *, read_noise_
         If the dose is negative or not finite, or the read noise is negative.
     """
     dose = np.asarray(dose_e_per_px, dtype=np.float64)
-    check_finite(dose, "dose_e_per_px")
-    if np.any(dose < 0):
-        raise CamcorrError("negative dose", argument="dose_e_per_px",
-                           expected="electrons per pixel >= 0", received=f"min {dose.min():g}")
     if read_noise_e < 0 or not math.isfinite(read_noise_e):
         raise CamcorrError("invalid read noise", argument="read_noise_e",
                            expected="a number >= 0 (electrons)", received=repr(read_noise_e))
-    if np.any(dose == 0):
+    if not dose.size:
+        return math.nan
+    # one fused parallel pass: mean variance and the counts of bad, negative and zero pixels
+    _, mean_var, n_bad, n_negative, n_zero = K.dose_stats(dose, n_frames * read_noise_e ** 2)
+    if n_bad:
+        check_finite(dose, "dose_e_per_px")
+    if n_negative:
+        raise CamcorrError("negative dose", argument="dose_e_per_px",
+                           expected="electrons per pixel >= 0", received=f"min {dose.min():g}")
+    if n_zero:
         return math.inf
-    var = (dose + n_frames * read_noise_e ** 2) / dose ** 2
-    return float(math.sqrt(float(np.mean(var))))
+    return float(math.sqrt(mean_var))
 
 
 def _gaussian_percentile_ratio(std: float) -> float:
@@ -119,7 +124,6 @@ def gain_report(gain, *, dose_e_per_px=None, read_noise_e: float = 0.0, n_frames
     """
     g = np.asarray(gain, dtype=np.float64)
     check_ndim(g, (2,), "gain")
-    check_finite(g, "gain")
     if mask is not None:
         m = np.asarray(mask, dtype=bool)
         if m.shape != g.shape:
@@ -128,14 +132,21 @@ def gain_report(gain, *, dose_e_per_px=None, read_noise_e: float = 0.0, n_frames
         values = g[m]
     else:
         values = g.ravel()
-    mean = float(values.mean()) if values.size else 0.0
+    # fused parallel passes (numba) instead of numpy's whole-image temporaries
+    mean, _, _, _, n_bad = K.moments(g)
+    if n_bad:
+        check_finite(g, "gain")
+    if mask is not None:
+        mean = K.moments(values)[0]
+    if not values.size:
+        mean = 0.0
     if not mean > 0:
         raise CamcorrError("gain image has no positive mean", argument="gain",
                            expected="a gain image with mean > 0", received=f"mean {mean:g}")
-    v = values / mean
-    std = float(v.std())
-    p2_5, p97_5 = (float(x) for x in np.percentile(v, [2.5, 97.5]))
-    vmax, vmin = float(v.max()), float(v.min())
+    v = K.divided(values, mean)
+    _, std, vmin, vmax, _ = K.moments(v)
+    # v is this function's own array: partition it in place (no copy)
+    p2_5, p97_5 = (float(x) for x in np.percentile(v, [2.5, 97.5], overwrite_input=True))
     pr = p97_5 / p2_5 if p2_5 > 0 else math.inf
     mr = vmax / p97_5 if p97_5 > 0 else math.inf
     floor_c = None
