@@ -11,8 +11,12 @@ Methods, side by side in one run:
 
 * ``none``: no correction;
 * ``camcorr auto``: ``camcorr.flatfield.estimate_from_empty_tiles(half, None, darkfield=offset)``
-  with its defaults (every image holds cells: median statistic; sigma chosen by held-out
-  validation);
+  with its defaults (every image holds cells: 'median' or 'quantiles' -- flat-field plus an
+  additive term from each pixel's intensity distribution -- and sigma, chosen by held-out
+  validation on the whole intensity distribution); images corrected as ``(I - D) / F`` with the
+  profile's darkfield ``D`` (offset plus the additive term when 'quantiles' is chosen);
+* ``camcorr median``: the same with the statistic fixed to 'median' (sigma chosen), the
+  default before the 'quantiles' model;
 * ``camcorr mean s10``: the smoothed mean of the images (statistic 'mean', sigma 10 px; the
   setting issue 14 measured over-correcting);
 * ``CP median 125`` and ``CP polynomial``: the real CorrectIlluminationCalculate module of the
@@ -22,7 +26,7 @@ Methods, side by side in one run:
 
 Figures (held-out half):
 
-* cell position dependence: each corrected image, ``(I - offset) / F``, is segmented on its own
+* cell position dependence: each corrected image, ``(I - D) / F``, is segmented on its own
   (Otsu); the mean foreground intensity of every cell-sized patch is divided by the median patch
   of its image, and a quadratic surface of log intensity against position is fitted
   (:func:`camcorr.flatfield.cell_position_dependence`): its CV and corner/centre ratio (0 and 1
@@ -142,42 +146,56 @@ def cp_illumination(images, smoothing: str, size: int = 125) -> np.ndarray:
 # methods
 # ---------------------------------------------------------------------------------------------
 def estimate(method: str, images, offset: float):
-    """(flat-field of mean 1, seconds, extra info) of `method` on `images`."""
+    """(flat-field of mean 1, darkfield in ADU, seconds, extra info) of `method` on `images`.
+
+    The darkfield is `offset`, or camcorr's profile darkfield (`offset` plus the additive term
+    of its 'quantiles' model, when chosen): images are corrected as ``(I - darkfield) / flat``,
+    as ``camcorr flatfield apply`` and the CellProfiler module do.
+    """
     from camcorr.flatfield import estimate_from_empty_tiles
 
     t = time.perf_counter()
     info = {}
+    dark = offset
     if method == "none":
         flat = np.ones(images[0].shape)
     elif method == "camcorr auto":
         prof = estimate_from_empty_tiles(list(images), None, darkfield=offset)
-        flat = prof.flatfield
+        flat, dark = prof.flatfield, np.asarray(prof.darkfield, np.float64)
         info = {"sigma": prof.meta["sigma"], "statistic": prof.meta["statistic"],
-                "quality": prof.quality}
+                "quality": prof.quality, "specimen_spread": prof.meta.get("specimen_spread"),
+                "table": prof.meta.get("smoothing_table")}
     elif method == "camcorr mean s10":
         prof = estimate_from_empty_tiles(list(images), None, darkfield=offset,
                                          statistic="mean", sigma=10)
         flat = prof.flatfield
         info = {"quality": prof.quality}
+    elif method == "camcorr median":
+        prof = estimate_from_empty_tiles(list(images), None, darkfield=offset,
+                                         statistic="median")
+        flat = prof.flatfield
+        info = {"sigma": prof.meta["sigma"], "quality": prof.quality}
     elif method == "CP median 125":
         flat = cp_illumination(images, "Median Filter", 125)
     elif method == "CP polynomial":
         flat = cp_illumination(images, "Fit Polynomial")
     else:
         raise ValueError(method)
-    return np.asarray(flat, np.float64) / np.mean(flat), time.perf_counter() - t, info
+    return (np.asarray(flat, np.float64) / np.mean(flat), dark, time.perf_counter() - t, info)
 
 
-METHODS = ("none", "camcorr auto", "camcorr mean s10", "CP median 125", "CP polynomial")
+METHODS = ("none", "camcorr auto", "camcorr median", "camcorr mean s10", "CP median 125",
+           "CP polynomial")
 
 
-def evaluate(flat, images, offset):
-    """Cell position dependence and background non-uniformity of `images` corrected by `flat`."""
+def evaluate(flat, dark, images):
+    """Cell position dependence and background non-uniformity of `images` corrected by `flat`
+    after subtracting `dark` (ADU, a number or an image)."""
     from camcorr.flatfield import cell_position_dependence, flatfield_quality
 
-    cells = cell_position_dependence(images, flat, offset)
+    cells = cell_position_dependence(images, flat, dark)
     stack = np.stack([np.asarray(im, np.float64) for im in images])
-    bg = flatfield_quality(np.median(stack, axis=0) - offset, flat)
+    bg = flatfield_quality(np.median(stack, axis=0), flat, dark)
     return {"cell_cv": cells["cv"], "cell_corner_centre": cells["corner_centre"],
             "n_samples": cells["n_samples"], "bg_cv": bg["cv_after"],
             "bg_corner_centre": bg["corner_centre_after"], "map": cells["map"]}
@@ -190,9 +208,9 @@ def run(images, offset):
         rows = []
         for k in (0, 1):
             est, held = halves[k], halves[1 - k]
-            flat, secs, info = estimate(method, est, offset)
-            rows.append({"held_out": evaluate(flat, held, offset),
-                         "in_sample": evaluate(flat, est, offset),
+            flat, dark, secs, info = estimate(method, est, offset)
+            rows.append({"held_out": evaluate(flat, dark, held),
+                         "in_sample": evaluate(flat, dark, est),
                          "seconds": secs, "flat": flat, "info": info})
         results[method] = rows
     return results
@@ -214,7 +232,10 @@ def summary(results) -> dict:
         sig = [r["info"].get("sigma") for r in rows if r["info"].get("sigma") is not None]
         if sig:
             out[method]["sigma_chosen"] = sig
-            out[method]["statistic_chosen"] = [r["info"]["statistic"] for r in rows]
+            out[method]["statistic_chosen"] = [r["info"].get("statistic", "median") for r in rows]
+        spr = [r["info"].get("specimen_spread") for r in rows]
+        if any(v is not None for v in spr):
+            out[method]["specimen_spread"] = spr
         ovf = [r["info"]["quality"]["overfit"] for r in rows if "quality" in r["info"]]
         if ovf:
             out[method]["camcorr_overfit_flag"] = ovf
@@ -242,7 +263,8 @@ def print_table(s: dict, offset: float, n: int):
     a = s["camcorr auto"]
     if "sigma_chosen" in a:
         print(f"camcorr auto chose sigma {a['sigma_chosen']} px, statistic "
-              f"{a['statistic_chosen']}; over-fitting flag {a.get('camcorr_overfit_flag')}")
+              f"{a['statistic_chosen']}; over-fitting flag {a.get('camcorr_overfit_flag')}; "
+              f"specimen spread / noise spread {a.get('specimen_spread')}")
     best_cp = min(s["CP median 125"]["held_out_cell_cv"], s["CP polynomial"]["held_out_cell_cv"])
     cc_cp = min(abs(s["CP median 125"]["held_out_cell_corner_centre"] - 1),
                 abs(s["CP polynomial"]["held_out_cell_corner_centre"] - 1))

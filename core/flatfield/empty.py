@@ -38,14 +38,23 @@ from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
 from .quality import (combine_quality, flatfield_quality, mean_quality, smoothed_cv,
                       split_halves)
-from .smoothing import AUTO, choose_smoothing, sigma_grid, smooth_normalise
+from .smoothing import (AUTO, MIN_SPECIMEN_SPREAD, QUANTILE_LEVELS, choose_smoothing, sigma_grid,
+                        smooth_affine, smooth_normalise, specimen_spread_ratio)
 from .sources import DEFAULT_MAX_PLANES, SAMPLING_LIMITS, TileSet, sample_planes
 
 __all__ = ["estimate_from_empty_tiles", "estimate_from_z_ranges", "eligible_z",
            "check_z_levels", "flatfield_from_planes", "plane_statistic", "plane_statistics",
            "resolve_smoothing", "bin2d", "unbin2d", "LIMITS", "STATISTICS"]
 
-STATISTICS = ("median", "mean")
+STATISTICS = ("median", "mean", "quantiles")
+"""Per-pixel statistics over the planes ('quantiles': the affine model of
+:mod:`camcorr.flatfield.smoothing`, flat-field and additive term)."""
+AUTO_STATISTICS = ("median", "mean")
+"""Candidates of 'auto' on empty planes."""
+AUTO_STATISTICS_SPECIMEN = ("median", "quantiles")
+"""Candidates of 'auto' when every plane may hold specimen ('quantiles' only where the
+intensity distribution's spread is specimen, not noise: see
+:data:`~camcorr.flatfield.smoothing.MIN_SPECIMEN_SPREAD`)."""
 #: Allowed smoothing, scalar darkfield (ADU), number of sampled planes and seed.
 LIMITS = {"sigma": Limits(0.0, 200.0), "darkfield": Limits(low=0.0), **SAMPLING_LIMITS}
 _DEFAULT_MEMORY = 512 * 2 ** 20
@@ -190,14 +199,17 @@ def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
     binning : int
         Each plane is averaged over ``binning x binning`` blocks before the statistic (1: none).
 
-    statistics : sequence of {'median', 'mean'}
+    statistics : sequence of {'median', 'mean', 'quantiles'}
         Statistics computed in the same pass over the planes.
 
     Returns
     -------
     stats : dict of str -> ndarray (ceil(Y / binning), ceil(X / binning)) float32
         Each statistic, in ADU, or in units of each plane's median level when
-        `normalize_planes`.
+        `normalize_planes`.  'quantiles' is (J, Yb, Xb): the
+        :data:`~camcorr.flatfield.smoothing.QUANTILE_LEVELS` percentiles over the planes; with
+        it comes 'quantiles_noise' (0-d): the pixel noise of the binned planes (robust standard
+        deviation of horizontal neighbour differences / sqrt 2, median over planes and blocks).
     levels : ndarray (n,)
         Median level of each plane (ADU above `dark`); ones when not normalising.
     """
@@ -217,7 +229,9 @@ def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
             plane = tiles.plane(t, z)
             _check_plane(plane, tiles, t, z)
             levels[j] = _plane_level(plane, dark)
-    out = {name: np.empty((nby, nbx), dtype=np.float32) for name in statistics}
+    out = {name: np.empty(((len(QUANTILE_LEVELS),) if name == "quantiles" else ()) + (nby, nbx),
+                          dtype=np.float32) for name in statistics}
+    noise = []
     buf = np.empty((k, brows, nbx), dtype=np.float32)
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
@@ -245,7 +259,15 @@ def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
                 if normalize_planes:
                     b[j] *= np.float32(scale)
         for name, stat in out.items():
-            stat[b0:b1] = median_over_planes(b) if name == "median" else b.mean(axis=0)
+            if name == "quantiles":
+                stat[:, b0:b1] = np.percentile(b, QUANTILE_LEVELS, axis=0)
+                if b.shape[2] > 1:
+                    noise.append(np.median(np.abs(np.diff(b, axis=2)).reshape(k, -1), axis=1))
+            else:
+                stat[b0:b1] = median_over_planes(b) if name == "median" else b.mean(axis=0)
+    if "quantiles" in out:
+        out["quantiles_noise"] = np.asarray(
+            1.4826 * float(np.median(np.concatenate(noise))) / np.sqrt(2) if noise else 0.0)
     return out, levels
 
 
@@ -257,8 +279,9 @@ def resolve_smoothing(sigma, statistic, shape, *, sparse: bool = False):
     sigmas : tuple of float
         One fixed value, or :func:`~camcorr.flatfield.smoothing.sigma_grid` for 'auto'.
     statistics : tuple of str
-        One fixed statistic, or ('median', 'mean') for 'auto' (('median',) when `sparse`:
-        every tile holds specimen, and only a robust statistic ignores it).
+        One fixed statistic, or :data:`AUTO_STATISTICS` for 'auto'
+        (:data:`AUTO_STATISTICS_SPECIMEN` when `sparse`: every tile holds specimen, which the
+        mean follows).
     """
     if sigma is None or (isinstance(sigma, str) and sigma == AUTO):
         sigmas = sigma_grid(shape)
@@ -266,7 +289,7 @@ def resolve_smoothing(sigma, statistic, shape, *, sparse: bool = False):
         LIMITS["sigma"].check(sigma, "sigma")
         sigmas = (float(sigma),)
     if statistic is None or statistic == AUTO:
-        statistics = ("median",) if sparse else STATISTICS
+        statistics = AUTO_STATISTICS_SPECIMEN if sparse else AUTO_STATISTICS
     elif statistic in STATISTICS:
         statistics = (statistic,)
     else:
@@ -293,9 +316,13 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
         Gaussian smoothing of the statistic, pixels (0: none).  'auto' (or None): the sigma of
         :func:`~camcorr.flatfield.smoothing.sigma_grid` with the lowest held-out
         non-uniformity (:func:`~camcorr.flatfield.smoothing.choose_smoothing`).
-    statistic : {'auto', 'median', 'mean'}
-        Per-pixel statistic over the planes; 'auto' chooses between them like sigma (only
-        'median' when `sparse`).
+    statistic : {'auto', 'median', 'mean', 'quantiles'}
+        Per-pixel statistic over the planes; 'auto' chooses between 'median' and 'mean' like
+        sigma, or, when `sparse`, between 'median' and 'quantiles' (the affine model of
+        :mod:`~camcorr.flatfield.smoothing`: flat-field and an additive term, which joins the
+        returned darkfield; a candidate only when the planes' intensity distribution is
+        specimen rather than noise, :data:`~camcorr.flatfield.smoothing.MIN_SPECIMEN_SPREAD`),
+        with every candidate judged on the held-out half's whole distribution.
     normalize_planes : bool
         Divide each plane by its own median first.
     memory_limit : int
@@ -306,13 +333,14 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
         candidate sigma for 'auto'): the box adds less than 5 % to the Gaussian's width, and
         the median costs b^2 times less.  1: full resolution.
     sparse : bool
-        Every plane may hold specimen (all tiles of a sparse specimen): 'auto' uses only the
-        median.
+        Every plane may hold specimen (all tiles of a sparse specimen): 'auto' never uses the
+        mean.
 
     Returns
     -------
     flatfield : ndarray (Y, X) float32, mean 1
     darkfield : ndarray (Y, X) float32
+        The given darkfield, plus the additive term when the statistic is 'quantiles'.
     baseline : float, ADU
     quality : dict
         :func:`~camcorr.flatfield.quality.combine_quality`: in-sample figures (the flat-field
@@ -321,7 +349,9 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
         None with a single plane) and the over-fitting verdict.
     choice : dict
         ``sigma``, ``statistic`` and ``binning`` used, ``chosen`` (True when picked from the
-        data) and ``table`` (the held-out criterion of every candidate; empty when fixed).
+        data), ``table`` (the held-out criterion of every candidate; empty when fixed) and
+        ``specimen_spread`` (:func:`~camcorr.flatfield.smoothing.specimen_spread_ratio`, None
+        unless 'quantiles' was considered).
 
     Notes
     -----
@@ -341,6 +371,7 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
               binning=bn)
     held_out = len(picks) >= 2
     table = []
+    spread = cells = None
     if held_out:
         half_a, half_b = split_halves(picks)
         stats_a, lev_a = plane_statistics(tiles, half_a, dark, **kw)
@@ -348,31 +379,65 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
         wa = len(half_a) / len(picks)
         stats = {k: wa * stats_a[k] + (1 - wa) * stats_b[k] for k in needed}
         levels = np.concatenate([lev_a, lev_b])
+        if "quantiles" in needed:
+            spread = specimen_spread_ratio(
+                stats["quantiles"], 0.5 * float(stats_a["quantiles_noise"]
+                                                + stats_b["quantiles_noise"]))
+            if len(statistics) > 1 and spread < MIN_SPECIMEN_SPREAD:
+                # the deciles are noise, not specimen: their slope is not the flat-field
+                statistics = tuple(k for k in statistics if k != "quantiles")
         if len(sigmas) * len(statistics) > 1:
+            dist = "quantiles" in statistics
             sig, stat_name, table = choose_smoothing(
                 {k: stats_a[k] for k in statistics}, {k: stats_b[k] for k in statistics},
-                stats_a["median"], stats_b["median"], sigmas, bn, argument=tiles.argument)
+                stats_a["median"], stats_b["median"], sigmas, bn, argument=tiles.argument,
+                quantiles_a=stats_a["quantiles"] if dist else None,
+                quantiles_b=stats_b["quantiles"] if dist else None)
+            if dist and len(statistics) > 1:
+                sig, stat_name, cells = _choose_by_cells(
+                    tiles, (half_a, half_b), (stats_a, stats_b), table, dark, bn,
+                    float(np.median(np.concatenate([lev_a, lev_b]))) if normalize_planes
+                    else 1.0, (sig, stat_name))
         else:
             sig, stat_name = sigmas[0], statistics[0]
     else:
         stats, levels = plane_statistics(tiles, picks, dark, **kw)
         # one plane: nothing to validate on; the largest candidate is the safe choice
         sig, stat_name = max(sigmas), statistics[0]
+        if stat_name == "quantiles":
+            raise CamcorrError("the 'quantiles' statistic needs several planes",
+                               argument="statistic", expected="two or more planes",
+                               received="one plane", fix="Use statistic 'median'")
     level = float(np.median(levels)) if normalize_planes else 1.0
-    flat_binned = smooth_normalise(stats[stat_name], sig / bn, tiles.argument)
+
+    def model(st):
+        """(binned flat-field, binned additive term in ADU) of the chosen candidate."""
+        if stat_name == "quantiles":
+            f, z = smooth_affine(st["quantiles"], sig / bn, tiles.argument)
+            return f, np.asarray(z, np.float64) * level
+        return smooth_normalise(st[stat_name], sig / bn, tiles.argument), 0.0
+
+    flat_binned, add_binned = model(stats)
     if bn > 1:
         full = unbin2d(flat_binned, bn, tiles.shape)
         flat = (full / full.mean()).astype(np.float32)
     else:
         flat = flat_binned
-    reference = stats[stat_name].astype(np.float64) * level
-    baseline = float(np.percentile(reference / flat_binned, 1))
-    in_sample = flatfield_quality(stats["median"].astype(np.float64) * level, flat_binned, 0.0)
+    if stat_name == "quantiles":
+        # the additive term (flare, haze, an offset not given) joins the darkfield: the
+        # corrected image is (I - darkfield - additive) / flat-field
+        add = add_binned if bn == 1 else unbin2d(np.asarray(add_binned, np.float32), bn,
+                                                 tiles.shape)
+        dark = (dark + np.asarray(add, np.float32)).astype(np.float32)
+    reference = stats["median" if stat_name == "quantiles" else stat_name].astype(np.float64) * level
+    baseline = float(np.percentile((reference - add_binned) / flat_binned, 1))
+    in_sample = flatfield_quality(stats["median"].astype(np.float64) * level, flat_binned,
+                                  add_binned)
     if held_out:
-        fa = smooth_normalise(stats_a[stat_name], sig / bn, tiles.argument)
-        fb = smooth_normalise(stats_b[stat_name], sig / bn, tiles.argument)
-        ho = mean_quality(flatfield_quality(stats_b["median"].astype(np.float64) * level, fa),
-                          flatfield_quality(stats_a["median"].astype(np.float64) * level, fb))
+        fa, za = model(stats_a)
+        fb, zb = model(stats_b)
+        ho = mean_quality(flatfield_quality(stats_b["median"].astype(np.float64) * level, fa, za),
+                          flatfield_quality(stats_a["median"].astype(np.float64) * level, fb, zb))
         split = (f"two-fold: alternate halves of the {len(picks)} sampled planes, each "
                  "corrected with the flat-field of the other")
         floor = smoothed_cv(stats_b["median"].astype(np.float64)
@@ -381,16 +446,78 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
         ho, split, floor = None, "not possible with a single plane", None
     quality = combine_quality(in_sample, ho, split=split, noise_floor=floor)
     choice = {"sigma": float(sig), "statistic": stat_name, "binning": bn,
-              "chosen": len(sigmas) * len(statistics) > 1 and held_out, "table": table}
+              "chosen": len(sigmas) * len(statistics) > 1 and held_out, "table": table,
+              "specimen_spread": None if spread is None else float(spread),
+              "cell_criterion": cells}
     quality["smoothing"] = {k: choice[k] for k in ("sigma", "statistic", "chosen")}
     return flat, dark, baseline, quality, choice
+
+
+CELL_CRITERION_PLANES = 48
+"""Most planes per half segmented by the cell criterion of :func:`_choose_by_cells`."""
+
+
+def _full_model(st: dict, name: str, sigma: float, bn: int, shape, level: float, argument: str):
+    """Full-resolution (flat-field, additive term in ADU) of candidate `name` at `sigma` px."""
+    if name == "quantiles":
+        f, z = smooth_affine(st["quantiles"], sigma / bn, argument)
+        z = np.asarray(z, np.float32) * np.float32(level)
+    else:
+        f, z = smooth_normalise(st[name], sigma / bn, argument), None
+    if bn > 1:
+        f = unbin2d(f, bn, shape)
+        z = None if z is None else unbin2d(z, bn, shape)
+    return f / f.mean(), (0.0 if z is None else z)
+
+
+def _choose_by_cells(tiles: TileSet, halves, stats, table, dark, bn, level, fallback):
+    """Between the statistics (best sigma of each by the table), the one whose flat-field
+    leaves the held-out half's cells least dependent on position.
+
+    Every held-out plane is corrected and segmented as a user would
+    (:func:`~camcorr.flatfield.quality.cell_position_dependence`, Otsu); the criterion is the
+    CV of the fitted map of cell intensity against position, averaged over both directions.
+
+    Returns
+    -------
+    sigma, statistic, cells : float, str, dict
+        ``cells`` maps each statistic to its sigma and held-out cell CV (None when no cells
+        were found: then `fallback`, the distribution criterion's choice, is kept).
+    """
+    from .quality import cell_position_dependence
+
+    best = {}
+    for row in table:
+        if row["criterion"] is None:
+            continue
+        cur = best.get(row["statistic"])
+        if cur is None or row["criterion"] < cur[1]:
+            best[row["statistic"]] = (row["sigma"], row["criterion"])
+    out = {}
+    for name, (s, _) in best.items():
+        cvs = []
+        try:
+            for k in (0, 1):
+                flat, add = _full_model(stats[k], name, s, bn, tiles.shape, level, tiles.argument)
+                held = halves[1 - k]
+                step = max(1, -(-len(held) // CELL_CRITERION_PLANES))
+                planes = (tiles.plane(t, z) for t, z in held[::step])
+                cvs.append(cell_position_dependence(planes, flat, dark + add)["cv"])
+        except CamcorrError:
+            return fallback[0], fallback[1], None
+        out[name] = {"sigma": float(s), "heldout_cell_cv": float(np.mean(cvs))}
+    if not out:
+        return fallback[0], fallback[1], None
+    name = min(out, key=lambda k: out[k]["heldout_cell_cv"])
+    return out[name]["sigma"], name, out
 
 
 def _choice_meta(choice: dict) -> dict:
     """Profiles.meta entries of the smoothing used (and how it was chosen)."""
     return {"sigma": choice["sigma"], "statistic": choice["statistic"],
             "binning": choice["binning"], "smoothing_chosen": bool(choice["chosen"]),
-            "smoothing_table": choice["table"]}
+            "smoothing_table": choice["table"], "specimen_spread": choice.get("specimen_spread"),
+            "cell_criterion": choice.get("cell_criterion")}
 
 
 def _open(tiles, numbers):
@@ -427,9 +554,11 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
         Seed of the plane sampler.
     max_planes : int
         Cap when `n_planes` is not given.
-    statistic : {'auto', 'median', 'mean'}
-        'auto' (default): chosen with sigma from held-out validation; only 'median' when
-        `empty_tiles` is not given (every tile holds a sparse specimen, which the mean follows).
+    statistic : {'auto', 'median', 'mean', 'quantiles'}
+        'auto' (default): chosen with sigma from held-out validation; 'median' or 'quantiles'
+        (flat-field and additive term from each pixel's intensity distribution; the additive
+        term joins the darkfield) when `empty_tiles` is not given (every tile holds specimen,
+        which the mean follows); see :func:`flatfield_from_planes`.
     normalize_planes : bool
         Divide each plane by its own median before the statistic.
     memory_limit : int

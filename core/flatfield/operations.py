@@ -99,9 +99,12 @@ _ESTIMATE_PARAMS = (
           help="Per-pixel statistic over the sampled planes: 'median' (robust to the odd object "
                "in an empty plane, and to a sparse specimen in every tile), 'mean' (the "
                "smoothed average of all images, as CellProfiler's 'Regular' illumination "
-               "function) or 'auto' (default): chosen with the smoothing by held-out "
-               "validation; 'median' when no empty tile is listed (every tile holds "
-               "specimen)."),
+               "function), 'quantiles' (each pixel's intensity deciles fitted as a line of "
+               "the field's: the slope is the flat-field, the intercept an additive term such "
+               "as veiling glare, subtracted with the darkfield; for tiles that all hold "
+               "specimen) or 'auto' (default): chosen with the smoothing by held-out "
+               "validation; 'median' or 'quantiles' when no empty tile is listed (every tile "
+               "holds specimen), chosen by how flat the held-out tiles' cells come out."),
     Param("planes", "int", default=None, limits=LIMITS["n_planes"], cli="--planes",
           label="Planes to sample", engine_arg="n_planes",
           metavar="N",

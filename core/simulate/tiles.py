@@ -220,13 +220,14 @@ def simulate_cells(n_images: int = 24, shape=(128, 128), *, coverage: float = 0.
                    radius: Tuple[float, float] = (4.0, 9.0), brightness: Tuple[float, float] = (
                        600.0, 3000.0), background: float = 300.0, offset: float = 100.0,
                    dark_amplitude: float = 6.0, vignetting: float = 0.45,
-                   read_noise: float = 2.0, level_spread: float = 0.3, dtype=np.uint16,
-                   seed: int = 0) -> SimulatedCells:
+                   read_noise: float = 2.0, level_spread: float = 0.3, flare: float = 0.0,
+                   dtype=np.uint16, seed: int = 0) -> SimulatedCells:
     """Fields of view that all hold a sparse specimen (cells), e.g. a plate of wells.
 
     Forward model of image k, in ADU (gain 1 ADU per photoelectron)::
 
-        I_k = D + Poisson(F * s_k * (b + sum_cells c_i * disk_i)) + N(0, read_noise^2)
+        I_k = D + Poisson(F * s_k * (b + sum_cells c_i * disk_i) + flare * G * m_k)
+              + N(0, read_noise^2)
 
     with ``F`` the flat-field (:func:`make_flatfield`), ``D`` the darkfield
     (:func:`make_darkfield`), ``s_k`` a per-image level (log-uniform within +-`level_spread`,
@@ -247,6 +248,11 @@ def simulate_cells(n_images: int = 24, shape=(128, 128), *, coverage: float = 0.
         As in :func:`simulate_tiles`.
     level_spread : float
         Per-image level spread (natural-log units).
+    flare : float
+        Veiling glare: an additive, centre-peaked term ``flare * G * m_k``, with ``G`` a
+        Gaussian of sigma 0.3 x the smaller side (1 at the centre) and ``m_k`` the mean light
+        of image k reaching the camera (``mean(F * s_k * (b + cells))``).  It is light that
+        is not shaded by the flat-field (scattered inside the objective); 0: none.
     dtype : dtype
     seed : int
 
@@ -274,6 +280,10 @@ def simulate_cells(n_images: int = 24, shape=(128, 128), *, coverage: float = 0.
         covered.append((spec > 0.5 * brightness[0]).mean())
         level = float(np.exp(rng.uniform(-level_spread, level_spread)))
         photons = flat * level * (background + spec)
+        if flare:
+            g = np.exp(-((y - (ny - 1) / 2) ** 2 + (x - (nx - 1) / 2) ** 2)
+                       / (2 * (0.3 * min(ny, nx)) ** 2))
+            photons = photons + flare * g * float(photons.mean())
         img = dark + rng.poisson(photons) + rng.normal(0, read_noise, shape)
         if info is not None:
             img = np.clip(np.rint(img), info.min, info.max)
