@@ -29,7 +29,7 @@ Dialog.addString("channel", "", 30);
 Dialog.addNumber("offset", 0, 6, 10, "Camera offset (ADU)");
 Dialog.addFile("darkfield_file", "");
 Dialog.addString("sigma", "", 30);
-Dialog.addChoice("statistic", newArray("auto", "median", "mean"), "auto");
+Dialog.addChoice("statistic", newArray("auto", "median", "mean", "quantiles"), "auto");
 Dialog.addString("planes", "", 30);
 Dialog.addNumber("seed", 0, 0, 10, "Random seed");
 Dialog.addCheckbox("get_darkfield", false);
