@@ -40,7 +40,7 @@ def test_sparse_specimen_everywhere_default_within_1_5_percent(cells):
         assert 0.08 < sim.coverage < 0.15
         prof = estimate_from_empty_tiles(sim.images, None, darkfield=sim.darkfield)
         err = rms_rel(prof.flatfield, sim.flatfield)
-        assert err <= 0.015, err  # issue 14 target (measured 0.3-0.6 %)
+        assert err <= 0.015, err  # issue 14 target (measured 0.3-0.6 %; seeds 0-9: <= 0.72 %)
         assert prof.meta["statistic"] == "median"     # every tile holds specimen: robust only
         assert prof.meta["smoothing_chosen"]
         # the lower half of each pixel's distribution is background noise: no 'quantiles' model
