@@ -253,3 +253,25 @@ def test_cli_prints_held_out_and_writes_json(tmp_path, capsys):
                "--sigma", "3", "--statistic", "mean", "-o", str(tmp_path / "q.npz")])
     out = capsys.readouterr().out
     assert rc == 0 and "sigma 3 px, statistic mean (as given)" in out
+
+
+def test_cli_reports_the_quantiles_model_and_stores_its_additive_term(tmp_path, capsys):
+    import tifffile
+
+    from camcorr.cli import main
+    from camcorr.flatfield.profiles import read_profiles
+
+    sim = simulate_cells(40, (64, 64), coverage=0.4, flare=0.3, brightness=(600, 3000), seed=0)
+    files = []
+    for i, im in enumerate(sim.images):
+        files.append(str(tmp_path / f"t{i:02d}.tif"))
+        tifffile.imwrite(files[-1], im)
+    rc = main(["flatfield", "estimate", *files, "--method", "empty-tiles", "--offset", "100",
+               "--statistic", "quantiles", "--sigma", "8", "-o", str(tmp_path / "p.npz")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "statistic quantiles (as given)" in out
+    assert "additive term" in out
+    prof = read_profiles(tmp_path / "p.npz")
+    # the darkfield holds the offset plus the fitted glare (brightest near the centre)
+    d = prof.darkfield
+    assert d[24:40, 24:40].mean() > d[:8, :8].mean() + 5

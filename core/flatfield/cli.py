@@ -35,6 +35,11 @@ def run_estimate(values: Dict) -> RunResult:
                else "as given")
         result.say(f"smoothing: sigma {profiles.meta['sigma']:g} px, statistic "
                    f"{profiles.meta.get('statistic')} ({how})")
+        if profiles.meta.get("statistic") == "quantiles":
+            dark = profiles.darkfield
+            result.say(f"additive term (flare, haze) fitted with the flat-field; the stored "
+                       f"darkfield includes it: {float(dark.min()):.1f} to "
+                       f"{float(dark.max()):.1f} ADU")
     base = profiles.baseline
     result.say(f"baseline: {base:.2f} ADU" if not profiles.per_image_baseline
                else f"baseline: per image ({len(base)} values)")
