@@ -22,10 +22,12 @@ baseline) are in ADU.  Outputs keep the input dtype unless asked, clipped, never
 """
 import os as _os
 
-from . import _numba_cache
+from . import _numba_cache, _threads
 
 # before any kernel module imports numba: a read-only install gets a private writable cache
 _numba_cache.configure(_os.path.dirname(__file__))
+# before numba's OpenMP runtime starts: idle workers spin briefly, then sleep (busy machines)
+_threads.configure()
 
 from ._version import __version__  # noqa: E402
 from .errors import CamcorrError  # noqa: E402

@@ -3,6 +3,7 @@ running the commands finds all of them in numba's cache (no compilation on a fir
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,3 +68,16 @@ def test_commands_after_warmup_compile_nothing(tmp_path):
     assert out["codes"] == [0, 0, 0]
     assert out["hits"] > 0            # kernels were loaded from the cache ...
     assert out["misses"] == {}        # ... and none had to be compiled
+
+
+def test_import_sets_a_short_openmp_spin_unless_the_user_chose():
+    # numba's OpenMP workers must not busy-wait on a busy machine (core/_threads.py); a user's
+    # own GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept
+    code = "import os, camcorr; print(os.environ.get('GOMP_SPINCOUNT'))"
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    for extra, expected in (({}, "1000"), ({"GOMP_SPINCOUNT": "5"}, "5"),
+                            ({"OMP_WAIT_POLICY": "ACTIVE"}, "None")):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**base, **extra}, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout.strip() == expected, (extra, res.stdout)
