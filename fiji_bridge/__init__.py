@@ -16,7 +16,7 @@ run_operation(name, image, ij=None, **values)
 run_on_array(name, array, values)
     The same on numpy arrays.
 run_in_memory(name, array, values)
-    Operations of ``engine.IN_MEMORY`` (the selective median) on a (Z, Y, X) array without
+    Operations of ``engine.IN_MEMORY`` (selective median, gain estimate) on a (Z, Y, X) array without
     temporary files; returns the RunResult (arrays, numbers).
 numpy_to_imageplus(array, title, axes=None, calibration=None), imageplus_to_numpy(imp,
 keep_axes=False), imageplus_axes(imp), imageplus_calibration(imp),

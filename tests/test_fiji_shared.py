@@ -608,3 +608,49 @@ def test_in_memory_median_equals_cli_without_temporary_files(tmp_path, monkeypat
     mask = tifffile.imread(tmp_path / "m.tif") > 0
     np.testing.assert_array_equal(res.arrays["mask"], mask)
     assert res.numbers["flagged"] == int(mask.sum()) > 0
+
+
+def test_in_memory_gain_estimate_equals_cli(tmp_path, monkeypatch, rng):
+    """The gain estimate of an in-memory movie (``run_in_memory``, frames fed in the command
+    line's blocks): the same float32 gain as ``camcorr gain estimate``, no temporary file, and
+    the held-out figures among its numbers; an offset above the data is refused as by the
+    command line."""
+    import tempfile
+
+    from camcorr.errors import CamcorrError
+    from fiji_bridge.engine import run_in_memory
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    gain = 1 + 0.05 * np.sin(xx / 3.0)                       # column structure to recover
+    movie = rng.poisson(300 * gain, (30, 32, 32)).astype(np.uint16)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    res = run_in_memory("gain-estimate", movie, {"iterations": 2})
+    assert os.listdir(tmpdir) == []
+    with pytest.raises(CamcorrError, match="offset at or above the data"):
+        run_in_memory("gain-estimate", movie, {"offset": 1000.0})
+    tifffile.imwrite(tmp_path / "m.tif", movie, imagej=True, metadata={"axes": "ZYX"})
+    _cli("gain", "estimate", tmp_path / "m.tif", "-o", tmp_path / "g.tif", "--iterations", "2")
+    want = tifffile.imread(tmp_path / "g.tif")
+    got = res.arrays["output"]
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    assert "std_heldout" in res.numbers["heldout"] and res.numbers["std"] > 0
+
+
+def test_gain_estimate_of_a_big_endian_movie(tmp_path, rng):
+    """ImageJ writes big-endian TIFFs (what the Fiji commands hand to camcorr): the gain estimate
+    of such a movie equals that of the same movie in native byte order (the numba kernels take
+    native arrays only)."""
+    from fiji_bridge.engine import run_in_memory
+
+    movie = rng.poisson(200, (12, 24, 20)).astype(np.uint16)
+    big = movie.astype(">u2")
+    a = run_in_memory("gain-estimate", movie, {}).arrays["output"]
+    b = run_in_memory("gain-estimate", big, {}).arrays["output"]
+    np.testing.assert_array_equal(a, b)
+    tifffile.imwrite(tmp_path / "be.tif", big, byteorder=">", imagej=True,
+                     metadata={"axes": "ZYX"})
+    _cli("gain", "estimate", tmp_path / "be.tif", "-o", tmp_path / "g.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "g.tif"), a)

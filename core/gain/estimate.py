@@ -654,6 +654,8 @@ class GainAccumulator:
             Wrong dimensions or shape, NaN/inf or negative values, a constant frame.
         """
         block = _frames_of(frames, argument, self.n_frames)
+        if not block.dtype.isnative:  # e.g. big-endian TIFFs as ImageJ writes them
+            block = block.astype(block.dtype.newbyteorder("="))
         if self.shape is None:
             self._init(tuple(block.shape[1:]))
         if tuple(block.shape[1:]) != self.shape:
