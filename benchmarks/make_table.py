@@ -131,7 +131,7 @@ def rows(r: dict):
                     _f(g.get("xmipp", {}).get("quoted_4k8_s", 0) / sp["seconds"], "%.1f", "x")
                     if sp.get("seconds") and not g.get("quick") else "-", "< 15 s",
                     _load(g.get("load_average_at_start"))))
-        out.append(("gain estimate, 2 cores vs 1 thread, same file",
+        out.append((f"gain estimate, 2 cores vs 1 thread, same file, best of {g.get('repeat', 1)}",
                     _f(g.get("parallel_speedup"), "%.2f", "x"),
                     f"1 thread {_f(g.get('one_thread_s'))} s", "", ">= 1.8x",
                     _load(g.get("load_end"))))
