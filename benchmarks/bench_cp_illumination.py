@@ -18,7 +18,7 @@ Methods, side by side in one run:
 * ``camcorr median``: the same with the statistic fixed to 'median' (sigma chosen), the
   default before the 'quantiles' model;
 * ``camcorr mean s10``: the smoothed mean of the images (statistic 'mean', sigma 10 px; the
-  setting issue 14 measured over-correcting);
+  setting that over-corrects sparse specimens, see tests/test_flatfield_heldout.py);
 * ``CP median 125`` and ``CP polynomial``: the real CorrectIlluminationCalculate module of the
   installed ``cellprofiler`` package (Regular, All, rescale Yes; Median Filter with a manual
   size of 125 px, or Fit Polynomial), driven through real cellprofiler_core Pipeline /
@@ -34,7 +34,7 @@ Figures (held-out half):
 * background non-uniformity: CV and corner/centre of the smoothed per-pixel median of the
   corrected half (:func:`camcorr.flatfield.flatfield_quality`).
 
-Target (issue 14): the held-out position dependence of camcorr's default at most that of
+Target: the held-out position dependence of camcorr's default at most that of
 CorrectIlluminationCalculate (median filter 125 and polynomial).  Usage::
 
     .venv/bin/python benchmarks/bench_cp_illumination.py [--figures DIR] [--json FILE]

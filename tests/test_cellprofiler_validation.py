@@ -4,8 +4,8 @@ CellProfiler's ``Pipeline.test_valid`` / ``Module.test_valid`` / ``test_module_w
 image/object chooser (``get_choices``) of every module -- SaveImages after our modules included --,
 every measurement chooser (a FlagImage appended to each pipeline, pointed at one of our features),
 the measurement columns, and a save/load round trip.  These are the calls the GUI makes when it
-opens a pipeline; a setting that is not a plain CellProfiler setting breaks them (issue 11:
-``'str' object is not callable`` from a ``key`` attribute hiding ``Setting.key()``).
+opens a pipeline; a setting that is not a plain CellProfiler setting breaks them (a ``key``
+attribute hiding ``Setting.key()`` once gave ``'str' object is not callable``).
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def test_sparse_specimen_everywhere_default_within_1_5_percent(cells):
         assert 0.08 < sim.coverage < 0.15
         prof = estimate_from_empty_tiles(sim.images, None, darkfield=sim.darkfield)
         err = rms_rel(prof.flatfield, sim.flatfield)
-        assert err <= 0.015, err  # issue 14 target (measured 0.3-0.6 %; seeds 0-9: <= 0.72 %)
+        assert err <= 0.015, err  # target 1.5 % (measured 0.3-0.6 %; seeds 0-9: <= 0.72 %)
         assert prof.meta["statistic"] == "median"     # every tile holds specimen: robust only
         assert prof.meta["smoothing_chosen"]
         # the lower half of each pixel's distribution is background noise: no 'quantiles' model
@@ -110,7 +110,7 @@ def test_quantiles_model_recovers_an_exact_affine_field():
 
 
 def test_mean_of_sparse_specimen_is_far_worse_and_says_so(cells):
-    """The mean follows the cells (the 6.4 % of issue 14): the figures show it."""
+    """The mean follows the cells (about 6 % off): the figures show it."""
     sim = cells[0]
     mean = estimate_from_empty_tiles(sim.images, None, darkfield=sim.darkfield,
                                      statistic="mean", sigma=2)

@@ -130,7 +130,7 @@ def _empty_planes_mean(out: Path, files, z_levels):
     Hot and random-telegraph pixels are replaced first, as the chain does before estimating the
     flat-field: a telegraph pixel's mean excess (75-200 ADU on a 150 ADU background) inside a
     4 x 4 corner or centre patch of the tiny demo moved its corner/centre ratio by up to 6 %
-    with the *true* flat-field (the flaky check of issue 14).  Not the runner's saved output:
+    with the *true* flat-field (a check that then failed at random).  Not the runner's saved output:
     the CellProfiler chain subtracts a scalar baseline and saves 16-bit, so near-background
     pixels are clipped at 0, which biases a background mean.
     """

@@ -15,8 +15,8 @@ Method
    is accumulated, weighted by the block's number of planes.  Memory: one block plus
    3 x (number of groups) maps, independent of the number of frames.
 3. Fit: per pixel, y = A * (1 - exp(-B * x)) through the group means, weighted by their plane
-   counts, with LLSpy's bounds A in [0, 800] ADU, B in [0, 0.01] 1/ADU (LLSpy ``camcalib``, NOTES
-   section 1).  A is linear given B, so B is found by a log-spaced grid search followed by
+   counts, with LLSpy's bounds A in [0, 800] ADU, B in [0, 0.01] 1/ADU (LLSpy ``camcalib``; LLSpy
+   camera corrections documentation, llspy.readthedocs.io/en/latest/camera.html).  A is linear given B, so B is found by a log-spaced grid search followed by
    golden-section refinement of the profiled cost (variable projection; Golub & Pereyra 2003,
    doi:10.1088/0266-5611/19/2/201), inside iteratively reweighted least squares with Huber
    weights (Huber 1964, doi:10.1214/aoms/1177703732) scaled by the residuals' MAD, so a whole
