@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_range",
     "check_same_shape",
     "check_choice",
+    "check_frame_block",
     "describe",
     "Limits",
 ]
@@ -156,6 +157,76 @@ def check_choice(value, choices: Iterable, argument: str):
                            expected="one of " + ", ".join(repr(c) for c in choices),
                            received=repr(value))
     return value
+
+
+def check_frame_block(block, argument: str, *, shape: Optional[Tuple[int, int]] = None,
+                      max_ndim: Optional[int] = None, min_size: int = 1,
+                      finite: bool = False) -> np.ndarray:
+    """The one validator of a block of frames: a frame (Y, X) or frames (..., Y, X) as (N, Y, X).
+
+    Every engine function that takes frames block by block (moments, gain, a posteriori
+    statistics, selective median) checks each block with it, so the same input gets the same
+    message everywhere.
+
+    Parameters
+    ----------
+    block : array_like, shape (Y, X) or (..., Y, X)
+        One frame or several frames; leading axes are flattened into N.
+    argument : str
+        Name of the input in the caller's words (for the message).
+    shape : (int, int), optional
+        Required frame shape (Y, X), e.g. that of the earlier blocks of the same run.
+    max_ndim : int, optional
+        Highest accepted number of dimensions (3: a frame or a block (N, Y, X) only).
+    min_size : int
+        Smallest accepted frame height and width, pixels.
+    finite : bool
+        Also refuse NaN and infinity (:func:`check_finite`).
+
+    Returns
+    -------
+    ndarray, shape (N, Y, X)
+        A view of `block` (not copied), dtype kept.
+
+    Raises
+    ------
+    CamcorrError
+        Non-numeric pixels, fewer than 2 (or more than `max_ndim`) dimensions, a frame shape
+        other than `shape`, frames smaller than `min_size`, or non-finite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_frame_block(np.zeros((4, 5)), "frames").shape
+    (1, 4, 5)
+    >>> check_frame_block(np.zeros((2, 3, 4, 5), np.uint16), "frames").shape
+    (6, 4, 5)
+    >>> check_frame_block(np.zeros((2, 4, 6)), "frames", shape=(4, 5))
+    Traceback (most recent call last):
+    ...
+    camcorr.errors.CamcorrError: frames: frame shapes differ. Expected frames of shape (4, 5). Received frames of shape (4, 6).
+    """
+    arr = np.asarray(block)
+    if arr.dtype.kind not in "uif":
+        raise CamcorrError("unsupported pixel type", argument=argument,
+                           expected="integer or floating-point pixels", received=describe(arr))
+    if arr.ndim < 2 or (max_ndim is not None and arr.ndim > max_ndim):
+        exp = ("a frame (Y, X) or a block of frames (N, Y, X)" if max_ndim == 3
+               else "a frame (Y, X) or frames (..., Y, X)")
+        raise CamcorrError("wrong number of dimensions", argument=argument, expected=exp,
+                           received=f"{arr.ndim}D data of shape {arr.shape}")
+    arr = arr.reshape((-1,) + arr.shape[-2:])
+    if shape is not None and tuple(arr.shape[1:]) != tuple(shape):
+        raise CamcorrError("frame shapes differ", argument=argument,
+                           expected=f"frames of shape {tuple(shape)}",
+                           received=f"frames of shape {tuple(arr.shape[1:])}")
+    if arr.shape[1] < min_size or arr.shape[2] < min_size:
+        raise CamcorrError("frames too small", argument=argument,
+                           expected=f"frames of at least {min_size} x {min_size} pixels",
+                           received=f"shape {tuple(arr.shape[1:])}")
+    if finite:
+        check_finite(arr, argument)
+    return arr
 
 
 @dataclass(frozen=True)

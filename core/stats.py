@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .errors import CamcorrError
+from .errors import CamcorrError, check_frame_block
 
 __all__ = ["RunningMoments", "moments_of"]
 
@@ -43,13 +43,7 @@ class RunningMoments:
 
     def update(self, frames) -> "RunningMoments":
         """Add a block of frames, shape (N, Y, X) or one frame (Y, X); returns self."""
-        block = np.asarray(frames)
-        if block.ndim == 2:
-            block = block[None]
-        if block.ndim != 3:
-            raise CamcorrError("wrong number of dimensions", argument="frames",
-                               expected="frames of shape (N, Y, X) or one frame (Y, X)",
-                               received=f"shape {block.shape}")
+        block = check_frame_block(frames, "frames", max_ndim=3)
         n = block.shape[0]
         if n == 0:
             return self

@@ -231,3 +231,23 @@ class GroupRunner:
             results.append(out)
         self.module.post_group(self.workspace(), {})
         return results
+
+
+def write_flash_timeseries(folder: Path):
+    """Three timepoints of a 2-channel Flash4.0 acquisition as 2D TIFFs
+    (``movA_t{t}_ch{c}.tif``), its ``Settings.txt`` and a carryover parameter file covering its
+    ROI, in `folder` (created); returns the simulated acquisition."""
+    from camcorr.flash.params import params_from_arrays, write_params
+    from camcorr.simulate import lls
+
+    folder.mkdir(parents=True, exist_ok=True)
+    acq = lls.write_acquisition(folder, n_planes=3, seed=11, camera_seed=0,
+                                peaks=(3000.0, 0.0), write=False)
+    for t in range(3):
+        for c in range(2):
+            tifffile.imwrite(folder / f"movA_t{t:04d}_ch{c}.tif", acq.raw[0, c, t])
+    lls.write_settings(folder / "cell1_Settings.txt", acq.truth.roi)
+    calib = lls.sensor_maps((1001, 1011, 1048, 1050), seed=0)
+    write_params(params_from_arrays(calib.A, calib.B, calib.offset, calib.noise, roi=calib.roi,
+                                    serial="100740", date="20240517"), folder)
+    return acq

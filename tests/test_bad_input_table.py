@@ -33,6 +33,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from _helpers import mount_tmpfs, umount
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = Path(__file__).with_name("cli_forkserver.py")
 
@@ -350,21 +352,6 @@ def _snapshot(folder: Path) -> Dict[str, Optional[str]]:
     return out
 
 
-def _mount_tmpfs(path: Path, size: str, readonly: bool) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    opts = f"size={size}" + (",ro" if readonly else "")
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                           capture_output=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return r.returncode == 0
-
-
-def _umount(path: Path):
-    subprocess.run(["umount", str(path)], capture_output=True, timeout=20)
-
-
 @dataclass
 class Outcome:
     case: Case
@@ -400,12 +387,12 @@ def table_results(tmp_path_factory, request):
         ro_dir.mkdir()
         os.chmod(ro_dir, 0o555)
         ro_ok = True
-    elif _mount_tmpfs(ro_dir, "1m", readonly=True):
+    elif mount_tmpfs(ro_dir, "1m", readonly=True):
         mounts.append(ro_dir)
         ro_ok = True
     else:
         ro_reason = "cannot make a read-only folder (running as root without mount permission)"
-    if _mount_tmpfs(full_dir, "64k", readonly=False):
+    if mount_tmpfs(full_dir, "64k", readonly=False):
         mounts.append(full_dir)
         full_ok = True
     else:
@@ -473,7 +460,7 @@ def table_results(tmp_path_factory, request):
                     o.leftovers += extra
         cases.append(o)
     for m in mounts:
-        _umount(m)
+        umount(m)
     summary = _summary(cases)
     request.config._camcorr_summaries = getattr(request.config, "_camcorr_summaries", [])
     request.config._camcorr_summaries.append(summary)

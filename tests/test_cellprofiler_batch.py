@@ -50,22 +50,6 @@ def _tiles(folder: Path, n=63, shape=(16, 16)):
                          rng.poisson(300.0, shape).astype(np.uint16))
 
 
-def _flash_frames(folder: Path):
-    from camcorr.flash.params import params_from_arrays, write_params
-    from camcorr.simulate import lls
-
-    folder.mkdir(parents=True, exist_ok=True)
-    acq = lls.write_acquisition(folder, n_planes=3, seed=11, camera_seed=0,
-                                peaks=(3000.0, 0.0), write=False)
-    for t in range(3):
-        for c in range(2):
-            tifffile.imwrite(folder / f"movA_t{t:04d}_ch{c}.tif", acq.raw[0, c, t])
-    lls.write_settings(folder / "cell1_Settings.txt", acq.truth.roi)
-    calib = lls.sensor_maps((1001, 1011, 1048, 1050), seed=0)
-    write_params(params_from_arrays(calib.A, calib.B, calib.offset, calib.noise, roi=calib.roi,
-                                    serial="100740", date="20240517"), folder)
-
-
 #: (pipeline, input builder, module, message, output glob)
 PARTIAL = [
     ("selective_median_2d_frames.cppipe", _frames, "SelectiveMedian",
@@ -76,7 +60,7 @@ PARTIAL = [
     ("flatfield_empty_tiles.cppipe", _tiles, "FlatfieldFromEmptyTiles",
      "FlatfieldFromEmptyTiles computes the flat-field from every image set of a group",
      "*_flatfield.tif*"),
-    ("flash_carryover_timeseries.cppipe", _flash_frames, "FlashCarryoverCorrect",
+    ("flash_carryover_timeseries.cppipe", h.write_flash_timeseries, "FlashCarryoverCorrect",
      "the time series starts in the middle of a group", "*_flash.tif*"),
 ]
 

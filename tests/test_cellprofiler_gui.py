@@ -27,7 +27,7 @@ require_module("wx", "wxPython (Debian python3-wxgtk4.0 linked into .venv by mak
 require_module("appose", "appose (cellprofiler extra)")
 
 import cp_helpers as h  # noqa: E402
-from test_cellprofiler_batch import _flash_frames, _frames, _tiles  # noqa: E402
+from test_cellprofiler_batch import _frames, _tiles  # noqa: E402
 
 DRIVER = Path(__file__).with_name("cp_gui_driver.py")
 SHOTS = h.ROOT / "test_artifacts" / "cellprofiler_gui"
@@ -64,7 +64,7 @@ INPUTS = {
     "residual_gain.cppipe": _frames,
     "flatfield_empty_tiles.cppipe": _tiles,
     "flash_carryover.cppipe": _flash_volumes,
-    "flash_carryover_timeseries.cppipe": _flash_frames,
+    "flash_carryover_timeseries.cppipe": h.write_flash_timeseries,
     "chain_flash_median_flatfield.cppipe": _flash_volumes,
 }
 

@@ -243,20 +243,8 @@ def test_flash_timeseries_pipeline_matches_engine_and_truth(tmp_path):
 
 def test_flash_timeseries_refuses_a_run_started_inside_a_group(tmp_path):
     """-f 2 -l 4 would make timepoint 1 look like a first frame: the module stops instead."""
-    from camcorr.flash.params import params_from_arrays, write_params
-    from camcorr.simulate import lls
-
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
-    in_dir.mkdir()
-    acq = lls.write_acquisition(in_dir, n_planes=3, seed=11, camera_seed=0,
-                                peaks=(3000.0, 0.0), write=False)
-    for t in range(3):
-        for c in range(2):
-            tifffile.imwrite(in_dir / f"movA_t{t:04d}_ch{c}.tif", acq.raw[0, c, t])
-    lls.write_settings(in_dir / "cell1_Settings.txt", acq.truth.roi)
-    calib = lls.sensor_maps((1001, 1011, 1048, 1050), seed=0)
-    write_params(params_from_arrays(calib.A, calib.B, calib.offset, calib.noise, roi=calib.roi,
-                                    serial="100740", date="20240517"), in_dir)
+    h.write_flash_timeseries(in_dir)
     proc = h.run_headless(PIPELINES / "flash_carryover_timeseries.cppipe", in_dir, out_dir,
                           extra=["-f", "2", "-l", "3"])
     text = proc.stdout + proc.stderr

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from _helpers import mount_tmpfs, umount
+
 from camcorr.errors import CamcorrError
 from camcorr.io import (TEMP_PATTERN, atomic_output, atomic_write, is_stale_temp, preflight_output,
                         remove_stale_temps, write_tiff)
@@ -46,20 +48,6 @@ def _parts(folder: Path):
     return [p for p in folder.rglob("*") if ".part" in p.name]
 
 
-def _mount(path: Path, opts: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                           capture_output=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return r.returncode == 0
-
-
-def _umount(path: Path):
-    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=20)
-
-
 @pytest.fixture
 def tmpfs(tmp_path):
     """Factory: a tmpfs of `size` at a new folder (skips with the reason if not permitted)."""
@@ -67,17 +55,15 @@ def tmpfs(tmp_path):
 
     def make(size: str, name: str = "fs", readonly: bool = False) -> Path:
         p = tmp_path / name
-        if not _mount(p, f"size={size}"):
+        if not mount_tmpfs(p, size, readonly=readonly):
             pytest.skip("mount -t tmpfs is not permitted here (needs root or CAP_SYS_ADMIN); "
                         "the full-disk path is still covered by the short-write unit test")
         mounted.append(p)
-        if readonly:
-            subprocess.run(["mount", "-o", "remount,ro", str(p)], check=True, timeout=20)
         return p
 
     yield make
     for p in mounted:
-        _umount(p)
+        umount(p)
 
 
 def _readonly_dir(tmp_path: Path, tmpfs, name="ro") -> Path:

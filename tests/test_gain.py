@@ -462,7 +462,7 @@ def _frames(n=4, shape=(32, 32), seed=0):
     ("ref_zero", "zero or negative"),
     ("ref_negative", "zero or negative"),
     ("ref_nan", "NaN"),
-    ("frame_shapes", "shape differs"),
+    ("frame_shapes", "frame shapes differ"),
     ("ndim", "dimensions"),
     ("sigmas", "sigma"),
     ("iterations", "iterations"),

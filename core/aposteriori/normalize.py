@@ -52,7 +52,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from ..errors import CamcorrError, Limits, check_choice, check_finite, describe
+from ..errors import CamcorrError, Limits, check_choice, check_finite, check_frame_block, describe
 from ..stats import RunningMoments
 
 __all__ = [
@@ -82,7 +82,8 @@ FramesLike = Union[np.ndarray, Sequence[np.ndarray], Callable[[], Iterable[np.nd
 
 # --------------------------------------------------------------------------- frame sources
 def _blocks(frames: FramesLike, argument: str = "frames") -> Iterator[np.ndarray]:
-    """Yield validated (n, Y, X) float-able blocks from an array, a sequence or a factory."""
+    """Yield validated (n, Y, X) blocks of one frame shape from an array, a sequence or a
+    factory (:func:`camcorr.errors.check_frame_block`)."""
     if callable(frames):
         source = frames()
     elif isinstance(frames, np.ndarray):
@@ -90,30 +91,14 @@ def _blocks(frames: FramesLike, argument: str = "frames") -> Iterator[np.ndarray
             raise CamcorrError("only one frame", argument=argument,
                                expected="a set of frames (N, Y, X), at least 2",
                                received=f"a single 2D image of shape {frames.shape}")
-        source = [frames.reshape((-1,) + frames.shape[-2:])]
+        source = [frames]
     else:
         source = frames
+    shape = None
     for block in source:
-        b = np.asarray(block)
-        if b.dtype.kind not in "uif":
-            raise CamcorrError("unsupported pixel type", argument=argument,
-                               expected="integer or floating-point pixels", received=describe(b))
-        if b.ndim < 2:
-            raise CamcorrError("wrong number of dimensions", argument=argument,
-                               expected="2D frames or (n, Y, X) blocks", received=describe(b))
-        b = b.reshape((-1,) + b.shape[-2:])
-        check_finite(b, argument)
+        b = check_frame_block(block, argument, shape=shape, finite=True)
+        shape = b.shape[1:]
         yield b
-
-
-def _frame_shape(block: np.ndarray, shape: Optional[Tuple[int, ...]]) -> Tuple[int, ...]:
-    """Frame shape (Y, X) of `block`; CamcorrError if it differs from `shape` (``None``: the
-    first block)."""
-    if shape is not None and block.shape[-2:] != shape:
-        raise CamcorrError("frame shapes differ", argument="frames",
-                           expected=f"frames of shape {shape}",
-                           received=f"a frame of shape {block.shape[-2:]}")
-    return block.shape[-2:]
 
 
 def frame_summary(frames: FramesLike) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
@@ -127,7 +112,7 @@ def frame_summary(frames: FramesLike) -> Tuple[np.ndarray, np.ndarray, Tuple[int
     means, stds = [], []
     shape = None
     for b in _blocks(frames):
-        shape = _frame_shape(b, shape)
+        shape = b.shape[1:]
         flat = b.reshape(b.shape[0], -1).astype(np.float64)
         means.append(flat.mean(axis=1))
         stds.append(flat.std(axis=1))
@@ -378,10 +363,8 @@ def compute_stats(frames: FramesLike, *, reject_k: float = DEFAULT_REJECT_K, spl
         accepted = None
     stats = NormalizationStats(reject_k=float(reject_k), split=split)
     start = 0
-    shape = None
     all_flags = []
     for b in _blocks(frames):
-        shape = _frame_shape(b, shape)
         n = b.shape[0]
         if accepted is not None:
             acc = accepted[start:start + n]

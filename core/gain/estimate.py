@@ -59,7 +59,8 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, Limits, check_finite, check_ndim, describe
+from ..errors import (CamcorrError, Limits, check_finite, check_frame_block, check_ndim,
+                      describe)
 from . import _kernels as K
 from .heldout import heldout_report
 from .qc import counting_noise_floor, gain_report
@@ -385,25 +386,6 @@ def prepare_gain_ref(gain_ref, shape=None, *, orientation: str = "divide",
     return ref if orientation == "divide" else 1.0 / ref
 
 
-def _frames_of(block, argument: str, start_index: int) -> np.ndarray:
-    """Return `block` as (n, Y, X) after the per-frame checks."""
-    arr = np.asarray(block)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise CamcorrError("wrong number of dimensions", argument=argument,
-                           expected="frames of shape (Y, X) or blocks of frames (N, Y, X)",
-                           received=f"{arr.ndim}D data of shape {arr.shape}")
-    if arr.dtype.kind not in "uif":
-        raise CamcorrError("not a numeric image", argument=argument,
-                           expected="real-valued frames", received=describe(arr))
-    if arr.shape[-1] < 2 or arr.shape[-2] < 2:
-        raise CamcorrError("frames too small", argument=argument,
-                           expected="frames of at least 2 x 2 pixels",
-                           received=f"shape {arr.shape}")
-    return arr
-
-
 # ----------------------------------------------------------------------------------------------
 # streaming accumulator
 # ----------------------------------------------------------------------------------------------
@@ -653,15 +635,11 @@ class GainAccumulator:
         CamcorrError
             Wrong dimensions or shape, NaN/inf or negative values, a constant frame.
         """
-        block = _frames_of(frames, argument, self.n_frames)
+        block = check_frame_block(frames, argument, shape=self.shape, max_ndim=3, min_size=2)
         if not block.dtype.isnative:  # e.g. big-endian TIFFs as ImageJ writes them
             block = block.astype(block.dtype.newbyteorder("="))
         if self.shape is None:
             self._init(tuple(block.shape[1:]))
-        if tuple(block.shape[1:]) != self.shape:
-            raise CamcorrError("frame shape differs from the previous frames", argument=argument,
-                               expected=f"frames of shape {self.shape}",
-                               received=f"frame {self.n_frames} of shape {tuple(block.shape[1:])}")
         for frame in block:
             self._add_one(frame, argument)
         return self

@@ -61,7 +61,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..errors import CamcorrError, Limits, check_choice, check_finite, describe
+from ..errors import (CamcorrError, Limits, check_choice, check_finite, check_frame_block,
+                      describe)
 from ..io import cast_to_dtype
 from . import _kernels, noise_model
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
@@ -169,34 +170,18 @@ class MedianResult:
 
 # --------------------------------------------------------------------------- input checks
 def _as_stack(data, argument: str) -> np.ndarray:
-    """Validate an in-memory stack and view it as (N, Y, X)."""
+    """Validate an in-memory stack and view it as (N, Y, X) (at least 2 planes of 3 x 3)."""
     arr = np.asarray(data)
-    if arr.dtype.kind not in "uif":
-        raise CamcorrError("unsupported pixel type", argument=argument,
-                           expected="integer or floating-point pixels",
-                           received=describe(arr))
-    if arr.ndim < 2:
-        raise CamcorrError("wrong number of dimensions", argument=argument,
-                           expected="a stack (Z, Y, X) or a set of 2D frames (N, Y, X)",
-                           received=describe(arr))
-    if arr.ndim == 2:
-        raise CamcorrError("only one frame", argument=argument,
-                           expected="at least 2 planes (Z, Y, X) to measure the temporal noise "
-                                    "of every pixel",
-                           received=f"a single 2D image of shape {arr.shape}",
-                           fix="Pass the whole stack (or several frames); to apply a mask found "
-                               "elsewhere to one image use replace_bad_pixels")
-    if arr.shape[-1] < 3 or arr.shape[-2] < 3:
-        raise CamcorrError("image too small", argument=argument,
-                           expected="planes of at least 3 x 3 pixels",
-                           received=f"shape {arr.shape}")
-    arr = _native(arr)
-    stack = arr.reshape((-1,) + arr.shape[-2:])
+    stack = check_frame_block(arr, argument, min_size=3)
     if stack.shape[0] < 2:
         raise CamcorrError("only one frame", argument=argument,
                            expected="at least 2 planes (Z, Y, X) to measure the temporal noise "
                                     "of every pixel",
-                           received=f"shape {arr.shape}", fix="Pass the whole stack")
+                           received=(f"a single 2D image of shape {arr.shape}" if arr.ndim == 2
+                                     else f"shape {arr.shape}"),
+                           fix="Pass the whole stack (or several frames); to apply a mask found "
+                               "elsewhere to one image use replace_bad_pixels")
+    stack = _native(stack)
     check_finite(stack, argument)
     return stack
 
@@ -254,18 +239,9 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
     acc = _kernels.MeanStdAccumulator(backend)
     shape = None
     for block in data:
-        b = np.asarray(block)
-        if b.dtype.kind not in "uif":
-            raise CamcorrError("unsupported pixel type", argument=argument,
-                               expected="integer or floating-point pixels", received=describe(b))
-        b = b.reshape((-1,) + b.shape[-2:]) if b.ndim >= 2 else b
-        if shape is not None and b.shape[-2:] != shape:
-            raise CamcorrError("frame shapes differ", argument=argument,
-                               expected=f"frames of shape {shape}",
-                               received=f"a frame of shape {b.shape[-2:]}")
-        shape = b.shape[-2:]
-        check_finite(b, argument)
-        acc.update(_native(b.reshape((-1,) + b.shape[-2:])))
+        b = check_frame_block(block, argument, shape=shape, finite=True)
+        shape = b.shape[1:]
+        acc.update(_native(b))
     if acc.count < 2:
         raise CamcorrError("only one frame", argument=argument,
                            expected="at least 2 frames to measure the temporal noise of every "

@@ -31,7 +31,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import CamcorrError, Limits
+from ..errors import CamcorrError, Limits, check_frame_block
 from ..io import inspect_tiff
 from ..stats import RunningMoments
 
@@ -159,10 +159,7 @@ def as_frames(frames, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, tile: Optiona
     elif isinstance(frames, da.Array):
         arr = frames
     else:
-        arr = np.asarray(frames)
-        if arr.ndim < 2:
-            raise CamcorrError("wrong number of dimensions", argument="frames",
-                               expected="frames of shape (N, Y, X)", received=f"shape {arr.shape}")
+        arr = check_frame_block(frames, "frames")  # (N, Y, X), numeric
         arr = da.from_array(arr, chunks=(-1,) * arr.ndim)
     if arr.ndim < 2:
         raise CamcorrError("wrong number of dimensions", argument="frames",

@@ -180,6 +180,25 @@ class NoisyStack:
     offset: float
 
 
+def _check_noise_inputs(variance, n_planes, argument: str) -> np.ndarray:
+    """The variance map of a simulated stack as float64 (Y, X), and at least 2 planes.
+
+    Raises
+    ------
+    CamcorrError
+        A map that is not 2D or holds negative or non-finite variances; fewer than 2 planes.
+    """
+    var = np.asarray(variance, dtype=np.float64)
+    if var.ndim != 2 or np.any(~np.isfinite(var)) or np.any(var < 0):
+        raise CamcorrError("bad variance map", argument=argument,
+                           expected="a 2D array of finite variances >= 0 (ADU^2)",
+                           received=f"shape {var.shape}")
+    if int(n_planes) < 2:
+        raise CamcorrError("too few planes", argument="n_planes", expected="at least 2",
+                           received=repr(n_planes))
+    return var
+
+
 def noisy_stack(variance_map, n_planes: int, *, offset: float = 100.0, n_rts: int = 0,
                 rts_amplitude: Tuple[float, float] = (15.0, 40.0), rts_p_switch: float = 0.3,
                 signal=None, factor: float = 5.0, dtype=np.uint16,
@@ -219,14 +238,7 @@ def noisy_stack(variance_map, n_planes: int, *, offset: float = 100.0, n_rts: in
     NoisyStack
     """
     rng = np.random.default_rng() if rng is None else rng
-    var = np.asarray(variance_map, dtype=np.float64)
-    if var.ndim != 2 or np.any(~np.isfinite(var)) or np.any(var < 0):
-        raise CamcorrError("bad variance map", argument="variance_map",
-                           expected="a 2D array of finite, non-negative variances (ADU^2)",
-                           received=f"shape {var.shape}")
-    if int(n_planes) < 2:
-        raise CamcorrError("too few planes", argument="n_planes", expected="at least 2",
-                           received=repr(n_planes))
+    var = _check_noise_inputs(variance_map, n_planes, "variance_map")
     shape = (int(n_planes),) + var.shape
     sigma = np.sqrt(var)
     data = rng.standard_normal(shape) * sigma + offset
@@ -352,14 +364,7 @@ def camera_stack(read_variance, n_planes: int, *, gain: float = 2.0, offset: flo
     CameraStack
     """
     rng = np.random.default_rng() if rng is None else rng
-    read = np.asarray(read_variance, dtype=np.float64)
-    if read.ndim != 2 or np.any(~np.isfinite(read)) or np.any(read < 0):
-        raise CamcorrError("bad read-variance map", argument="read_variance",
-                           expected="a 2D array of finite variances >= 0 (ADU^2)",
-                           received=f"shape {read.shape}")
-    if int(n_planes) < 2:
-        raise CamcorrError("too few planes", argument="n_planes", expected="at least 2",
-                           received=repr(n_planes))
+    read = _check_noise_inputs(read_variance, n_planes, "read_variance")
     check_range(gain, "gain", low=0, low_inclusive=False)
     ny, nx = read.shape
     yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
