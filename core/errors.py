@@ -101,17 +101,29 @@ def check_ndim(array, ndims: Iterable[int], argument: str, *, fix: Optional[str]
     return array
 
 
-def check_finite(array, argument: str, *, fix: Optional[str] = None):
-    """Raise if a floating array holds NaN or infinity; return the array."""
+def check_finite(array, argument: str, *, fix: Optional[str] = None, where: str = ""):
+    """Raise if a floating array holds NaN or infinity; return the array.
+
+    `where` (e.g. a file name) is named in the message after the count.
+
+    Examples
+    --------
+    >>> check_finite(np.array([1.0, np.nan]), "image")
+    Traceback (most recent call last):
+    ...
+    camcorr.errors.CamcorrError: image: contains NaN or infinite values. Expected finite numbers only. Received 1 non-finite value(s), the first at index (1,). Replace or mask the non-finite pixels before calling camcorr.
+    """
     arr = np.asarray(array)
     if arr.dtype.kind in "fc":
         bad = ~np.isfinite(arr)
         n_bad = int(np.count_nonzero(bad))
         if n_bad:
             first = tuple(int(i) for i in np.argwhere(bad)[0])
+            place = f" in {where}" if where else ""
             raise CamcorrError("contains NaN or infinite values", argument=argument,
                                expected="finite numbers only",
-                               received=f"{n_bad} non-finite value(s), the first at index {first}",
+                               received=f"{n_bad} non-finite value(s){place}, the first at "
+                                        f"index {first}",
                                fix=fix or "Replace or mask the non-finite pixels before calling camcorr")
     return array
 

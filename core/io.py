@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import tifffile
 
-from .errors import CamcorrError
+from .errors import CamcorrError, check_finite
 
 __all__ = [
     "TiffInfo",
@@ -251,16 +251,9 @@ def _check_header(tif, log: _TiffLog, p: Path, argument: str) -> "tifffile.TiffP
 def _check_values(data: np.ndarray, argument: str, p, finite: str) -> np.ndarray:
     if finite == "allow" or data.dtype.kind != "f":
         return data
-    bad = ~np.isfinite(data)
-    n_bad = int(np.count_nonzero(bad))
-    if n_bad:
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise CamcorrError("contains NaN or infinite values", argument=argument,
-                           expected="finite numbers only",
-                           received=f"{n_bad} non-finite value(s) in {p}, the first at index {first}",
-                           fix="Replace or mask the non-finite pixels (e.g. Fiji: Process > Math > "
-                               "Remove NaNs) before correcting")
-    return data
+    return check_finite(data, argument, where=str(p),
+                        fix="Replace or mask the non-finite pixels (e.g. Fiji: Process > Math > "
+                            "Remove NaNs) before correcting")
 
 
 def check_array(data, argument: str, *, ndim: Optional[Sequence[int]] = None,
