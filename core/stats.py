@@ -35,6 +35,14 @@ class RunningMoments:
         Running mean.
     m2 : ndarray, float64, shape (Y, X)
         Running sum of squared deviations from the mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> acc = RunningMoments().update(np.arange(12.0).reshape(3, 2, 2))
+    >>> acc = acc.merge(RunningMoments().update(np.arange(12.0, 24.0).reshape(3, 2, 2)))
+    >>> acc.count, acc.mean.tolist(), acc.variance().tolist()
+    (6, [[10.0, 11.0], [12.0, 13.0]], [[56.0, 56.0], [56.0, 56.0]])
     """
 
     count: int = 0

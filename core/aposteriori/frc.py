@@ -169,6 +169,18 @@ def frc(a, b, *, n_sigma: float = DEFAULT_N_SIGMA, window: str = "none") -> FRCR
     ------
     CamcorrError
         Not 2D, shapes differ, too small (< 8 x 8), NaN/infinite values, constant image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = np.zeros((64, 64))
+    >>> img[16:48, 16:48] = 50.0
+    >>> r = frc(img + rng.standard_normal((64, 64)), img + rng.standard_normal((64, 64)))
+    >>> r.frc.shape, round(r.fraction_above, 2)  # rings above the noise threshold
+    ((33,), 0.97)
+    >>> frc(rng.standard_normal((64, 64)), rng.standard_normal((64, 64))).fraction_above
+    0.0
     """
     check_choice(window, WINDOWS, "window")
     LIMITS["n_sigma"].check(n_sigma, "n_sigma")

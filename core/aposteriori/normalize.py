@@ -146,6 +146,12 @@ def select_frames(means: np.ndarray, stds: np.ndarray, *, reject_k: float = DEFA
     Returns
     -------
     ndarray of bool, shape (N,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> select_frames(np.array([10.0, 10.1, 9.9, 10.0, 30.0]), np.ones(5), reject_k=5)
+    array([ True,  True,  True,  True, False])
     """
     LIMITS["reject_k"].check(reject_k, "reject_k")
     means = np.asarray(means, np.float64)
@@ -345,6 +351,16 @@ def compute_stats(frames: FramesLike, *, reject_k: float = DEFAULT_REJECT_K, spl
     CamcorrError
         Fewer than 4 frames accepted (2 per half), frames of different shapes, NaN/infinite
         values, a one-shot iterator given while rejection is on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> offset, sigma = rng.normal(100, 5, (16, 16)), rng.uniform(1, 3, (16, 16))
+    >>> frames = offset + sigma * rng.standard_normal((200, 16, 16))  # dark frames
+    >>> stats = compute_stats(frames)
+    >>> stats.n_frames, int(stats.half_a.count + stats.half_b.count)
+    (200, 200)
     """
     check_choice(split, SPLITS, "split")
     LIMITS["reject_k"].check(reject_k, "reject_k")
@@ -415,6 +431,12 @@ def normalize_frame(frame, mean, sigma, sigma0: float, i0: float, *,
     """Apply ``(frame - mean) / sigma * sigma0 + i0`` to one frame or a block (float64).
 
     Pixels with ``sigma == 0`` become `i0` (``zero_sigma='fill'``) or raise (``'error'``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalize_frame(np.array([[12.0]]), np.array([[10.0]]), np.array([[2.0]]), 1.0, 100.0)
+    array([[101.]])
     """
     check_choice(zero_sigma, ZERO_SIGMA, "zero_sigma")
     dead = sigma == 0
@@ -462,6 +484,16 @@ def normalize(frames, stats: NormalizationStats, *, sigma0: Optional[float] = No
     CamcorrError
         Shape mismatch with the statistics, NaN/infinite values, dead pixels with
         ``zero_sigma='error'``, sigma0 <= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> offset, sigma = rng.normal(100, 5, (16, 16)), rng.uniform(1, 3, (16, 16))
+    >>> frames = offset + sigma * rng.standard_normal((200, 16, 16))
+    >>> out = normalize(frames, compute_stats(frames), sigma0=2.0, i0=100.0)
+    >>> out.dtype, out.shape, round(float(out.mean()), 1), round(float(out.std()), 1)
+    (dtype('float32'), (200, 16, 16), 100.0, 2.0)
     """
     from ..io import cast_to_dtype
 

@@ -101,6 +101,16 @@ def install_plugins(target, source: Optional[Path] = None) -> Dict[str, List[str
     ------
     CamcorrError
         `target` is a file, or holds foreign files with the plugins' names.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as plugins:
+    ...     first = install_plugins(plugins)
+    ...     again = install_plugins(plugins)
+    ...     removed = uninstall_plugins(plugins)
+    >>> len(first["written"]) == len(removed["removed"]) > 4, again["written"]
+    (True, [])
     """
     from .. import __version__
 
@@ -150,6 +160,15 @@ def uninstall_plugins(target) -> Dict[str, List[str]]:
     ------
     CamcorrError
         No camcorr manifest in `target`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as plugins:
+    ...     _ = install_plugins(plugins)
+    ...     removed = uninstall_plugins(plugins)
+    >>> "selectivemedian.py" in removed["removed"], removed["kept"]
+    (True, [])
     """
     target = Path(target).expanduser()
     manifest = _read_manifest(target) if target.is_dir() else {}

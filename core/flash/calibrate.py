@@ -559,6 +559,19 @@ def calibrate_folder(calib_dir, *, roi=None, serial: Optional[str] = None,
     CamcorrError
         Empty folder, no dark frames, no pairs, unpaired files, stacks of unequal shapes, images
         not matching the Settings.txt ROI, no ROI known.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from camcorr.simulate import lls
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sim = lls.write_calibration_folder(folder, n_planes=4, dark_planes=6, n_dark_files=1)
+    ...     cal = calibrate_folder(folder, backend="numpy")
+    >>> cal.A.shape, cal.n_failed, cal.serial
+    ((48, 40), 0, '100740')
+    >>> float(np.median(np.abs(cal.A - sim.truth.A) / sim.truth.A)) < 0.02  # median error of A
+    True
     """
     LIMITS["chunk"].check(chunk, "chunk")
     files = find_calibration_files(calib_dir)

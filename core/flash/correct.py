@@ -104,13 +104,31 @@ def _correct_numpy(cur, prev, prev_idx, A, B, O, d, out, to_int, maxval):
 
 
 def carryover(previous_raw, params: FlashParams) -> np.ndarray:
-    """Predicted carryover (ADU, float32) of the frame that follows `previous_raw` (Y, X)."""
+    """Predicted carryover (ADU, float32) of the frame that follows `previous_raw` (Y, X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from camcorr.flash.params import params_from_arrays
+    >>> p = params_from_arrays(A=np.full((2, 2), 50.0), B=np.full((2, 2), 1e-3),
+    ...                        offset=np.full((2, 2), 100.0))
+    >>> round(float(carryover(np.full((2, 2), 3100.0), p)[0, 0]), 2)  # 50 (1 - exp(-3))
+    47.51
+    """
     x = np.maximum(np.asarray(previous_raw, np.float64) - params.offset, 0.0)
     return (params.A * (1.0 - np.exp(-params.B * x))).astype(np.float32)
 
 
 def acquisition_order(n_channels: int, n_planes: int, cycle: str = "per Z") -> List[tuple]:
-    """(channel, plane) of each camera frame in acquisition order."""
+    """(channel, plane) of each camera frame in acquisition order.
+
+    Examples
+    --------
+    >>> acquisition_order(2, 2)  # (channel, plane) in the order the camera took them
+    [(0, 0), (1, 0), (0, 1), (1, 1)]
+    >>> acquisition_order(2, 2, "per stack")
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
     if _is_per_stack(cycle):
         return [(c, z) for c in range(n_channels) for z in range(n_planes)]
     return [(c, z) for z in range(n_planes) for c in range(n_channels)]
@@ -214,6 +232,18 @@ def correct_interleaved(stacks: Sequence[np.ndarray], params: FlashParams, *,
     CamcorrError
         Empty list, stacks of different shapes/dtypes, non-3D stacks, unsupported dtype,
         parameter maps of another shape, NaN in parameters, dampening outside [0, 2].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from camcorr.flash.params import params_from_arrays
+    >>> p = params_from_arrays(A=np.full((4, 4), 50.0), B=np.full((4, 4), 1e-3),
+    ...                        offset=np.full((4, 4), 100.0))
+    >>> bright = np.full((2, 4, 4), 3100.0, np.float32)      # channel 0: 3000 ADU above offset
+    >>> dark = 100 + carryover(bright[0], p)[None].repeat(2, 0)  # channel 1: carryover only
+    >>> out = correct_interleaved([bright, dark], p)
+    >>> float(out[0][0, 0, 0]), bool(np.abs(out[1]).max() < 1e-3)
+    (3000.0, True)
     """
     if isinstance(stacks, np.ndarray) and stacks.ndim == 3:
         stacks = [stacks]
@@ -280,6 +310,19 @@ def correct_frame(frame: np.ndarray, previous_raw: Optional[np.ndarray], params:
     -------
     ndarray (Y, X)
         Offset-subtracted, carryover-corrected frame (float32 unless `dtype` says otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from camcorr.flash.params import params_from_arrays
+    >>> p = params_from_arrays(A=np.full((4, 4), 50.0), B=np.full((4, 4), 1e-3),
+    ...                        offset=np.full((4, 4), 100.0))
+    >>> previous = np.full((4, 4), 3100.0, np.float32)
+    >>> frame = (100 + carryover(previous, p)).astype(np.float32)  # dark frame after a bright one
+    >>> bool(np.abs(correct_frame(frame, previous, p)).max() < 1e-3)
+    True
+    >>> round(float(correct_frame(frame, None, p)[0, 0]), 2)  # first frame: offset only
+    47.51
     """
     frame = _check_stack(frame, "frame")
     if frame.ndim != 2:

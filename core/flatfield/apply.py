@@ -36,6 +36,13 @@ def rescale_flatfield(flatfield, mode: str, *, argument: str = "rescale"):
     ------
     CamcorrError
         Unknown mode, or a flat-field whose minimum is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat, factor = rescale_flatfield(np.array([0.5, 1.0, 1.5]), "ceiling")
+    >>> flat.tolist(), factor
+    ([1.0, 2.0, 3.0], 0.5)
     """
     flat = np.asarray(flatfield, dtype=np.float64)
     if isinstance(mode, (int, float, np.floating)) and not isinstance(mode, bool):
@@ -59,6 +66,14 @@ def resample_profiles(profiles: Profiles, shape) -> Profiles:
 
     The flat-field keeps mean 1; the darkfield keeps its ADU values.  Only the profiles are
     resampled, never the data, so integer and float tiles behave alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prof = Profiles(flatfield=np.array([[0.8, 1.0], [1.0, 1.2]]))
+    >>> r = resample_profiles(prof, (4, 4))
+    >>> r.flatfield.shape, round(float(r.flatfield.mean()), 6)
+    ((4, 4), 1.0)
     """
     check_profiles(profiles)
     ny, nx = (int(v) for v in shape[-2:])
@@ -130,6 +145,19 @@ def apply_flatfield(image, profiles: Profiles, *, baseline: str = "none",
     CamcorrError
         Shape mismatch (without `resample`), NaN/inf in a float image, a per-image baseline
         without `index` or with an index beyond it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat = np.array([[0.8, 1.0], [1.0, 1.2]])
+    >>> prof = Profiles(flatfield=flat, darkfield=np.full((2, 2), 100.0))
+    >>> raw = (100 + 1000 * flat).astype(np.uint16)  # a uniform 1000 ADU scene, shaded
+    >>> apply_flatfield(raw, prof, rescale="none")
+    array([[1000, 1000],
+           [1000, 1000]], dtype=uint16)
+    >>> apply_flatfield(raw, prof)  # default 'ceiling': flat-field / its minimum, never brighter
+    array([[800, 800],
+           [800, 800]], dtype=uint16)
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3):

@@ -592,6 +592,20 @@ def estimate_from_empty_tiles(tiles, empty_tiles: Optional[Sequence[int]] = None
     ------
     CamcorrError
         Tile numbers zero, out of range or repeated; fewer planes than `n_planes`; NaNs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> flat = 1 - 0.15 * ((yy - 31.5) ** 2 + (xx - 31.5) ** 2) / 31.5 ** 2
+    >>> rng = np.random.default_rng(0)
+    >>> tiles = [rng.poisson(500 * flat).astype(np.uint16) for _ in range(6)]  # empty tiles
+    >>> prof = estimate_from_empty_tiles(tiles, None, sigma=4)
+    >>> prof.flatfield.shape, round(float(prof.flatfield.mean()), 3)
+    ((64, 64), 1.0)
+    >>> from camcorr.flatfield import corner_centre_ratio
+    >>> round(corner_centre_ratio(prof.flatfield), 2)  # the true flat-field: 0.76
+    0.76
     """
     n_tiles = len(TileSet.as_list(tiles))
     numbers = (tuple(range(1, n_tiles + 1)) if empty_tiles is None or len(empty_tiles) == 0
@@ -651,6 +665,19 @@ def estimate_from_z_ranges(tiles, z_levels, *, empty_tiles: Optional[Sequence[in
     CamcorrError
         z-levels equal, reversed or out of range; 2D tiles; bad tile numbers or grid; fewer
         planes than requested; NaNs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> flat = 1 - 0.15 * ((yy - 31.5) ** 2 + (xx - 31.5) ** 2) / 31.5 ** 2
+    >>> rng = np.random.default_rng(0)
+    >>> stacks = [rng.poisson(500 * flat, (4, 64, 64)).astype(np.uint16) for _ in range(3)]
+    >>> stacks[0][1:3, 20:40, 20:40] += 2000  # the specimen, in planes 1-2 of each tile
+    >>> prof = estimate_from_z_ranges(stacks, (1, 2), sigma=4)  # planes 0 and 3 are empty
+    >>> from camcorr.flatfield import corner_centre_ratio
+    >>> prof.source, round(corner_centre_ratio(prof.flatfield), 2)
+    ('z-range', 0.76)
     """
     if order not in ORDERS:
         raise CamcorrError("unknown tile order", argument="order",

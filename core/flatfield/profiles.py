@@ -202,6 +202,18 @@ def load_profiles(models_folder: Union[str, os.PathLike], channel: str) -> Profi
     CamcorrError
         Naming the folder, the channel and what is missing (folder, channel sub-folder, file or
         the ``flatfield`` key).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> prof = Profiles(flatfield=np.array([[0.8, 1.0], [1.0, 1.2]]))
+    >>> with tempfile.TemporaryDirectory() as models:
+    ...     path = save_profiles(prof, Path(models) / "DAPI" / "profiles.npz")
+    ...     flat = load_profiles(models, "DAPI").flatfield
+    >>> flat.dtype, bool(np.allclose(flat, prof.flatfield))
+    (dtype('float32'), True)
     """
     folder = Path(models_folder)
     if not folder.is_dir():

@@ -127,6 +127,12 @@ def chi2_threshold(n_planes: int, fpr: float) -> float:
 
     A pixel is flagged when ``(n - 1) s^2 / v0 > q``, i.e. when its measured noise std exceeds
     ``sqrt(q / (n - 1))`` times the expected one.
+
+    Examples
+    --------
+    >>> q = chi2_threshold(10, 1e-6)  # chi-square quantile with 9 degrees of freedom
+    >>> round(q, 1), round((q / 9) ** 0.5, 2)  # flagged above 2.23 x the expected noise std
+    (44.8, 2.23)
     """
     _check_fpr(fpr)
     return float(stats.chi2.isf(fpr, int(n_planes) - 1))

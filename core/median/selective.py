@@ -218,6 +218,13 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
     ------
     CamcorrError
         Fewer than 2 planes, non-finite values, unsupported dtype, frames of different shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, std, n = projections(np.arange(27.0).reshape(3, 3, 3), backend="numpy")
+    >>> mean[0].tolist(), std[0].tolist(), n
+    ([9.0, 10.0, 11.0], [9.0, 9.0, 9.0], 3)
     """
     check_choice(backend, BACKENDS, "backend")
     if isinstance(data, np.ndarray) or (hasattr(data, "shape") and hasattr(data, "dtype")):
@@ -254,7 +261,16 @@ def projections(data, *, backend: str = "numba", argument: str = "stack"
 
 
 def median3x3(image: np.ndarray, *, backend: str = "numba") -> np.ndarray:
-    """3x3 median filter with mirrored borders (``d c b | a b c d``), float64."""
+    """3x3 median filter with mirrored borders (``d c b | a b c d``), float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((5, 5), 10.0)
+    >>> img[2, 2] = 1000.0
+    >>> float(median3x3(img)[2, 2])
+    10.0
+    """
     return _local_stats(image, backend)[0]
 
 
@@ -460,6 +476,16 @@ def replace_bad_pixels(stack, mask, *, backend: str = "numba", return_fallback: 
     ------
     CamcorrError
         Mask and image shapes differ, NaN/infinite values, unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((5, 5), 10.0)
+    >>> img[2, 2] = 1000.0
+    >>> mask = np.zeros((5, 5), bool)
+    >>> mask[2, 2] = True
+    >>> float(replace_bad_pixels(img, mask)[2, 2])
+    10.0
     """
     check_choice(backend, BACKENDS, "backend")
     arr = np.asarray(stack)
@@ -513,6 +539,18 @@ def selective_median(stack, *, rule: str = "mad", k: float = DEFAULT_K, mean_pas
     References
     ----------
     Amat et al. (2015), doi:10.1038/nprot.2015.111
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> stack = rng.poisson(100, (20, 32, 32)).astype(np.uint16)
+    >>> stack[::2, 5, 7] += 1000  # a random-telegraph pixel
+    >>> r = selective_median(stack)
+    >>> r.corrected.shape, r.corrected.dtype, np.argwhere(r.mask).tolist()
+    ((20, 32, 32), dtype('uint16'), [[5, 7]])
+    >>> bool(r.corrected[:, 5, 7].std() < 30)  # replaced by its 3 x 3 median in every plane
+    True
     """
     bad = find_bad_pixels(stack, rule=rule, k=k, mean_pass=mean_pass, mean_k=mean_k, fpr=fpr,
                           variance_map=variance_map, map_factor=map_factor, backend=backend)

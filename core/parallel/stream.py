@@ -150,6 +150,12 @@ def as_frames(frames, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, tile: Optiona
     ------
     CamcorrError
         Fewer than 2 dimensions, or a non-positive chunk size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_frames(np.zeros((5, 4, 4)), chunk_frames=2).chunks
+    ((2, 2, 1), (4,), (4,))
     """
     dask, da = _dask()
     LIMITS["chunk_frames"].check(chunk_frames, "chunk_frames")
@@ -288,6 +294,13 @@ def moments(frames, *, chunk_frames: int = DEFAULT_CHUNK_FRAMES, tile: Optional[
     -------
     RunningMoments
         ``count`` (int), ``mean`` and ``m2`` (float64, (Y, X)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = moments(np.arange(24.0).reshape(6, 2, 2), chunk_frames=2)  # 3 blocks, merged
+    >>> m.count, m.mean.tolist()
+    (6, [[10.0, 11.0], [12.0, 13.0]])
     """
     dask, da = _dask()
     arr = as_frames(frames, chunk_frames=chunk_frames, tile=tile)
