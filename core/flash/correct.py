@@ -237,8 +237,8 @@ def correct_interleaved(stacks: Sequence[np.ndarray], params: FlashParams, *,
     --------
     >>> import numpy as np
     >>> from camcorr.flash.params import params_from_arrays
-    >>> p = params_from_arrays(A=np.full((4, 4), 50.0), B=np.full((4, 4), 1e-3),
-    ...                        offset=np.full((4, 4), 100.0))
+    >>> A, B, offset = (np.full((4, 4), v) for v in (50.0, 1e-3, 100.0))  # ADU, 1/ADU, ADU
+    >>> p = params_from_arrays(A, B, offset)
     >>> bright = np.full((2, 4, 4), 3100.0, np.float32)      # channel 0: 3000 ADU above offset
     >>> dark = 100 + carryover(bright[0], p)[None].repeat(2, 0)  # channel 1: carryover only
     >>> out = correct_interleaved([bright, dark], p)
@@ -314,9 +314,9 @@ def correct_frame(frame: np.ndarray, previous_raw: Optional[np.ndarray], params:
     Examples
     --------
     >>> import numpy as np
-    >>> from camcorr.flash.params import params_from_arrays
-    >>> p = params_from_arrays(A=np.full((4, 4), 50.0), B=np.full((4, 4), 1e-3),
-    ...                        offset=np.full((4, 4), 100.0))
+    >>> from camcorr.flash.params import FlashParams
+    >>> p = FlashParams(A=np.full((4, 4), 50.0, np.float32), B=np.full((4, 4), 1e-3, np.float32),
+    ...                 offset=np.full((4, 4), 100.0, np.float32))
     >>> previous = np.full((4, 4), 3100.0, np.float32)
     >>> frame = (100 + carryover(previous, p)).astype(np.float32)  # dark frame after a bright one
     >>> bool(np.abs(correct_frame(frame, previous, p)).max() < 1e-3)

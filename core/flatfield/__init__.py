@@ -102,13 +102,14 @@ def estimate_flatfield(tiles=None, *, method: str = "auto",
     Examples
     --------
     >>> import numpy as np
-    >>> yy, xx = np.mgrid[:64, :64]
-    >>> flat = 1 - 0.15 * ((yy - 31.5) ** 2 + (xx - 31.5) ** 2) / 31.5 ** 2
-    >>> rng = np.random.default_rng(0)
-    >>> tiles = [rng.poisson(500 * flat).astype(np.uint16) for _ in range(6)]
+    >>> profile = 1 - 0.2 * np.linspace(-1, 1, 64) ** 2
+    >>> shading = np.outer(profile, profile)  # darker towards the corners
+    >>> tiles = [np.random.default_rng(i).poisson(800 * shading) for i in range(6)]
     >>> prof = estimate_flatfield(tiles, empty_tiles=[1, 2, 3, 4, 5, 6], sigma=4)
-    >>> prof.source, round(corner_centre_ratio(prof.flatfield), 2)
-    ('empty-tiles', 0.76)
+    >>> prof.source, round(corner_centre_ratio(shading), 2)
+    ('empty-tiles', 0.71)
+    >>> round(corner_centre_ratio(prof.flatfield), 2)  # the estimate has the same shading
+    0.71
     """
     m = choose_method(method, models_folder=models_folder, empty_tiles=empty_tiles,
                       z_levels=z_levels)
