@@ -7,7 +7,7 @@ that is new in every frame, 20 frames; integrating camera at 200 e/px/frame, cou
 200 counts/px over the movie.  High-pass R^2: both images divided by their Gaussian blur
 (sigma 2 px).
 
-Targets (issue 14): R^2 >= 0.9 against the true gain, high-pass R^2 no worse than the blind
+Targets: R^2 >= 0.9 against the true gain, high-pass R^2 no worse than the blind
 estimate's.  Where the specimen's pooled residual makes 0.9 unreachable the report must say so
 (``scales.noise_limited``, from ``scales.r2_expected``); the tests check that the flag is honest
 both ways (tolerance 0.01 on the target: the expected R^2 is itself an estimate, measured
