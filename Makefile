@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test setup system-packages warmup
 
 demo: setup
-	$(VENV)/bin/camcorr demo --out $(DEMO_OUT)
+	$(VENV)/bin/camcorr demo --out $(DEMO_OUT) --pipelines pipelines
 
 # The Fiji tests run against the trimmed offline Fiji beside the project (../shared/fiji).
 SHARED_FIJI ?= $(abspath ../shared/fiji)

@@ -11,7 +11,7 @@ from camcorr import CamcorrError
 from camcorr import demo as demo_mod
 from camcorr.demo import cellprofiler as demo_cp
 
-from conftest import require
+from conftest import ROOT, require
 
 NEEDS = demo_mod.stage_availability()
 
@@ -88,12 +88,13 @@ def test_tiny_demo_with_the_engine_runner(tmp_path):
 
 def test_tiny_demo_with_cellprofiler(tmp_path):
     _require_engine()
-    pipes = demo_cp.find_pipelines_dir()
+    pipes = demo_cp.find_pipelines_dir(ROOT / "pipelines")
     require(pipes is not None and (pipes / "chain_flash_median_flatfield.cppipe").is_file(),
             "pipelines/chain_flash_median_flatfield.cppipe")
     require(importlib.util.find_spec("cellprofiler") is not None
             and importlib.util.find_spec("cellprofiler_core") is not None, "CellProfiler")
-    res = demo_mod.run_demo(tmp_path / "demo", size="tiny", runner="cellprofiler", quiet=True)
+    res = demo_mod.run_demo(tmp_path / "demo", size="tiny", runner="cellprofiler", quiet=True,
+                            pipelines=pipes)
     qc = json.loads((tmp_path / "demo" / "report" / "qc.json").read_text())
     check_truth(qc, "cellprofiler")
     assert (tmp_path / "demo" / "cellprofiler" / "cellprofiler.log").is_file()
@@ -118,6 +119,28 @@ def test_demo_bad_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMCORR_PIPELINES", str(tmp_path / "nowhere"))
     with pytest.raises(CamcorrError, match="pipeline"):
         demo_cp.check_cellprofiler()
+
+
+def test_demo_pipelines_folder_is_named_not_searched(tmp_path, monkeypatch):
+    """The pipelines folder comes from --pipelines, $CAMCORR_PIPELINES or the current folder,
+    in that order; a folder elsewhere is never found by walking up."""
+    monkeypatch.delenv("CAMCORR_PIPELINES", raising=False)
+    monkeypatch.chdir(tmp_path)  # no pipelines/ here, the checkout is not searched
+    assert demo_cp.find_pipelines_dir() is None
+    with pytest.raises(CamcorrError, match="--pipelines") as err:
+        demo_cp.check_cellprofiler()
+    assert "--runner engine" in str(err.value)
+    (tmp_path / "pipelines").mkdir()
+    assert demo_cp.find_pipelines_dir() == tmp_path / "pipelines"
+    monkeypatch.setenv("CAMCORR_PIPELINES", str(tmp_path / "env"))
+    assert demo_cp.find_pipelines_dir() == tmp_path / "env"
+    assert demo_cp.find_pipelines_dir(ROOT / "pipelines") == ROOT / "pipelines"
+    # the command line: a wrong --pipelines stops before any work, without a traceback
+    proc = subprocess.run([sys.executable, "-m", "camcorr", "demo", "--out", str(tmp_path / "d"),
+                           "--size", "tiny", "--pipelines", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--pipelines" in proc.stderr and not (tmp_path / "d" / "raw").exists()
 
 
 def test_tiny_demo_calibrates_on_a_dask_cluster(tmp_path):

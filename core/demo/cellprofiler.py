@@ -20,27 +20,40 @@ __all__ = ["find_pipelines_dir", "cellprofiler_command", "check_cellprofiler",
 
 
 # --------------------------------------------------------------------------- locating things
-def find_pipelines_dir() -> Optional[Path]:
-    """The repository's ``pipelines/`` folder (``$CAMCORR_PIPELINES`` overrides).
+def find_pipelines_dir(pipelines=None) -> Optional[Path]:
+    """The example ``pipelines/`` folder the demo runs.
 
-    camcorr is installed from a checkout (editable, ``package_dir camcorr = core``), so the
-    folder is found beside the package's source folder.
+    Looked up in this order: the explicit `pipelines` argument (``camcorr demo --pipelines``),
+    ``$CAMCORR_PIPELINES``, then ``pipelines/`` in the current folder (the checkout's root, where
+    ``make demo`` runs).  No search through parent folders: what runs is what was named.
+
+    Parameters
+    ----------
+    pipelines : str or Path, optional
+        Folder holding ``chain_flash_median_flatfield.cppipe``.
+
+    Returns
+    -------
+    Path or None
+        None when nothing was named and the current folder has no ``pipelines/``.
+
+    Examples
+    --------
+    >>> find_pipelines_dir("/data/my_pipelines").name
+    'my_pipelines'
     """
+    if pipelines:
+        return Path(pipelines).expanduser().resolve()  # CellProfiler runs in another folder
     env = os.environ.get("CAMCORR_PIPELINES")
     if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "pipelines"
-        if (cand / "chain_flash_median_flatfield.cppipe").is_file() or (
-                cand.is_dir() and (parent / "cellprofiler_plugins").is_dir()):
-            return cand
-    return None
+        return Path(env).expanduser().resolve()
+    cand = Path.cwd() / "pipelines"
+    return cand if cand.is_dir() else None
 
 
 def _plugins_dir(pipelines: Path) -> Path:
     env = os.environ.get("CAMCORR_PLUGINS")
-    return Path(env) if env else pipelines.parent / "cellprofiler_plugins"
+    return Path(env).expanduser().resolve() if env else pipelines.parent / "cellprofiler_plugins"
 
 
 def cellprofiler_command(pipeline: Path, inp: Path, out: Path, plugins: Path) -> List[str]:
@@ -57,8 +70,13 @@ def cellprofiler_command(pipeline: Path, inp: Path, out: Path, plugins: Path) ->
 CHAIN_PIPELINE = "chain_flash_median_flatfield.cppipe"
 
 
-def check_cellprofiler() -> Dict[str, Path]:
+def check_cellprofiler(pipelines=None) -> Dict[str, Path]:
     """Locate the chained pipeline, the plugins and CellProfiler itself.
+
+    Parameters
+    ----------
+    pipelines : str or Path, optional
+        The pipelines folder (see :func:`find_pipelines_dir`).
 
     Returns
     -------
@@ -69,15 +87,17 @@ def check_cellprofiler() -> Dict[str, Path]:
     CamcorrError
         The pipeline or the plugins folder is not found, or CellProfiler is not installed.
     """
-    pipes = find_pipelines_dir()
+    pipes = find_pipelines_dir(pipelines)
     pipeline = None if pipes is None else pipes / CHAIN_PIPELINE
     if pipeline is None or not pipeline.is_file():
-        raise CamcorrError("the chained CellProfiler pipeline was not found", argument="--runner",
-                           expected=f"pipelines/{CHAIN_PIPELINE} of the camcorr checkout "
-                                    "(or $CAMCORR_PIPELINES pointing at that folder)",
-                           received=str(pipeline) if pipeline else "no pipelines folder",
-                           fix="Run from a camcorr checkout (make demo), set CAMCORR_PIPELINES, or "
-                               "use --runner engine to run the same chain without CellProfiler")
+        raise CamcorrError("the chained CellProfiler pipeline was not found", argument="--pipelines",
+                           expected=f"a folder holding {CHAIN_PIPELINE} (the checkout's "
+                                    "pipelines/ folder)",
+                           received=str(pipeline) if pipeline else
+                           "nothing named and no pipelines/ in the current folder",
+                           fix="Pass --pipelines PATH/TO/camcorr/pipelines (or run from the "
+                               "checkout's root, as make demo does), or use --runner engine to "
+                               "run the same chain without CellProfiler")
     plugins = _plugins_dir(pipes)
     if not plugins.is_dir():
         raise CamcorrError("the camcorr CellProfiler plugins were not found", argument="--runner",
@@ -120,7 +140,8 @@ def adapt_pipeline(text: str, *, params_name: str, settings_name: str, z_levels=
 
 
 def run_cellprofiler_chain(sim: Dict[str, Any], params_file: Path, out: Path,
-                           cfg: Dict[str, Any], quiet: bool = False) -> Dict[str, Any]:
+                           cfg: Dict[str, Any], quiet: bool = False,
+                           pipelines=None) -> Dict[str, Any]:
     """The chained pipeline, headless with CellProfiler and the camcorr plugins.
 
     ``python -m cellprofiler -c -r -p chain.cppipe -i IN -o OUT --plugins-directory PLUGINS``
@@ -128,7 +149,7 @@ def run_cellprofiler_chain(sim: Dict[str, Any], params_file: Path, out: Path,
     raw stacks, their Settings.txt and the parameter file.  The log is kept in
     ``OUT/cellprofiler/cellprofiler.log``.
     """
-    found = check_cellprofiler()
+    found = check_cellprofiler(pipelines)
     cp = out / "cellprofiler"
     inp, res = cp / "input", cp / "output"
     inp.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ def run_demo(values: Dict) -> RunResult:
                     "yet: " + ", ".join(missing) + ". Nothing was run.")
         return result
     res = _run_demo(values["out"], size=values["size"], runner=values["runner"],
-                    seed=values["seed"], scheduler=values.get("scheduler"))
+                    seed=values["seed"], scheduler=values.get("scheduler"),
+                    pipelines=values.get("pipelines"))
     checks = res.qc.get("checks", [])
     result.outputs.append(str(res.report))
     result.numbers["timings"] = dict(res.timings)

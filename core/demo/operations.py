@@ -43,6 +43,12 @@ DEMO = Operation(
                    "with CellProfiler and the camcorr plugins (needs the 'cellprofiler' extra); "
                    "'engine' runs the same chain with the camcorr engine directly (no "
                    "CellProfiler).", frontends=_CLI),
+        Param("pipelines", "folder", default=None, cli="--pipelines", label="Pipelines folder",
+              metavar="DIR",
+              help="Folder of the example pipelines for the 'cellprofiler' runner (the "
+                   "checkout's pipelines/; its cellprofiler_plugins/ beside it). Default: "
+                   "$CAMCORR_PIPELINES, else pipelines/ in the current folder.",
+              frontends=_CLI),
         Param("seed", "int", default=7, limits=LIMITS["seed"], cli="--seed", label="Random seed",
               help="Seed of the simulator, so every run gives the same data.", frontends=_CLI),
         SCHEDULER_PARAM,

@@ -102,8 +102,12 @@ class DemoResult:
 
 # --------------------------------------------------------------------------- main
 def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: int = 7,
-             scheduler: Optional[str] = None, quiet: bool = False) -> DemoResult:
+             scheduler: Optional[str] = None, quiet: bool = False,
+             pipelines=None) -> DemoResult:
     """Run the demo into folder `out`; see the module docstring.
+
+    `pipelines` is the folder of the example pipelines for ``runner='cellprofiler'``
+    (default: ``$CAMCORR_PIPELINES``, else ``pipelines/`` in the current folder).
 
     Raises
     ------
@@ -126,7 +130,7 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
                            received="missing: " + ", ".join(missing),
                            fix="Update camcorr (the stages are being written)")
     if runner == "cellprofiler":
-        check_cellprofiler()  # fail before minutes of work, with a clear message
+        check_cellprofiler(pipelines)  # fail before minutes of work, with a clear message
     cfg = dict(SIZES[size], name=size)
     out = Path(out).resolve()  # CellProfiler runs in another folder: absolute paths only
     for sub in ("calibration", "raw", "corrected", "stages", "median", "flatfield", "gain", "frc",
@@ -147,7 +151,7 @@ def run_demo(out, *, size: str = "small", runner: str = "cellprofiler", seed: in
     _say(f"[3/5] correcting: flash -> selective median -> flat-field ({runner}) ...", quiet)
     flashed = flash_stage(sim, params_file, out, cfg)
     if runner == "cellprofiler":
-        chain = run_cellprofiler_chain(sim, params_file, out, cfg, quiet)
+        chain = run_cellprofiler_chain(sim, params_file, out, cfg, quiet, pipelines=pipelines)
     else:
         chain = run_engine_chain(sim, flashed, out, cfg, quiet)
     del flashed
