@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["warmup", "STEPS", "run_cli"]
+__all__ = ["warmup", "STEPS"]
 
 #: Pixel types the front ends hand to the engine: files (uint16, uint8, float32) and the
 #: plugins' float32 ADU.
@@ -152,13 +152,3 @@ def warmup(steps: Optional[List[str]] = None, *, report: Optional[Callable[[str]
             if report is not None:
                 report(f"camcorr warmup: {name} kernels ready ({times[name]:.1f} s)")
     return times
-
-
-def run_cli(values: Dict) -> int:
-    """Runner of ``camcorr warmup``."""
-    only = values.get("only")
-    steps = [s.strip() for s in only.split(",") if s.strip()] if only else None
-    t0 = time.perf_counter()
-    warmup(steps, report=print)
-    print(f"camcorr warmup: done in {time.perf_counter() - t0:.1f} s")
-    return 0

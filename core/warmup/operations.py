@@ -24,7 +24,7 @@ WARMUP = Operation(
               help="Comma-separated subset of the steps: flash, median, gain, flatfield, "
                    "aposteriori. Default: all.", frontends=("cli",), engine_arg="steps"),
     ),
-    runner="camcorr.warmup:run_cli",
+    runner="camcorr.warmup.cli:run_warmup",
     engine=("camcorr.warmup:warmup",),
     frontends=("cli",),
     epilog="Example: camcorr warmup",
