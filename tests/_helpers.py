@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules (file systems for the fault and bad-input tests)."""
+"""Helpers shared by the test modules: file systems for the fault and bad-input tests, the
+flat-field error metric of the flat-field tests."""
 from __future__ import annotations
 
 import subprocess
@@ -21,3 +22,12 @@ def mount_tmpfs(path: Path, size: str, *, readonly: bool = False) -> bool:
 def umount(path: Path) -> None:
     """Unmount `path` (lazily: a file still open in a finished subprocess does not block it)."""
     subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=20)
+
+
+def rms_rel(estimate, truth) -> float:
+    """RMS of the relative flat-field error, after normalising both to mean 1."""
+    import numpy as np
+
+    e = np.asarray(estimate, float) / np.mean(estimate)
+    t = np.asarray(truth, float) / np.mean(truth)
+    return float(np.sqrt(np.mean((e / t - 1) ** 2)))

@@ -166,6 +166,14 @@ def headless(fiji_copy, tmp_path_factory):
          "--split", "even-odd")
     _cli("gain", "estimate", d / "movie.tif", "-o", cli / "gain.tif", "--iterations", "2",
          "--reference", "smooth")
+    _cli_flatfield_and_flash(d, cli)
+    return SimpleNamespace(d=d, out=out, cli=cli, log=log, javatmp=javatmp, stack=stack,
+                           flat=flat)
+
+
+def _cli_flatfield_and_flash(d, cli):
+    """Command-line references of the flat-field and flash commands, with the values both the
+    macro and the pyimagej runs use (profiles from d/tiles.tif, parameters from d/calib)."""
     _cli("flatfield", "estimate", d / "tiles.tif", "-o", cli / "profiles.npz", "--method",
          "empty-tiles", "--sigma", "2")
     _cli("flatfield", "apply", d / "tiles.tif", "--profiles", cli / "profiles.npz", "-o",
@@ -173,8 +181,6 @@ def headless(fiji_copy, tmp_path_factory):
     _cli("flash", "calibrate", d / "calib", "--output", cli / "FlashParam.tif")
     _cli("flash", "correct", d / "raw.tif", "--params", cli / "FlashParam.tif", "--dampening",
          "0.9", "--dtype", "keep", "-o", cli / "flash")
-    return SimpleNamespace(d=d, out=out, cli=cli, log=log, javatmp=javatmp, stack=stack,
-                           flat=flat)
 
 
 def _numbers(path):
@@ -558,13 +564,7 @@ def test_pyimagej_session_runs_every_operation(fiji_copy, tmp_path, rng):
     _cli("gain", "normalize", d / "movie.tif", "-o", cli / "norm", "--reject-k", "5")
     _cli("gain", "estimate", d / "movie.tif", "-o", cli / "gain.tif", "--iterations", "2")
     _cli("frc", d / "fa.tif", d / "fb.tif", "--json", cli / "frc.json")
-    _cli("flatfield", "estimate", d / "tiles.tif", "-o", cli / "profiles.npz", "--method",
-         "empty-tiles", "--sigma", "2")
-    _cli("flatfield", "apply", d / "tiles.tif", "--profiles", cli / "profiles.npz", "-o",
-         cli / "applied", "--baseline", "none")
-    _cli("flash", "calibrate", d / "calib", "--output", cli / "FlashParam.tif")
-    _cli("flash", "correct", d / "raw.tif", "--params", cli / "FlashParam.tif", "--dampening",
-         "0.9", "--dtype", "keep", "-o", cli / "flash")
+    _cli_flatfield_and_flash(d, cli)
     for key, ref in (("median", cli / "median.tif"), ("normalize", cli / "norm" / "movie.tif"),
                      ("gain", cli / "gain.tif"), ("applied", cli / "applied" / "tiles.tif"),
                      ("flash", cli / "flash" / "raw.tif")):

@@ -15,13 +15,7 @@ from camcorr.flatfield import (Profiles, apply_flatfield, check_tile_numbers, co
                                tile_grid, TileSet)
 from camcorr.flatfield._kernels import median_over_planes, median_over_planes_numpy
 from camcorr.simulate.tiles import simulate_tiles
-
-
-def rms_rel(estimate, truth):
-    """RMS of the relative flat-field error, after normalising both to mean 1."""
-    e = np.asarray(estimate, float) / np.mean(estimate)
-    t = np.asarray(truth, float) / np.mean(truth)
-    return float(np.sqrt(np.mean((e / t - 1) ** 2)))
+from _helpers import rms_rel
 
 
 # --------------------------------------------------------------------------------------------

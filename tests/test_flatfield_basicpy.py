@@ -11,12 +11,7 @@ from camcorr.flatfield import (autosegment_weights, check_working_size, estimate
                                estimate_flatfield, load_profiles, save_profiles)
 from camcorr.simulate.tiles import simulate_tiles
 from conftest import require_module
-
-
-def rms_rel(estimate, truth):
-    e = np.asarray(estimate, float) / np.mean(estimate)
-    t = np.asarray(truth, float) / np.mean(truth)
-    return float(np.sqrt(np.mean((e / t - 1) ** 2)))
+from _helpers import rms_rel
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,7 @@ from camcorr.cli import main
 from camcorr.flatfield import read_profiles
 from camcorr.operations import get_operation
 from camcorr.simulate.tiles import simulate_tiles
-
-
-def rms_rel(estimate, truth):
-    e = np.asarray(estimate, float) / np.mean(estimate)
-    t = np.asarray(truth, float) / np.mean(truth)
-    return float(np.sqrt(np.mean((e / t - 1) ** 2)))
+from _helpers import rms_rel
 
 
 def _write(sim, folder):

@@ -18,13 +18,7 @@ from camcorr.flatfield.empty import bin2d, unbin2d
 from camcorr.flatfield.quality import combine_quality, overfitting
 from camcorr.flatfield.smoothing import sigma_grid
 from camcorr.simulate.tiles import simulate_cells, simulate_tiles
-
-
-def rms_rel(estimate, truth):
-    """RMS of the relative flat-field error, after normalising both to mean 1."""
-    e = np.asarray(estimate, float) / np.mean(estimate)
-    t = np.asarray(truth, float) / np.mean(truth)
-    return float(np.sqrt(np.mean((e / t - 1) ** 2)))
+from _helpers import rms_rel
 
 
 @pytest.fixture(scope="module")
