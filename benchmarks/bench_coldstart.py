@@ -34,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -43,24 +42,9 @@ from _common import load, save  # noqa: E402
 
 def make_inputs(d: Path) -> None:
     """Tiny input files of every command (uint16, as cameras write them)."""
-    import tifffile
+    from camcorr.simulate.samples import write_cli_samples
 
-    from camcorr.flash.params import params_from_arrays, write_params
-    from camcorr.simulate import lls
-
-    rng = np.random.default_rng(0)
-    roi = (1, 1, 20, 24)
-    t = lls.sensor_maps(roi)
-    write_params(params_from_arrays(t.A, t.B, t.offset, t.noise, roi=roi), d / "params.tif")
-    tifffile.imwrite(d / "stack.tif", rng.poisson(150, (6,) + t.A.shape).astype(np.uint16),
-                     imagej=True, metadata={"axes": "ZYX"})
-    tifffile.imwrite(d / "movie.tif", rng.poisson(30, (4, 40, 48)).astype(np.uint16),
-                     imagej=True, metadata={"axes": "TYX"})
-    yy, xx = np.mgrid[0:32, 0:36]
-    flat = 1.0 + 0.2 * np.cos(yy / 9.0) * np.cos(xx / 11.0)
-    for i in range(6):
-        tile = 100 + 400 * flat * rng.uniform(0.9, 1.1) + rng.normal(0, 3, flat.shape)
-        tifffile.imwrite(d / f"tile_{i + 1}.tif", tile.astype(np.uint16))
+    write_cli_samples(d)
 
 
 def commands(d: Path):

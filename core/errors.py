@@ -173,7 +173,7 @@ def check_choice(value, choices: Iterable, argument: str):
 
 def check_frame_block(block, argument: str, *, shape: Optional[Tuple[int, int]] = None,
                       max_ndim: Optional[int] = None, min_size: int = 1,
-                      finite: bool = False) -> np.ndarray:
+                      finite: bool = False, fix: Optional[str] = None) -> np.ndarray:
     """The one validator of a block of frames: a frame (Y, X) or frames (..., Y, X) as (N, Y, X).
 
     Every engine function that takes frames block by block (moments, gain, a posteriori
@@ -194,6 +194,8 @@ def check_frame_block(block, argument: str, *, shape: Optional[Tuple[int, int]] 
         Smallest accepted frame height and width, pixels.
     finite : bool
         Also refuse NaN and infinity (:func:`check_finite`).
+    fix : str, optional
+        The suggested fix of a frame shape other than `shape` (what the caller's user should do).
 
     Returns
     -------
@@ -231,7 +233,7 @@ def check_frame_block(block, argument: str, *, shape: Optional[Tuple[int, int]] 
     if shape is not None and tuple(arr.shape[1:]) != tuple(shape):
         raise CamcorrError("frame shapes differ", argument=argument,
                            expected=f"frames of shape {tuple(shape)}",
-                           received=f"frames of shape {tuple(arr.shape[1:])}")
+                           received=f"frames of shape {tuple(arr.shape[1:])}", fix=fix)
     if arr.shape[1] < min_size or arr.shape[2] < min_size:
         raise CamcorrError("frames too small", argument=argument,
                            expected=f"frames of at least {min_size} x {min_size} pixels",

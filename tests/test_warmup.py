@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import tifffile
 
 from camcorr.cli import main
 
@@ -49,18 +47,10 @@ def test_unknown_step_is_a_clear_error(capsys):
 
 
 def test_commands_after_warmup_compile_nothing(tmp_path):
-    from camcorr.flash.params import params_from_arrays, write_params
-    from camcorr.simulate import lls
+    from camcorr.simulate.samples import write_cli_samples
 
     assert main(["warmup"]) == 0
-    rng = np.random.default_rng(0)
-    roi = (1, 1, 20, 24)
-    t = lls.sensor_maps(roi)
-    write_params(params_from_arrays(t.A, t.B, t.offset, t.noise, roi=roi), tmp_path / "params.tif")
-    tifffile.imwrite(tmp_path / "stack.tif", rng.poisson(150, (6,) + t.A.shape).astype(np.uint16),
-                     imagej=True, metadata={"axes": "ZYX"})
-    tifffile.imwrite(tmp_path / "movie.tif", rng.poisson(30, (4, 40, 48)).astype(np.uint16),
-                     imagej=True, metadata={"axes": "TYX"})
+    write_cli_samples(tmp_path)
     res = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True,
                          text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]

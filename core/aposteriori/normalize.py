@@ -52,7 +52,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from ..errors import CamcorrError, Limits, check_choice, check_finite, check_frame_block, describe
+from ..errors import CamcorrError, Limits, check_choice, check_frame_block, describe
 from ..stats import RunningMoments
 
 __all__ = [
@@ -498,16 +498,9 @@ def normalize(frames, stats: NormalizationStats, *, sigma0: Optional[float] = No
     from ..io import cast_to_dtype
 
     arr = np.asarray(frames)
-    if arr.dtype.kind not in "uif":
-        raise CamcorrError("unsupported pixel type", argument="frames",
-                           expected="integer or floating-point pixels", received=describe(arr))
     mean, sigma, s0, c0 = _targets(stats, which, sigma0, i0)
-    if arr.ndim < 2 or arr.shape[-2:] != mean.shape:
-        raise CamcorrError("shapes differ", argument="frames/stats",
-                           expected=f"frames of shape {mean.shape} like the statistics",
-                           received=f"frames of shape {arr.shape}",
-                           fix="Use statistics computed from the same camera region (ROI)")
-    check_finite(arr, "frames")
+    check_frame_block(arr, "frames", shape=mean.shape, finite=True,
+                      fix="Use statistics computed from the same camera region (ROI)")
     out = normalize_frame(arr, mean, sigma, s0, c0, zero_sigma=zero_sigma)
     return cast_to_dtype(out, dtype)
 
