@@ -216,11 +216,17 @@ def _bare_python():
     return None
 
 
-def test_installed_macro_commands_in_imagej1(tmp_path):
-    """Install into a plain ImageJ 1.x folder; the menu commands, run through IJ.run with a
-    recorded-style option string, return exactly the engine's pixels; every bad input leaves a
-    clear log message, no new image, no temporary file and no hang."""
+#: The operations whose menu commands the ImageJ 1.x session runs (all must be installed).
+IJ1_REAL = ("median", "flash-correct", "gain-estimate", "gain-normalize", "frc")
+
+
+@pytest.fixture(scope="module")
+def ij1(tmp_path_factory):
+    """One plain ImageJ 1.x session (its own JVM) with the commands installed: a toy command and
+    the real ones, run through IJ.run with recorded-style option strings, good and bad input.
+    Returns the worker's RESULT dict; ``_bare`` is the camcorr-less Python used (or None)."""
     _need_java()
+    tmp_path = tmp_path_factory.mktemp("ij1")
     from camcorr.operations import all_operations
     from toy_operation import TOY
     from fiji_bridge.generate import render_ijm
@@ -432,12 +438,28 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
                         log=o["log"][-500:], tmp_left=o["tmp_left"])
 
     ''', timeout=400)
+    missing = [k for k in IJ1_REAL if k not in real]
+    assert not missing, f"operations without a Fiji command: {missing}"
+    r["_bare"] = bare
+    return r
+
+
+def test_imagej1_toy_command_returns_the_engine_pixels(ij1):
+    """The menu runs the installed macro; 8/16/32-bit pixels, title and calibration come back
+    exactly as the engine computes them; boolean keys left out take their default."""
+    r = ij1
     assert r["menu"]["Toy Scale"] == 'ij.plugin.Macro_Runner("Camera Corrections/Toy_Scale.ijm")'
     t16 = r["t16"]
     assert t16["equal"] and t16["title"] == "src (Toy Scale)" and t16["n_after"] == 2
     assert t16["cal"]["pixel_width"] == 0.25 and t16["cal"]["unit"] in ("micron", "microns")
     assert r["t8"] == {"equal": True, "dtype": "float32", "shape": [3, 7, 5], "tmp_left": []}
     assert r["t32"]["equal"] and r["t8_default"] and r["t8_bare"]
+
+
+def test_imagej1_bad_input_leaves_a_log_line_and_nothing_else(ij1):
+    """No image, RGB, a missing file, an out-of-range value, a missing or camcorr-less Python:
+    one clear Log message each, no new image, no temporary file, no hang."""
+    r, bare = ij1, ij1["_bare"]
     assert "no image is open" in r["noimage"]["log"] and r["noimage"]["n_after"] == 0
     assert "RGB" in r["rgb"]["log"] and r["rgb"]["n"] == 1
     assert "missing.tif" in r["missing"]["log"] and "ERROR in Toy Scale" in r["missing"]["log"]
@@ -450,36 +472,49 @@ def test_installed_macro_commands_in_imagej1(tmp_path):
             assert r[key].get("n_after", r[key].get("n")) == r[key].get("n_before", 1), key
     if bare:
         assert "camcorr is not installed in " + bare in r["bare"]["log"]
-    if "flash-correct" in real:
-        f = r["flash"]
-        assert f["equal"] and f["dtype"] == "uint16" and f["changed"] > 0 and f["tmp_left"] == [], f
-        assert "single-channel acquisition" in f["log"], f["log"]   # the one-line note
-        assert "hyperstack with C channels" in f["log"]
-        fh = r["flash_hyper"]
-        assert fh["equal"] and fh["dims"] == [2, 5, 1] and fh["hyper"], fh
-        assert fh["bitdepth"] == 16 and fh["ch1_changed"] > 0 and fh["tmp_left"] == [], fh
-        assert fh["cal"]["pixel_width"] == 0.25 and fh["cal"]["unit"] in ("micron", "microns")
-        assert "single-channel acquisition" not in fh["log"] and "ERROR" not in fh["log"]
-        fi = r["flash_inproc"]
-        assert fi["in_axes"] == "ZCYX"
-        for k in ("api",):
-            assert fi[k]["equal"] and fi[k]["flat_differs"], (k, fi[k])
-            assert fi[k]["axes"] == "ZCYX" and fi[k]["dims"] == [2, 5, 1] and fi[k]["hyper"], fi[k]
-            assert fi[k]["bitdepth"] == 16 and fi[k]["title"] == "hs2 (Flash Carryover Correct)"
-            assert fi[k]["cal"]["pixel_width"] == 0.25
-        fm = r["flash_missing"]
-        assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
-        assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []
+
+
+def test_imagej1_flash_correct_plain_hyperstack_and_in_process(ij1):
+    """Flash Carryover Correct on a Z stack and on a 2-channel hyperstack equals
+    correct_interleaved called directly; in process the channels and calibration are kept."""
+    r = ij1
+    f = r["flash"]
+    assert f["equal"] and f["dtype"] == "uint16" and f["changed"] > 0 and f["tmp_left"] == [], f
+    assert "single-channel acquisition" in f["log"], f["log"]   # the one-line note
+    assert "hyperstack with C channels" in f["log"]
+    fh = r["flash_hyper"]
+    assert fh["equal"] and fh["dims"] == [2, 5, 1] and fh["hyper"], fh
+    assert fh["bitdepth"] == 16 and fh["ch1_changed"] > 0 and fh["tmp_left"] == [], fh
+    assert fh["cal"]["pixel_width"] == 0.25 and fh["cal"]["unit"] in ("micron", "microns")
+    assert "single-channel acquisition" not in fh["log"] and "ERROR" not in fh["log"]
+    fi = r["flash_inproc"]
+    assert fi["in_axes"] == "ZCYX"
+    api = fi["api"]   # run_operation on the ZCYX hyperstack
+    assert api["equal"] and api["flat_differs"], api
+    assert api["axes"] == "ZCYX" and api["dims"] == [2, 5, 1] and api["hyper"], api
+    assert api["bitdepth"] == 16 and api["title"] == "hs2 (Flash Carryover Correct)"
+    assert api["cal"]["pixel_width"] == 0.25
+    fm = r["flash_missing"]
+    assert "no_such_FlashParam.tif" in fm["log"] and "ERROR in Flash Carryover Correct" in fm["log"]
+    assert fm["n_after"] == fm["n_before"] and fm["tmp_left"] == []
+
+
+def test_imagej1_gain_and_frc_commands(ij1):
+    """Gain estimate and normalise equal the command-line runner in process; FRC draws its plot
+    titled by both inputs and logs the cross-over."""
+    r = ij1
     for name in ("gain-estimate", "gain-normalize"):
-        if name in real:
-            g = r[name]
-            assert g["equal"] and g["shape"][-2:] == [32, 32] and g["tmp_left"] == [], g
-    if "frc" in real:
-        # the FRC plot, titled by the two inputs, is the current image; numbers in the Log
-        assert r["frc"]["title"] == "Fourier Ring Correlation of src.tif and frc_b.tif", r["frc"]
-        assert r["frc"]["bitdepth"] == 24 and "cross-over (cycles/pixel)" in r["frc"]["log"]
-        assert r["frc"]["tmp_left"] == []
-    if "median" in real:
-        m = r["median"]
-        assert m["equal"] and m["dtype"] == "uint16" and m["rts_fixed"] and m["changed"] >= 1, m
-        assert m["cal"]["pixel_width"] == 0.25 and m["tmp_left"] == []
+        g = r[name]
+        assert g["equal"] and g["shape"][-2:] == [32, 32] and g["tmp_left"] == [], g
+    # the FRC plot, titled by the two inputs, is the current image; numbers in the Log
+    assert r["frc"]["title"] == "Fourier Ring Correlation of src.tif and frc_b.tif", r["frc"]
+    assert r["frc"]["bitdepth"] == 24 and "cross-over (cycles/pixel)" in r["frc"]["log"]
+    assert r["frc"]["tmp_left"] == []
+
+
+def test_imagej1_selective_median_equals_the_engine(ij1):
+    """Selective Median on a stack with hot and telegraph pixels equals selective_median."""
+    r = ij1
+    m = r["median"]
+    assert m["equal"] and m["dtype"] == "uint16" and m["rts_fixed"] and m["changed"] >= 1, m
+    assert m["cal"]["pixel_width"] == 0.25 and m["tmp_left"] == []
