@@ -22,8 +22,9 @@ from .generate import _roles, _temp_outputs
 
 __all__ = ["run_on_array", "run_in_memory", "IN_MEMORY"]
 
-#: Operations that run on an in-memory (Z, Y, X) array without temporary files.
-IN_MEMORY = ("median", "gain-estimate")
+#: Operations that run on an in-memory (Z, Y, X) array without temporary files
+#: (``flatfield-apply`` also on a (Y, X) image).
+IN_MEMORY = ("median", "gain-estimate", "flatfield-apply")
 
 
 def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
@@ -38,7 +39,8 @@ def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
     operation : str or Operation
         One of :data:`IN_MEMORY`.
     image : ndarray, shape (Z, Y, X)
-        The stack in ADU (one channel; hyperstacks go through :func:`run_on_array`).
+        The stack in ADU (one channel; hyperstacks go through :func:`run_on_array`);
+        ``flatfield-apply`` also takes one (Y, X) image.
     values : dict, optional
         Other parameters by name (missing ones take their defaults).
 
@@ -48,7 +50,9 @@ def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
         ``arrays['output']``: the corrected stack (the input's dtype); ``median`` also
         ``arrays['mask']`` (bool, Y, X) and the numbers ``flagged``/``percent``;
         ``gain-estimate``: the gain (float32, Y, X) and the report's numbers (in-sample and
-        ``heldout.*``).
+        ``heldout.*``); ``flatfield-apply``: the corrected image (the input's dtype unless
+        ``dtype`` says otherwise) and the numbers ``clipped_low``/``clipped_high`` (pixels
+        clipped at 0 and at the top of the output range) and ``rescale_factor``.
 
     Raises
     ------
@@ -63,15 +67,19 @@ def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
                            expected=" or ".join(IN_MEMORY), received=op.name,
                            fix="Use fiji_bridge.engine.run_on_array")
     arr = np.asarray(image)
-    if arr.ndim != 3:
+    two_d = op.name == "flatfield-apply"
+    if arr.ndim != 3 and not (two_d and arr.ndim == 2):
         raise CamcorrError("not a stack", argument="image",
-                           expected="a (Z, Y, X) array", received=f"shape {arr.shape}")
+                           expected=("a (Y, X) image or " if two_d else "") + "a (Z, Y, X) array",
+                           received=f"shape {arr.shape}")
     current, _, _ = _roles(op)
     vals = dict(values or {})
     vals[current.name] = "<array in memory>"
     validated = op.validate(vals, frontend="fiji")
     if op.name == "gain-estimate":
         return _gain_in_memory(op, arr, validated)
+    if op.name == "flatfield-apply":
+        return _flatfield_apply_in_memory(arr, validated)
     kwargs = op.engine_kwargs(validated, image_shape=arr.shape[-2:])
     from camcorr.median.selective import selective_median
 
@@ -104,6 +112,21 @@ def _gain_in_memory(op: Operation, movie: np.ndarray, validated: Dict) -> RunRes
     report = dict(res.report)
     numbers = {k: v for k, v in report.items() if isinstance(v, (int, float, dict))}
     return RunResult(arrays={"output": np.asarray(res.gain, dtype=np.float32)}, numbers=numbers)
+
+
+def _flatfield_apply_in_memory(image: np.ndarray, validated: Dict) -> RunResult:
+    """``flatfield-apply`` on an in-memory image: the command line's profiles and arguments
+    (:func:`camcorr.flatfield.cli.apply_setup`) and engine call on the whole image (the
+    command line applies the same call block by block, bit-identically)."""
+    from camcorr.flatfield import apply_flatfield
+    from camcorr.flatfield.cli import apply_setup
+
+    profiles, kwargs = apply_setup(validated)
+    counts: Dict = {}
+    out = apply_flatfield(image, profiles, index=0, counts=counts, argument="image", **kwargs)
+    return RunResult(arrays={"output": out},
+                     numbers={k: counts[k] for k in ("clipped_low", "clipped_high",
+                                                     "rescale_factor")})
 
 
 def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] = None,
@@ -147,10 +170,11 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
     from camcorr.io import read_tiff, write_tiff
 
     op = get_operation(operation) if isinstance(operation, str) else operation
-    if (op.name in IN_MEMORY and image is not None and np.ndim(image) == 3
-            and (axes is None or str(axes).upper() == "ZYX")):
+    nd = np.ndim(image) if image is not None else 0
+    if (op.name in IN_MEMORY and (nd == 3 or (nd == 2 and op.name == "flatfield-apply"))
+            and (axes is None or str(axes).upper() == "ZYX"[3 - nd:])):
         out = run_in_memory(op, image, values).arrays["output"]
-        return (out, "ZYX") if return_axes else out
+        return (out, "ZYX"[3 - nd:]) if return_axes else out
     current, dialog, hidden = _roles(op)
     vals = dict(values or {})
     with tempfile.TemporaryDirectory(prefix="camcorr-fiji-") as tmp:

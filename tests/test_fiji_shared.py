@@ -639,6 +639,46 @@ def test_in_memory_gain_estimate_equals_cli(tmp_path, monkeypatch, rng):
     assert "std_heldout" in res.numbers["heldout"] and res.numbers["std"] > 0
 
 
+def test_in_memory_flatfield_apply_equals_cli(tmp_path, monkeypatch, rng):
+    """Flat-field apply of an in-memory (Y, X) image or (Z, Y, X) stack: the command line's
+    pixels, the same clip counts, no temporary file; a 4D array is refused."""
+    import tempfile
+
+    from camcorr.errors import CamcorrError
+    from camcorr.flatfield import Profiles, save_profiles
+    from fiji_bridge.engine import run_in_memory, run_on_array
+
+    yy, xx = np.mgrid[0:24, 0:30]
+    flat = 1.0 - 0.2 * (((yy - 12) / 12.0) ** 2 + ((xx - 15) / 15.0) ** 2)
+    save_profiles(Profiles(flatfield=flat / flat.mean(), darkfield=np.full(flat.shape, 100.0)),
+                  tmp_path / "p.npz")
+    stack = (100 + rng.poisson(30000 * flat, (5, 24, 30))).astype(np.uint16)
+    stack[0, 3, 4] = 5                    # below the darkfield: clipped at 0
+    stack[1, 0, 0] = 60000                # a bright corner pixel: past the top unless rescaled
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    for rescale in ("ceiling", "none"):
+        values = {"profiles": str(tmp_path / "p.npz"), "rescale": rescale}
+        res = run_in_memory("flatfield-apply", stack, values)
+        two_d = run_on_array("flatfield-apply", stack[2], values)
+        assert os.listdir(tmpdir) == []                       # nothing written
+        tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+        tifffile.imwrite(tmp_path / "p2.tif", stack[2])
+        _cli("flatfield", "apply", tmp_path / "s.tif", tmp_path / "p2.tif", "--profiles",
+             tmp_path / "p.npz", "--rescale", rescale, "-o", tmp_path / rescale)
+        want = tifffile.imread(tmp_path / rescale / "s.tif")
+        np.testing.assert_array_equal(res.arrays["output"], want)
+        assert res.arrays["output"].dtype == np.uint16
+        np.testing.assert_array_equal(two_d, tifffile.imread(tmp_path / rescale / "p2.tif"))
+        assert res.numbers["clipped_low"] == 1
+        # 'none' divides by a flat-field below 1 at the corners (0.69): the bright corner pixel
+        # passes the top of uint16; 'ceiling' never brightens
+        assert res.numbers["clipped_high"] == (rescale == "none"), res.numbers
+    with pytest.raises(CamcorrError, match=r"\(Y, X\) image or a \(Z, Y, X\) array"):
+        run_in_memory("flatfield-apply", stack[None], values)
+
+
 def test_gain_estimate_of_a_big_endian_movie(tmp_path, rng):
     """ImageJ writes big-endian TIFFs (what the Fiji commands hand to camcorr): the gain estimate
     of such a movie equals that of the same movie in native byte order (the numba kernels take

@@ -8,7 +8,7 @@ from ..operations import RunResult, kwargs_for
 from ..streaming import PlaneReader, blocks, parse_memory, planes_per_block, write_planes
 from .operations import APPLY, estimate_kwargs
 
-__all__ = ["run_estimate", "run_apply", "results_line", "quality_report", "write_report",
+__all__ = ["run_estimate", "run_apply", "apply_setup", "results_line", "quality_report", "write_report",
            "RESULT_COLUMNS"]
 
 
@@ -180,9 +180,23 @@ def write_report(profiles, path, *, inputs=()) -> Path:
     return p
 
 
-def run_apply(values: Dict) -> RunResult:
-    """Command-line runner of ``camcorr flatfield apply``."""
-    result = RunResult()
+def apply_setup(values: Dict):
+    """The profiles and the engine arguments of ``flatfield-apply`` from validated values.
+
+    One translation for the command line (:func:`run_apply`, file to file in blocks) and the
+    in-memory path of the Fiji bridge, so both apply the same flat-field the same way.
+
+    Returns
+    -------
+    (Profiles, dict)
+        The flat-field model, and ``baseline``, ``clip``, ``dtype`` (None: keep the input's),
+        ``resample`` and ``rescale`` for :func:`camcorr.flatfield.apply_flatfield`.
+
+    Raises
+    ------
+    CamcorrError
+        Neither ``profiles`` nor ``models_folder`` given, or they cannot be read.
+    """
     from ..errors import CamcorrError
     from . import apply_flatfield, load_profiles, read_profiles
 
@@ -194,6 +208,19 @@ def run_apply(values: Dict) -> RunResult:
         raise CamcorrError("no flat-field given", argument="--profiles",
                            expected="--profiles profiles.npz, or --models-folder DIR --channel "
                                     "NAME", received="neither")
+    kwargs = kwargs_for(apply_flatfield, APPLY.engine_kwargs(values))
+    return profiles, {"baseline": kwargs["baseline"], "clip": bool(kwargs["clip"]),
+                      "dtype": None if values.get("dtype") in (None, "keep") else values["dtype"],
+                      "resample": bool(kwargs["resample"]),
+                      "rescale": kwargs.get("rescale") or "none"}
+
+
+def run_apply(values: Dict) -> RunResult:
+    """Command-line runner of ``camcorr flatfield apply``."""
+    result = RunResult()
+    from ..errors import CamcorrError
+
+    profiles, kwargs = apply_setup(values)
     outdir = Path(values["output"])
     tiles = list(values["tiles"])
     names = [Path(t).name for t in tiles]
@@ -201,15 +228,11 @@ def run_apply(values: Dict) -> RunResult:
         raise CamcorrError("two tiles have the same file name", argument="TILES",
                            expected="distinct file names (outputs keep the input names)",
                            received=", ".join(sorted({n for n in names if names.count(n) > 1})))
-    dtype = None if values.get("dtype") in (None, "keep") else values["dtype"]
     memory = parse_memory(values.get("memory"))
-    kwargs = kwargs_for(apply_flatfield, APPLY.engine_kwargs(values))
     for i, path in enumerate(tiles):
         counts: Dict = {}
         _apply_file(path, outdir / names[i], profiles, index=i, inputs=tiles, memory=memory,
-                    baseline=kwargs["baseline"], clip=bool(kwargs["clip"]),
-                    dtype=dtype, resample=bool(kwargs["resample"]),
-                    rescale=kwargs.get("rescale") or "none", counts=counts)
+                    counts=counts, **kwargs)
         result.outputs.append(str(outdir / names[i]))
         low, high = counts["clipped_low"], counts["clipped_high"]
         for key, n in (("clipped_low", low), ("clipped_high", high)):
