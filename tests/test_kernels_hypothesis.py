@@ -216,7 +216,7 @@ def test_accumulate(rec, data):
 
 
 # ------------------------------------------------------------------------------------------
-# flat-field (median over planes, subtract-and-bin)
+# flat-field (median over planes, subtract-and-bin, Gaussian, quadratic trend)
 # ------------------------------------------------------------------------------------------
 from camcorr.flatfield import _kernels as FK  # noqa: E402
 
@@ -237,6 +237,26 @@ def test_bin_subtract(plane, b, scale, data):
     r = FK.bin_subtract_numpy(plane, dark, b, scale)
     span = max(_span(plane.astype(np.float64) - dark) * scale, 1.0)
     np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5 * span)
+
+
+@given(images(ndim=2, max_side=40, dtypes=(np.float32, np.float64), limit=1e4),
+       st.sampled_from([0.3, 0.5, 1.0, 1.7, 2.0, 4.0, 8.0, 16.0, 33.0]))
+def test_gaussian_reflect(image, sigma):
+    # kernels longer than the image (sigma 33 on a few pixels) reflect more than once
+    a = FK.gaussian_reflect(image, sigma)
+    r = FK.gaussian_reflect_scipy(image, sigma)
+    assert a.dtype == r.dtype == image.dtype
+    eps = 1e-6 if image.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(a, r, rtol=eps, atol=eps * max(_span(image), 1.0))
+
+
+@given(images(ndim=2, min_side=3, max_side=40, dtypes=(np.float32,), limit=1e3))
+def test_quadratic_trend(stat):
+    # normal equations from separable moments against lstsq on the full design matrix
+    from camcorr.flatfield.smoothing import quadratic_trend, quadratic_trend_lstsq
+
+    a, r = quadratic_trend(stat), quadratic_trend_lstsq(stat)
+    np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-9 * max(_span(stat), 1.0))
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,17 +1,26 @@
-"""Per-pixel median over planes: a numba kernel and its numpy reference.
+"""Per-pixel median over planes, block means and Gaussian smoothing: numba kernels and their
+numpy/scipy references.
 
 Two kernels: for up to 128 planes an odd-even transposition sorting network applied to 64
 pixels at once (vectorised min/max), beyond that Wirth's selection algorithm per pixel
 (N. Wirth, Algorithms + Data Structures = Programs, 1976, section 2.3.4), O(k) per pixel;
 both in parallel over rows and both pick the same middle element(s).  ``numpy.median(stack, axis=0)`` is the reference (same result to
 float32 rounding; tested in tests/test_flatfield.py).
+
+The Gaussian filter (:func:`gaussian_reflect`) is separable, with mirrored borders, the
+kernel truncated at 4 sigma and float64 accumulation: ``scipy.ndimage.gaussian_filter(image,
+sigma, mode='reflect')`` is the reference (same result to float32 rounding; tested in
+tests/test_kernels_hypothesis.py).  Symmetric taps are paired and contiguous rows vectorised.
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
-           "bin_subtract_numpy"]
+           "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights"]
+
+GAUSSIAN_TRUNCATE = 4.0
+"""Gaussian kernels end at ``int(4 sigma + 0.5)`` pixels from the centre (scipy's default)."""
 
 
 def median_over_planes_numpy(stack: np.ndarray) -> np.ndarray:
@@ -130,6 +139,55 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
                 cx = min(b, nx - bx * b)
                 out[by, bx] *= scale / (cy * cx)
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _mirror(i, n):  # pragma: no cover - compiled
+        # half-sample symmetric extension ('reflect': d c b a | a b c d | d c b a), any i
+        m = i % (2 * n)
+        return m if m < n else 2 * n - 1 - m
+
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _gauss_axis0_kernel(img, w, out):  # pragma: no cover - compiled
+        # along Y: each output row a weighted sum of whole input rows (contiguous, vectorised)
+        ny, nx = img.shape
+        r = (w.size - 1) // 2
+        for y in numba.prange(ny):
+            acc = np.empty(nx, dtype=np.float64)
+            src = img[_mirror(y, ny)]
+            for x in range(nx):
+                acc[x] = w[r] * src[x]
+            for k in range(1, r + 1):
+                lo = img[_mirror(y - k, ny)]
+                hi = img[_mirror(y + k, ny)]
+                wk = w[r + k]
+                for x in range(nx):
+                    acc[x] += wk * (np.float64(lo[x]) + np.float64(hi[x]))
+            for x in range(nx):
+                out[y, x] = acc[x]
+
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _gauss_axis1_kernel(img, w, out):  # pragma: no cover - compiled
+        # along X: each row copied with its mirrored margins, then symmetric taps paired
+        ny, nx = img.shape
+        r = (w.size - 1) // 2
+        for y in numba.prange(ny):
+            buf = np.empty(nx + 2 * r, dtype=np.float64)
+            for x in range(nx):
+                buf[x + r] = img[y, x]
+            for i in range(r):
+                buf[i] = img[y, _mirror(i - r, nx)]
+                buf[nx + r + i] = img[y, _mirror(nx + i, nx)]
+            acc = np.empty(nx, dtype=np.float64)
+            for x in range(nx):
+                acc[x] = w[r] * buf[x + r]
+            for k in range(1, r + 1):
+                wk = w[r + k]
+                lo = buf[r - k: r - k + nx]  # slices, as in the Y pass: vectorised
+                hi = buf[r + k: r + k + nx]
+                for x in range(nx):
+                    acc[x] += wk * (lo[x] + hi[x])
+            for x in range(nx):
+                out[y, x] = acc[x]
+
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _HAVE_NUMBA = False
@@ -200,4 +258,52 @@ def bin_subtract(plane: np.ndarray, dark: np.ndarray, b: int, scale: float, out=
         out = np.empty(shape, dtype=np.float32)
     _bin_subtract_kernel(plane, np.ascontiguousarray(dark, dtype=np.float32), int(b),
                          np.float32(scale), out)
+    return out
+
+
+def gaussian_weights(sigma: float, truncate: float = GAUSSIAN_TRUNCATE) -> np.ndarray:
+    """Sampled Gaussian of `sigma` pixels over ``-R..R``, ``R = int(truncate sigma + 0.5)``,
+    normalised to sum 1 (float64): the kernel of ``scipy.ndimage.gaussian_filter``."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    return w / w.sum()
+
+
+def gaussian_reflect_scipy(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Reference: ``scipy.ndimage.gaussian_filter(image, sigma, mode='reflect')``."""
+    from scipy import ndimage as ndi
+
+    return ndi.gaussian_filter(image, sigma, mode="reflect")
+
+
+def gaussian_reflect(image: np.ndarray, sigma: float, *, backend: str = "numba") -> np.ndarray:
+    """Gaussian filter of a 2D float image, mirrored borders, truncated at 4 sigma.
+
+    Parameters
+    ----------
+    image : ndarray (Y, X), float32 or float64
+        Other dtypes and dimensions go to the reference.
+    sigma : float
+        Standard deviation, pixels (0: a copy).
+    backend : {'numba', 'scipy'}
+        'scipy' is the reference (:func:`gaussian_reflect_scipy`).
+
+    Returns
+    -------
+    ndarray (Y, X), the dtype of `image`
+        Accumulated in float64 along each axis and rounded to `image`'s dtype between the two
+        passes, as scipy does.
+    """
+    image = np.asarray(image)
+    if not sigma > 0:
+        return image.copy()
+    if backend == "scipy" or not _HAVE_NUMBA or image.ndim != 2 or image.dtype.kind != "f":
+        return gaussian_reflect_scipy(image, sigma)
+    image = np.ascontiguousarray(image)
+    w = gaussian_weights(sigma)
+    tmp = np.empty_like(image)
+    _gauss_axis0_kernel(image, w, tmp)
+    out = np.empty_like(image)
+    _gauss_axis1_kernel(tmp, w, out)
     return out

@@ -372,6 +372,7 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
     held_out = len(picks) >= 2
     table = []
     spread = cells = None
+    models = {}  # (statistic, sigma) -> binned models of halves a and b, from the choice
     if held_out:
         half_a, half_b = split_halves(picks)
         stats_a, lev_a = plane_statistics(tiles, half_a, dark, **kw)
@@ -392,7 +393,7 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
                 {k: stats_a[k] for k in statistics}, {k: stats_b[k] for k in statistics},
                 stats_a["median"], stats_b["median"], sigmas, bn, argument=tiles.argument,
                 quantiles_a=stats_a["quantiles"] if dist else None,
-                quantiles_b=stats_b["quantiles"] if dist else None)
+                quantiles_b=stats_b["quantiles"] if dist else None, models=models)
             if dist and len(statistics) > 1:
                 sig, stat_name, cells = _choose_by_cells(
                     tiles, (half_a, half_b), (stats_a, stats_b), table, dark, bn,
@@ -434,8 +435,10 @@ def flatfield_from_planes(tiles: TileSet, picks, *, darkfield=0.0, sigma=AUTO,
     in_sample = flatfield_quality(stats["median"].astype(np.float64) * level, flat_binned,
                                   add_binned)
     if held_out:
-        fa, za = model(stats_a)
-        fb, zb = model(stats_b)
+        # the choice's models of the halves (additive terms there are in plane units: only
+        # reused without one)
+        cached = models.get((stat_name, float(sig))) if stat_name != "quantiles" else None
+        (fa, za), (fb, zb) = cached or (model(stats_a), model(stats_b))
         ho = mean_quality(flatfield_quality(stats_b["median"].astype(np.float64) * level, fa, za),
                           flatfield_quality(stats_a["median"].astype(np.float64) * level, fb, zb))
         split = (f"two-fold: alternate halves of the {len(picks)} sampled planes, each "

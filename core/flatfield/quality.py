@@ -70,7 +70,9 @@ def smoothed_cv(image, *, sigma: Optional[float] = None) -> float:
         ny, nx = (img.shape[0] // f) * f, (img.shape[1] // f) * f
         img = img[:ny, :nx].reshape(ny // f, f, nx // f, f).mean(axis=(1, 3))
         s = s / f
-    sm = ndi.gaussian_filter(img, s, mode="reflect")
+    from ._kernels import gaussian_reflect
+
+    sm = gaussian_reflect(img, s)
     m = sm.mean()
     return float(sm.std() / m) if m != 0 else float("nan")
 

@@ -85,10 +85,12 @@ def smooth_normalise(stat: np.ndarray, sigma: float, argument: str = "tiles",
         # with mirrored borders pulls steep shading at the image edges toward the interior
         # (+5 % at the corners of a vignetted field at sigma 4 on 128 px); the ratio is nearly
         # flat, so mirroring it is harmless.
+        # float32 throughout (the flat-field is float32; the sums below are float64)
         trend = quadratic_trend(stat) if trend is None else trend
-        smooth = _gaussian(stat / trend, sigma) * trend
+        smooth = _gaussian(np.divide(stat, trend, dtype=np.float32), sigma)
+        np.multiply(smooth, trend, out=smooth, casting="same_kind")
     else:
-        smooth = stat.copy()
+        smooth = stat.astype(np.float32)
     mean = float(smooth.mean(dtype=np.float64))
     if not mean > 0 or np.any(smooth <= 0):
         raise CamcorrError("empty planes give a flat-field with zero or negative pixels",
@@ -101,29 +103,71 @@ def smooth_normalise(stat: np.ndarray, sigma: float, argument: str = "tiles",
 
 
 def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter (mirrored borders); for sigma > 4 on k x k block means (k = sigma // 2),
-    interpolated back: the box widens the kernel by under 1 %, and costs k^3 times less."""
+    """Gaussian filter (mirrored borders; :func:`~camcorr.flatfield._kernels.gaussian_reflect`),
+    in the dtype of `image`; for sigma > 4 on k x k block means (k = sigma // 2), interpolated
+    back: the box widens the kernel by under 1 %, and costs k^3 times less."""
+    from ._kernels import gaussian_reflect
+
     k = int(sigma // 2) if sigma > 4 else 1
     if k <= 1 or min(image.shape) < 4 * k:
-        return ndi.gaussian_filter(image, sigma, mode="reflect")
+        return gaussian_reflect(image, sigma)
     from .empty import bin2d, unbin2d  # (empty imports this module)
 
-    small = ndi.gaussian_filter(bin2d(image.astype(np.float32), k), sigma / k, mode="reflect")
-    return unbin2d(small, k, image.shape).astype(np.float64)
+    small = gaussian_reflect(bin2d(image.astype(np.float32), k), sigma / k)
+    return unbin2d(small, k, image.shape).astype(image.dtype, copy=False)
+
+
+def _trend_axes(ny: int, nx: int):
+    """Normalised coordinates of the quadratic trend: centred, in units of the image size."""
+    y = (np.arange(ny, dtype=np.float64) - (ny - 1) / 2) / max(1, ny)
+    x = (np.arange(nx, dtype=np.float64) - (nx - 1) / 2) / max(1, nx)
+    return y, x
+
+
+def quadratic_trend_lstsq(stat: np.ndarray) -> np.ndarray:
+    """Reference of :func:`quadratic_trend`: ``numpy.linalg.lstsq`` on the full (Y X, 6)
+    design matrix (same result to rounding; tested in tests/test_kernels_hypothesis.py)."""
+    ny, nx = stat.shape
+    if ny < 3 or nx < 3:
+        return np.ones_like(stat, dtype=np.float64)
+    y, x = _trend_axes(ny, nx)
+    y, x = np.meshgrid(y, x, indexing="ij")
+    design = np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=-1).reshape(-1, 6)
+    coef, *_ = np.linalg.lstsq(design, stat.reshape(-1).astype(np.float64), rcond=None)
+    trend = (design @ coef).reshape(ny, nx)
+    if not np.all(trend > 0):
+        return np.ones_like(stat, dtype=np.float64)
+    return trend
+
+
+#: Exponents (of y, of x) of the quadratic trend's terms: 1, y, x, y^2, xy, x^2.
+_TREND_TERMS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))
 
 
 def quadratic_trend(stat: np.ndarray) -> np.ndarray:
     """Least-squares quadratic surface ``c0 + c1 y + c2 x + c3 y^2 + c4 xy + c5 x^2`` fitted to
-    `stat` (float64, same shape); `stat` itself where the fit is not positive everywhere."""
+    `stat` (float64, same shape); ones where the fit is not positive everywhere.
+
+    The design is separable (every term is ``y^a x^b``), so the normal equations are formed
+    from one product of `stat` with the columns ``1, x, x^2`` (O(Y X), no (Y X, 6) design
+    matrix) and the power sums of the coordinates; solved in float64 on normalised centred
+    coordinates (condition number of the 6 x 6 system below 10^4).  Same solution as
+    :func:`quadratic_trend_lstsq` to rounding.
+    """
     ny, nx = stat.shape
     if ny < 3 or nx < 3:
         return np.ones_like(stat, dtype=np.float64)
-    y, x = np.mgrid[0:ny, 0:nx]
-    y = (y - (ny - 1) / 2) / max(1, ny)
-    x = (x - (nx - 1) / 2) / max(1, nx)
-    design = np.stack([np.ones_like(y), y, x, y * y, x * y, x * x], axis=-1).reshape(-1, 6)
-    coef, *_ = np.linalg.lstsq(design, stat.reshape(-1).astype(np.float64), rcond=None)
-    trend = (design @ coef).reshape(ny, nx)
+    y, x = _trend_axes(ny, nx)
+    py = np.stack([y ** p for p in range(5)])  # (5, Y) powers 0..4
+    px = np.stack([x ** p for p in range(5)])
+    sy, sx = py.sum(axis=1), px.sum(axis=1)
+    gram = np.array([[sy[a + c] * sx[b + d] for c, d in _TREND_TERMS] for a, b in _TREND_TERMS])
+    rows = np.asarray(stat, dtype=np.float64) @ px[:3].T  # (Y, 3): sum_x x^b stat
+    rhs = np.array([py[a] @ rows[:, b] for a, b in _TREND_TERMS])
+    coef = np.linalg.solve(gram, rhs)
+    c0, c1, c2, c3, c4, c5 = coef
+    trend = ((c0 + c1 * y + c3 * y * y)[:, None] + (c2 + c4 * y)[:, None] * x[None, :]
+             + (c5 * x * x)[None, :])
     if not np.all(trend > 0):
         return np.ones_like(stat, dtype=np.float64)
     return trend
@@ -238,7 +282,7 @@ def _model(stats: Dict[str, np.ndarray], name: str, sigma: float, argument: str,
 def choose_smoothing(stats_a: Dict[str, np.ndarray], stats_b: Dict[str, np.ndarray],
                      ref_a: np.ndarray, ref_b: np.ndarray, sigmas: Sequence[float], binning: int,
                      *, argument: str = "tiles", quantiles_a: Optional[np.ndarray] = None,
-                     quantiles_b: Optional[np.ndarray] = None):
+                     quantiles_b: Optional[np.ndarray] = None, models: Optional[dict] = None):
     """The (sigma, statistic) of the grid with the lowest held-out non-uniformity.
 
     Parameters
@@ -255,6 +299,9 @@ def choose_smoothing(stats_a: Dict[str, np.ndarray], stats_b: Dict[str, np.ndarr
         Decile maps of each half (planes holding specimen): the criterion is then
         :func:`distribution_criterion` for every candidate, else :func:`heldout_criterion`.
         A 'quantiles' entry of `stats_a` / `stats_b` is the 'quantiles' model's candidate.
+    models : dict, optional
+        Filled with ``{(statistic, sigma): (model_a, model_b)}`` of the winning candidate
+        (each model a (flat-field, additive term) pair), for the caller's held-out figures.
 
     Returns
     -------
@@ -285,6 +332,9 @@ def choose_smoothing(stats_a: Dict[str, np.ndarray], stats_b: Dict[str, np.ndarr
             table.append({"sigma": float(s), "statistic": name, "criterion": c})
             if best is None or c < best[0]:
                 best = (c, float(s), name)
+                if models is not None:
+                    models.clear()
+                    models[(name, float(s))] = (ma, mb)
     if best is None:
         raise CamcorrError("no smoothing gives a positive flat-field", argument=argument,
                            expected="planes with background light above the darkfield",

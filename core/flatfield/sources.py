@@ -104,43 +104,35 @@ class TileSet:
     def _shape_dtype(self, i, t):
         if hasattr(t, "shape") and hasattr(t, "dtype"):
             return tuple(t.shape), np.dtype(t.dtype)
-        import tifffile
-
         p = Path(t)
         if not p.is_file():
             raise CamcorrError("tile file not found", argument=f"{self.argument}: tile {i + 1}",
                                expected="an existing TIFF file", received=str(p))
-        from ..io import inspect_tiff
+        from ..io import _check_header, _check_readable, _open_tiff
 
-        inspect_tiff(p, argument=f"{self.argument}: tile {i + 1}")  # colour, truncated, ...
-        try:  # uncompressed contiguous TIFF: one open gives shape, dtype and the memory map
-            mm = tifffile.memmap(p, mode="r")
+        # one open: the input gate (colour, truncated, ...: as io.inspect_tiff) and, for an
+        # uncompressed contiguous series, what its memory map needs (as tifffile.memmap)
+        arg = f"{self.argument}: tile {i + 1}"
+        p = _check_readable(p, arg)
+        with _open_tiff(p, arg) as (tif, log):
+            series = _check_header(tif, log, p, arg)
+            offset = getattr(series, "dataoffset", None)
+            mm_args = None if offset is None or series.dtype is None else (
+                np.dtype(tif.byteorder + series.dtype.char), int(offset), tuple(series.shape))
+        try:
+            mm = None if mm_args is None else np.memmap(p, mm_args[0], "r", mm_args[1],
+                                                        mm_args[2], "C")
         except Exception:
             mm = None
-        if mm is not None:
-            shape = tuple(mm.shape)
-            while len(shape) > 2 and shape[0] == 1:
-                shape = shape[1:]
-            if len(shape) > 3:
-                shape = (int(np.prod(shape[:-2])),) + shape[-2:]
-            self._handles[i] = ("mm", mm.reshape((-1,) + mm.shape[-2:]))
-            return shape, np.dtype(mm.dtype)
-        try:
-            with tifffile.TiffFile(p) as tif:
-                series = tif.series[0]
-                shape = tuple(series.shape)
-                # drop singleton leading axes (e.g. T=1, C=1)
-                while len(shape) > 2 and shape[0] == 1:
-                    shape = shape[1:]
-                if len(shape) > 3:
-                    shape = (int(np.prod(shape[:-2])),) + shape[-2:]
-                return shape, np.dtype(series.dtype)
-        except CamcorrError:
-            raise
-        except Exception as exc:
-            raise CamcorrError("cannot read as TIFF", argument=f"{self.argument}: tile {i + 1}",
-                               expected="a TIFF file",
-                               received=f"{p} ({type(exc).__name__}: {exc})") from None
+        shape = tuple(series.shape)
+        while len(shape) > 2 and shape[0] == 1:  # drop singleton leading axes (T=1, C=1)
+            shape = shape[1:]
+        if len(shape) > 3:
+            shape = (int(np.prod(shape[:-2])),) + shape[-2:]
+        if mm is None:
+            return shape, np.dtype(series.dtype)
+        self._handles[i] = ("mm", mm.reshape((-1,) + mm.shape[-2:]))
+        return shape, np.dtype(mm.dtype)
 
     # -- access ---------------------------------------------------------------------------------
     def __len__(self) -> int:
