@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
-           "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights"]
+           "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights",
+           "trend_heldout", "trend_heldout_numpy"]
 
 GAUSSIAN_TRUNCATE = 4.0
 """Gaussian kernels end at ``int(4 sigma + 0.5)`` pixels from the centre (scipy's default)."""
@@ -188,6 +189,29 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
             for x in range(nx):
                 out[y, x] = acc[x]
 
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _trend_heldout_kernel(g, trend, ref, out):  # pragma: no cover - compiled
+        # out = g * trend (rounded to out's dtype); min(out); sums of (ref / out - shift) and of
+        # its square (shifted by the first ratio: no cancellation in the variance)
+        n = g.size
+        gf, tf, rf, of = g.ravel(), trend.ravel(), ref.ravel(), out.ravel()
+        mn = np.inf
+        s1 = 0.0
+        s2 = 0.0
+        shift = 0.0
+        for i in range(n):
+            v = of.dtype.type(np.float64(gf[i]) * np.float64(tf[i]))
+            of[i] = v
+            if v < mn:
+                mn = v
+            r = np.float64(rf[i]) / np.float64(v)
+            if i == 0:
+                shift = r
+            d = r - shift
+            s1 += d
+            s2 += d * d
+        return mn, shift, s1, s2
+
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _HAVE_NUMBA = False
@@ -307,3 +331,50 @@ def gaussian_reflect(image: np.ndarray, sigma: float, *, backend: str = "numba")
     out = np.empty_like(image)
     _gauss_axis1_kernel(tmp, w, out)
     return out
+
+
+def _ratio_cv(mean: float, var: float) -> float:
+    std = float(np.sqrt(max(var, 0.0)))
+    return std / mean if mean > 0 else float("inf")
+
+
+def trend_heldout_numpy(g: np.ndarray, trend: np.ndarray, ref: np.ndarray):
+    """Reference of :func:`trend_heldout`."""
+    smooth = (g.astype(np.float64) * trend).astype(g.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):  # not positive: criterion unused
+        ratio = ref.astype(np.float64) / smooth
+        return smooth, float(smooth.min()), _ratio_cv(float(ratio.mean()), float(ratio.var()))
+
+
+def trend_heldout(g: np.ndarray, trend: np.ndarray, ref: np.ndarray, *, backend: str = "numba"):
+    """One candidate flat-field and its held-out criterion in one pass.
+
+    Parameters
+    ----------
+    g : ndarray (Y, X) float32
+        The smoothed ratio of a half's statistic to its quadratic trend.
+    trend : ndarray (Y, X) float64
+        That trend.
+    ref : ndarray (Y, X)
+        The other half's robust background (held-out target).
+    backend : {'numba', 'numpy'}
+        'numpy' is the reference (:func:`trend_heldout_numpy`).
+
+    Returns
+    -------
+    smooth : ndarray (Y, X), dtype of `g`
+        ``g * trend``: the flat-field up to its mean.
+    minimum : float
+        Smallest value of `smooth` (a candidate must be positive everywhere).
+    cv : float
+        Coefficient of variation (population std / mean) of ``ref / smooth``: the same as with
+        the mean-1 flat-field (inf when the mean is not positive).
+    """
+    if backend == "numpy" or not _HAVE_NUMBA or g.size == 0:
+        return trend_heldout_numpy(g, trend, ref)
+    g = np.ascontiguousarray(g)
+    out = np.empty_like(g)
+    mn, shift, s1, s2 = _trend_heldout_kernel(
+        g, np.ascontiguousarray(trend, dtype=np.float64), np.ascontiguousarray(ref), out)
+    n = g.size
+    return out, float(mn), _ratio_cv(shift + s1 / n, s2 / n - (s1 / n) ** 2)

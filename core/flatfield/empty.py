@@ -159,7 +159,7 @@ def unbin2d(binned: np.ndarray, b: int, shape) -> np.ndarray:
     (linear extrapolation beyond the outermost block centres)."""
     if b <= 1:
         return binned
-    out = binned.astype(np.float32)
+    out = np.asarray(binned, dtype=np.float32)
     # columns first (on the small array), then rows (whole-row gathers are cheap)
     for axis, n in ((1, shape[1]), (0, shape[0])):
         nb = out.shape[axis]
