@@ -262,6 +262,16 @@ def test_trend_heldout(g, data):
         assert a[2] == pytest.approx(r[2], rel=1e-9, abs=1e-12)
 
 
+@given(images(ndim=2, max_side=200, limit=1e5), st.booleans(), st.data())
+def test_plane_level(plane, big_endian, data):
+    # median of a regular subsample (quickselect) against numpy.median: the same value
+    dark = data.draw(hnp.arrays(np.float32, plane.shape,
+                                elements=st.floats(0, 1000, width=32, allow_nan=False)))
+    if big_endian:
+        plane = plane.astype(plane.dtype.newbyteorder(">"))
+    assert FK.plane_level(plane, dark) == FK.plane_level_numpy(plane, dark)
+
+
 @given(images(ndim=2, min_side=3, max_side=40, dtypes=(np.float32,), limit=1e3))
 def test_quadratic_trend(stat):
     # normal equations from separable moments against lstsq on the full design matrix

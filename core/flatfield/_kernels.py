@@ -18,7 +18,8 @@ import numpy as np
 
 __all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
            "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights",
-           "trend_heldout", "trend_heldout_numpy"]
+           "trend_heldout", "trend_heldout_numpy", "plane_level", "plane_level_numpy",
+           "native"]
 
 GAUSSIAN_TRUNCATE = 4.0
 """Gaussian kernels end at ``int(4 sigma + 0.5)`` pixels from the centre (scipy's default)."""
@@ -212,6 +213,27 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
             s2 += d * d
         return mn, shift, s1, s2
 
+    @numba.njit(cache=True, nogil=True)
+    def _plane_level_kernel(plane, dark, step):  # pragma: no cover - compiled
+        ny, nx = plane.shape
+        my, mx = (ny + step - 1) // step, (nx + step - 1) // step
+        k = my * mx
+        buf = np.empty(k, dtype=np.float32)
+        i = 0
+        for y in range(0, ny, step):
+            for x in range(0, nx, step):
+                buf[i] = np.float32(plane[y, x]) - dark[y, x]
+                i += 1
+        m = k // 2
+        upper = _select(buf, k, m)
+        if k % 2 == 1:
+            return upper
+        lower = buf[0]
+        for j in range(1, m):
+            if buf[j] > lower:
+                lower = buf[j]
+        return np.float32(np.float32(lower + upper) / np.float32(2.0))
+
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _HAVE_NUMBA = False
@@ -267,9 +289,7 @@ def bin_subtract(plane: np.ndarray, dark: np.ndarray, b: int, scale: float, out=
         Factor applied after averaging (1 / plane level when normalising).
     out : ndarray (ceil(Y / b), ceil(X / b)) float32, optional
     """
-    plane = np.asarray(plane)  # plain ndarray (not a memmap subclass)
-    if not plane.dtype.isnative:  # e.g. big-endian TIFFs: numba needs native byte order
-        plane = plane.astype(plane.dtype.newbyteorder("="))
+    plane = native(plane)
     ny, nx = plane.shape
     shape = (-(-ny // b), -(-nx // b))
     if backend == "numpy" or not _HAVE_NUMBA:
@@ -378,3 +398,44 @@ def trend_heldout(g: np.ndarray, trend: np.ndarray, ref: np.ndarray, *, backend:
         g, np.ascontiguousarray(trend, dtype=np.float64), np.ascontiguousarray(ref), out)
     n = g.size
     return out, float(mn), _ratio_cv(shift + s1 / n, s2 / n - (s1 / n) ** 2)
+
+
+def native(plane) -> np.ndarray:
+    """`plane` as a plain ndarray (not a memmap subclass) in native byte order (numba needs
+    it; big-endian TIFFs are converted, a copy)."""
+    plane = np.asarray(plane)
+    if not plane.dtype.isnative:
+        plane = plane.astype(plane.dtype.newbyteorder("="))
+    return plane
+
+
+LEVEL_SAMPLES = 8192
+"""About this many pixels (a regular grid) give each plane's level."""
+
+
+def _level_step(shape) -> int:
+    return max(1, int(np.sqrt(shape[0] * shape[1] / LEVEL_SAMPLES)))
+
+
+def plane_level_numpy(plane: np.ndarray, dark: np.ndarray) -> float:
+    """Reference of :func:`plane_level`."""
+    step = _level_step(plane.shape)
+    sub = plane[::step, ::step].astype(np.float32) - dark[::step, ::step]
+    return float(np.median(sub))
+
+
+def plane_level(plane: np.ndarray, dark: np.ndarray, *, backend: str = "numba") -> float:
+    """Median of ``plane - dark`` on a regular grid of about :data:`LEVEL_SAMPLES` pixels
+    (every ``step``-th row and column), float32 arithmetic as numpy's (same value).
+
+    Parameters
+    ----------
+    plane : ndarray (Y, X), any numeric dtype (finite)
+    dark : ndarray (Y, X) float32
+    backend : {'numba', 'numpy'}
+        'numpy' is the reference (:func:`plane_level_numpy`).
+    """
+    if backend == "numpy" or not _HAVE_NUMBA or plane.size == 0:
+        return plane_level_numpy(plane, dark)
+    return float(_plane_level_kernel(native(plane), np.asarray(dark, dtype=np.float32),
+                                     _level_step(plane.shape)))

@@ -33,7 +33,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import CamcorrError, Limits, describe
-from ._kernels import bin_subtract, median_over_planes
+from ._kernels import bin_subtract, median_over_planes, native, plane_level
 from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
 from .quality import (combine_quality, flatfield_quality, mean_quality, smoothed_cv,
@@ -127,10 +127,9 @@ def _check_plane(plane: np.ndarray, tiles: TileSet, t: int, z: int):
 
 
 def _plane_level(plane: np.ndarray, dark: np.ndarray) -> float:
-    """Median of (plane - dark) on a regular subsample of about 8000 pixels (robust level)."""
-    step = max(1, int(np.sqrt(plane.shape[0] * plane.shape[1] / 8192)))
-    sub = plane[::step, ::step].astype(np.float32) - dark[::step, ::step]
-    return float(np.median(sub))
+    """Median of (plane - dark) on a regular subsample of about 8000 pixels (robust level;
+    :func:`~camcorr.flatfield._kernels.plane_level`)."""
+    return plane_level(plane, dark)
 
 
 def bin2d(image: np.ndarray, b: int) -> np.ndarray:
@@ -239,6 +238,8 @@ def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
         b = buf[:, : b1 - b0] if b1 - b0 < brows else buf
         for j, (t, z) in enumerate(picks):
             plane = tiles.plane(t, z)
+            if rows >= ny:  # one block: native byte order once for the level and the means
+                plane = native(plane)
             if rows >= ny or not normalize_planes:
                 if r0 == 0:
                     _check_plane(plane, tiles, t, z)
