@@ -161,6 +161,54 @@ def test_report_statistics_kernels_agree_with_numpy(rng):
     assert got[4] == 1 and not np.isfinite(got[0]) and got[2:4] == K.moments_numpy(a)[2:4]
 
 
+def test_finalisation_kernels_agree_with_numpy(rng, monkeypatch):
+    # the passes that were serial numpy at the end of an estimate: the RMS change between
+    # iterations, the dose image, the report's statistics of gain / mean and its percentiles
+    for shape in ((3, 5), (300, 517)):
+        a = rng.uniform(0.5, 1.5, shape)
+        b = rng.uniform(-0.2, 1.5, shape)
+        assert K.rms_diff(a, b) == pytest.approx(K.rms_diff_numpy(a, b), rel=1e-12)
+        assert K.rms_diff(a) == pytest.approx(K.rms_diff_numpy(a), rel=1e-12)
+        ref = rng.uniform(0.8, 1.2, shape)
+        for r in (None, ref):
+            # same float64 operations in the same order: identical, negatives clipped to 0
+            got = K.dose_total(b, a - 1.0, r, 2.5)
+            np.testing.assert_array_equal(got, K.dose_total_numpy(b, a - 1.0, r, 2.5))
+            assert got.shape == shape and got.min() == 0.0
+        # moments of a / d without the array: exactly the moments of divided(a, d)
+        assert K.moments(a, divisor=0.97) == K.moments(K.divided(a, 0.97))
+        np.testing.assert_allclose(K.moments(a, divisor=0.97)[:4],
+                                   K.moments_numpy(a, divisor=0.97)[:4], rtol=1e-12)
+    # percentiles by parallel selection = np.percentile exactly (smooth, tied, outliers,
+    # constant), also below the size where the parallel path starts
+    for kind in ("normal", "ties", "outliers", "constant", "two-valued"):
+        x = 1 + 0.03 * rng.standard_normal(300_001)
+        if kind == "ties":
+            x = np.round(x, 2)
+        elif kind == "outliers":
+            x[:40] = 7.0
+            x[40:45] = 1e-9
+        elif kind == "constant":
+            x[:] = 1.25
+        elif kind == "two-valued":
+            x = np.where(x > 1, 1.5, 0.5)
+        m, _, lo, hi, _ = K.moments(x)
+        for d in (None, m):
+            v = x if d is None else x / d
+            exp = [float(p) for p in np.percentile(v, [0, 2.5, 50, 97.5, 100])]
+            assert K.percentiles(x, [0, 2.5, 50, 97.5, 100], lo, hi, divisor=d) == exp
+        ranks = [0, 1, 7499, 150_000, 292_500, 300_000]
+        np.testing.assert_array_equal(K.order_statistics(x, ranks, lo, hi), np.sort(x)[ranks])
+    monkeypatch.setattr(K, "_SEL_MIN", 0)   # the parallel path on tiny inputs
+    for n in (1, 2, 3, 10, 1000):
+        x = rng.standard_normal(n)
+        lo, hi = float(x.min()), float(x.max())
+        assert K.percentiles(x, [2.5, 97.5], lo, hi) == [float(p) for p in
+                                                          np.percentile(x, [2.5, 97.5])]
+    with pytest.raises(ValueError):
+        K.percentiles(x, [50], lo, hi, divisor=0.0)
+
+
 def test_midrank_ties_get_mean_of_their_ranks():
     # one line of counts [0, 0, 1, 1, 1, 2] against a reference line [0, 1, 2, 3, 4, 5]:
     # tied zeros get mean(0, 1) = 0.5, tied ones mean(2, 3, 4) = 3, the two gets 5

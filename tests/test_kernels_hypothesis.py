@@ -215,6 +215,24 @@ def test_accumulate(rec, data):
     np.testing.assert_array_equal(d1, d2)
 
 
+@given(hnp.arrays(np.float64, st.integers(1, 300),
+                  elements=st.floats(-1e6, 1e6, allow_nan=False)), st.data())
+def test_order_statistics_and_percentiles(x, data):
+    # exact: the selection returns sorted(x)[ranks]; the percentiles are numpy's values
+    if data.draw(st.booleans()):  # many ties
+        x = np.round(x / max(_span(x), 1.0) * 3)
+    lo, hi = float(x.min()), float(x.max())
+    ranks = data.draw(st.lists(st.integers(0, x.size - 1), min_size=1, max_size=5))
+    np.testing.assert_array_equal(GK.order_statistics(x, ranks, lo, hi), np.sort(x)[ranks])
+    q = data.draw(st.lists(st.floats(0, 100), min_size=1, max_size=4))
+    old, GK._SEL_MIN = GK._SEL_MIN, 0
+    try:
+        got = GK.percentiles(x, q, lo, hi)
+    finally:
+        GK._SEL_MIN = old
+    assert got == [float(p) for p in np.percentile(x, q)]
+
+
 # ------------------------------------------------------------------------------------------
 # flat-field (median over planes, subtract-and-bin, Gaussian, quadratic trend)
 # ------------------------------------------------------------------------------------------

@@ -752,12 +752,10 @@ class GainAccumulator:
 
     def dose_e_per_px(self) -> np.ndarray:
         """Total signal per pixel over the frames, in electrons (before any reference)."""
-        total = np.add(self.num[0], self.num[1])      # one array, then in place
-        if self.ref is not None:
-            total *= self.ref
-        np.clip(total, 0, None, out=total)
-        total *= self.electrons_per_adu
-        return total
+        if self.backend != "numba":
+            return K.dose_total_numpy(self.num[0], self.num[1], self.ref, self.electrons_per_adu)
+        # one parallel pass (the numpy twin's four passes were serial)
+        return K.dose_total(self.num[0], self.num[1], self.ref, self.electrons_per_adu)
 
     def _check_enough(self):
         if self.n_frames < 2:
@@ -1094,7 +1092,7 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
                 progress(it, acc.n_frames)
         g = acc.gain()
         # G(n+1) = sum rec / sum SME(rec / G(n)), iterated per half-set; compare with G(n)
-        change = float(np.sqrt(np.mean((g - (1.0 if previous is None else previous)) ** 2)))
+        change = (K.rms_diff if backend == "numba" else K.rms_diff_numpy)(g, previous)
         changes.append(change)
         previous = g
         halves = acc.half_gains()

@@ -148,34 +148,35 @@ def gain_report(gain, *, dose_e_per_px=None, read_noise_e: float = 0.0, n_frames
     else:
         values = g.ravel()
     # fused parallel passes (numba) instead of numpy's whole-image temporaries
-    mean, _, _, _, n_bad = K.moments(g)
+    mean, _, glo, ghi, n_bad = K.moments(g)
     if n_bad:
         check_finite(g, "gain")
     if mask is not None:
-        mean = K.moments(values)[0]
+        mean, _, glo, ghi, _ = K.moments(values)
     if not values.size:
         mean = 0.0
     if not mean > 0:
         raise CamcorrError("gain image has no positive mean", argument="gain",
                            expected="a gain image with mean > 0", received=f"mean {mean:g}")
-    v = K.divided(values, mean)
-    _, std, vmin, vmax, _ = K.moments(v)
-    # v is this function's own array: partition it in place (no copy)
-    p2_5, p97_5 = (float(x) for x in np.percentile(v, [2.5, 97.5], overwrite_input=True))
+    # statistics of v = values / mean (the mean-1 gain) without allocating v; the percentiles
+    # are numpy's, from a parallel selection instead of np.percentile's serial partition
+    _, std, vmin, vmax, _ = K.moments(values, divisor=mean)
+    p2_5, p97_5 = K.percentiles(values, [2.5, 97.5], glo, ghi, divisor=mean)
+    n_values = values.size
     pr = p97_5 / p2_5 if p2_5 > 0 else math.inf
     mr = vmax / p97_5 if p97_5 > 0 else math.inf
     floor_c = None
     dose_mean = None
     if dose_e_per_px is not None:
         floor_c = counting_noise_floor(dose_e_per_px, read_noise_e=read_noise_e, n_frames=n_frames)
-        dose_mean = float(np.mean(dose_e_per_px))
+        dose_mean = K.moments(dose_e_per_px)[0]
     floor = noise_floor_halfset if noise_floor_halfset is not None else floor_c
     flags = {"flag_std": std > THRESHOLDS["std"],
              "flag_percentile_ratio": pr > THRESHOLDS["percentile_ratio"],
              "flag_max_ratio": mr > THRESHOLDS["max_ratio"]}
     flagged = any(flags.values())
     rep = {
-        "n_pixels": int(v.size),
+        "n_pixels": int(n_values),
         "mean": 1.0,
         "std": std,
         "min": vmin,
