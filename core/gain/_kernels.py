@@ -1102,20 +1102,24 @@ def _gather_bins_numba(x, lo, scale, wanted, n_blocks, offsets, out):
 
 
 def order_statistics(x, ranks, lo: float, hi: float) -> np.ndarray:
-    """The values of ranks `ranks` (0-based) of the finite float64 values `x` (min lo, max hi).
+    """The values (as float64) of ranks `ranks` (0-based) of the finite real values `x`.
+
+    `lo`, `hi`: the minimum and maximum of `x`.
 
     Parallel histogram selection: one parallel pass counts the values of every block in 16384
     equal bins over [lo, hi], a second gathers the values of the bins holding the wanted ranks
     (typically a few thousand values), and ``np.partition`` of those gives the exact order
     statistics: the same values as sorting all of `x`.
     """
-    x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    x = np.ascontiguousarray(x).ravel()
+    if x.dtype.kind not in "uif":
+        raise ValueError("real values only")
     ranks = [int(r) for r in ranks]
     if hi == lo:
         return np.full(len(ranks), float(lo))
     scale = _SEL_BINS / (hi - lo) if hi > lo else math.nan
     if not math.isfinite(scale):     # bad bounds or a range beyond float64: plain selection
-        return np.partition(x, ranks)[ranks]
+        return np.partition(x, ranks)[ranks].astype(np.float64)
     n_blocks = max(1, 4 * numba.get_num_threads())
     h = _bin_counts_numba(x, lo, scale, n_blocks)
     cum = np.cumsum(h.sum(axis=0))
@@ -1124,7 +1128,7 @@ def order_statistics(x, ranks, lo: float, hi: float) -> np.ndarray:
     wanted[bins] = True
     per_block = h[:, wanted].sum(axis=1)
     offsets = np.concatenate(([0], np.cumsum(per_block)[:-1]))
-    vals = np.empty(int(per_block.sum()))
+    vals = np.empty(int(per_block.sum()), dtype=x.dtype)
     _gather_bins_numba(x, lo, scale, wanted, n_blocks, offsets, vals)
     # gathered values in bin order: rank r of x is rank r - (values in earlier bins not
     # gathered) of vals
@@ -1132,7 +1136,7 @@ def order_statistics(x, ranks, lo: float, hi: float) -> np.ndarray:
     skipped = np.cumsum(np.where(wanted, 0, counts))     # not-gathered values up to each bin
     local = [r - int(skipped[b]) for r, b in zip(ranks, bins)]
     part = np.partition(vals, sorted(set(local)))
-    return part[local]
+    return part[local].astype(np.float64)
 
 
 def percentiles(x, q, lo: float, hi: float, divisor=None):
@@ -1173,3 +1177,53 @@ def percentiles(x, q, lo: float, hi: float, divisor=None):
     res = a + diff * gamma
     res = np.where(gamma >= 0.5, b - diff * (1 - gamma), res)
     return [float(v) for v in res]
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_zero_numba(x):
+    n = x.shape[0]
+    nc = (n + _STAT_CHUNK - 1) // _STAT_CHUNK
+    for c in numba.prange(nc):
+        for i in range(c * _STAT_CHUNK, min(n, (c + 1) * _STAT_CHUNK)):
+            x[i] = 0.0
+
+
+def zeros(shape, dtype=np.float64) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` for float arrays, first touched by all threads (numba).
+
+    ``np.zeros`` of a large array gets lazily zeroed pages from the kernel: the first pass that
+    writes it takes every page fault in one thread, 4 KiB at a time.  Here the array comes from
+    ``np.empty`` (large numpy allocations are huge-page backed where the kernel allows) and is
+    zeroed in parallel, so the faults are fewer and spread over the threads.
+    """
+    a = np.empty(shape, dtype=dtype)
+    if a.dtype.kind != "f":
+        raise ValueError("float arrays only")
+    if a.size:
+        _fill_zero_numba(a.reshape(-1))
+    return a
+
+
+def zeros_numpy(shape, dtype=np.float64) -> np.ndarray:
+    """numpy twin of :func:`zeros`."""
+    return np.zeros(shape, dtype=dtype)
+
+
+def median(x) -> float:
+    """``float(np.median(x))`` of real values, the middle ranks by the parallel selection.
+
+    The one or two middle order statistics come from :func:`order_statistics` and are averaged
+    by ``np.mean`` in `x`'s dtype, as ``np.median`` does: the same value.  Small inputs and
+    inputs with NaN or infinity go to ``np.median``.
+    """
+    a = np.ascontiguousarray(x)
+    n = a.size
+    if n < _SEL_MIN or a.dtype.kind not in "uif":
+        return float(np.median(a))
+    rows = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(1, -1)
+    lo, hi, n_bad, _ = frame_stats(rows)          # parallel over rows
+    if n_bad:
+        return float(np.median(a))
+    ranks = [(n - 1) // 2, n // 2] if n % 2 == 0 else [n // 2]
+    mid = order_statistics(a, ranks, lo, hi).astype(a.dtype)
+    return float(np.mean(mid))

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import CamcorrError
 from ..io import atomic_write, ensure_not_input, iter_planes, read_image, write_tiff
 from ..operations import RunResult
+from ._kernels import median
 from .estimate import estimate_gain, parse_sigmas, prepare_gain_ref
 from .operations import GAIN_ESTIMATE
 
@@ -90,7 +91,7 @@ def check_offset_below_data(offset: float, movies: Sequence, *, argument: str = 
     first = next(iter_movie_frames(list(movies)[:1], chunk=4), None)
     if first is None or first.size == 0:
         return
-    level = float(np.median(first))
+    level = median(first)     # np.median's value, by a parallel selection
     if offset >= level:
         raise CamcorrError("offset at or above the data", argument=argument,
                            expected=f"an offset below the data (median of the first frames: "
