@@ -290,6 +290,18 @@ def test_plane_level(plane, big_endian, data):
     assert FK.plane_level(plane, dark) == FK.plane_level_numpy(plane, dark)
 
 
+@given(images(ndim=2, max_side=20, dtypes=(np.float32,), limit=1e4), st.integers(1, 9),
+       st.integers(0, 8), st.integers(0, 8))
+def test_unbin2d(binned, b, cut_y, cut_x):
+    # bilinear back to full size (partial last blocks: shorter outputs), against numpy
+    shape = (max(1, binned.shape[0] * b - min(cut_y, b - 1)),
+             max(1, binned.shape[1] * b - min(cut_x, b - 1)))
+    a = FK.unbin2d(binned, b, shape)
+    r = FK.unbin2d_numpy(binned, b, shape)
+    assert a.shape == r.shape == shape or b == 1
+    np.testing.assert_allclose(a, r, rtol=1e-6, atol=1e-6 * max(_span(binned), 1.0))
+
+
 @given(images(ndim=2, min_side=3, max_side=40, dtypes=(np.float32,), limit=1e3))
 def test_quadratic_trend(stat):
     # normal equations from separable moments against lstsq on the full design matrix

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
            "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights",
            "trend_heldout", "trend_heldout_numpy", "plane_level", "plane_level_numpy",
-           "native"]
+           "native", "unbin2d", "unbin2d_numpy"]
 
 GAUSSIAN_TRUNCATE = 4.0
 """Gaussian kernels end at ``int(4 sigma + 0.5)`` pixels from the centre (scipy's default)."""
@@ -234,6 +234,23 @@ try:  # numba is a hard dependency of camcorr, but keep the module importable wi
                 lower = buf[j]
         return np.float32(np.float32(lower + upper) / np.float32(2.0))
 
+    @numba.njit(cache=True, nogil=True)
+    def _unbin_kernel(v, iy, wy, ix, wx, out):  # pragma: no cover - compiled
+        # columns first (float32, as the reference), then rows: two lerps per output pixel
+        nby = v.shape[0]
+        ny, nx = out.shape
+        cols = np.empty((nby, nx), dtype=np.float32)
+        for r in range(nby):
+            for x in range(nx):
+                w = wx[x]
+                cols[r, x] = (v[r, ix[x]] * (np.float32(1.0) - w) + v[r, ix[x] + 1] * w)
+        for y in range(ny):
+            w = wy[y]
+            a = cols[iy[y]]
+            b = cols[iy[y] + 1]
+            for x in range(nx):
+                out[y, x] = a[x] * (np.float32(1.0) - w) + b[x] * w
+
     _HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     _HAVE_NUMBA = False
@@ -439,3 +456,56 @@ def plane_level(plane: np.ndarray, dark: np.ndarray, *, backend: str = "numba") 
         return plane_level_numpy(plane, dark)
     return float(_plane_level_kernel(native(plane), np.asarray(dark, dtype=np.float32),
                                      _level_step(plane.shape)))
+
+
+def _unbin_axis(n: int, nb: int, b: int):
+    """Left block index (0 .. nb - 2) and float32 weight of each of `n` output positions:
+    block values sit at the block centres; linear inside, extrapolated at the ends."""
+    u = (np.arange(n) - (b - 1) / 2) / b
+    i0 = np.clip(np.floor(u), 0, nb - 2).astype(np.intp)
+    return i0, (u - i0).astype(np.float32)
+
+
+def unbin2d_numpy(binned: np.ndarray, b: int, shape) -> np.ndarray:
+    """Reference of :func:`unbin2d` (numpy, also for fewer than two blocks along an axis)."""
+    if b <= 1:
+        return binned
+    out = np.asarray(binned, dtype=np.float32)
+    # columns first (on the small array), then rows (whole-row gathers are cheap)
+    for axis, n in ((1, shape[1]), (0, shape[0])):
+        nb = out.shape[axis]
+        if nb < 2:
+            out = np.repeat(out, n, axis=axis)
+            continue
+        # linear inside, extrapolated over the outer half-block (shading is steepest at the
+        # edges; holding the last block value there would flatten it)
+        i0, w = _unbin_axis(n, nb, b)
+        w = w.reshape((-1, 1) if axis == 0 else (1, -1))
+        out = (np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i0 + 1, axis=axis) * w)
+    return out
+
+
+def unbin2d(binned: np.ndarray, b: int, shape, *, backend: str = "numba") -> np.ndarray:
+    """Bilinear interpolation of b x b block values (at the block centres) back to `shape`
+    (linear extrapolation beyond the outermost block centres), float32.
+
+    Parameters
+    ----------
+    binned : ndarray (ceil(Y / b), ceil(X / b))
+    b : int
+        Block size (1: `binned` is returned).
+    shape : (int, int)
+        (Y, X) of the result.
+    backend : {'numba', 'numpy'}
+        'numpy' is the reference (:func:`unbin2d_numpy`; the same float32 operations).
+    """
+    if b <= 1:
+        return binned
+    v = np.ascontiguousarray(binned, dtype=np.float32)
+    if backend == "numpy" or not _HAVE_NUMBA or v.ndim != 2 or min(v.shape) < 2:
+        return unbin2d_numpy(v, b, shape)
+    iy, wy = _unbin_axis(int(shape[0]), v.shape[0], b)
+    ix, wx = _unbin_axis(int(shape[1]), v.shape[1], b)
+    out = np.empty((int(shape[0]), int(shape[1])), dtype=np.float32)
+    _unbin_kernel(v, iy, wy, ix, wx, out)
+    return out

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import CamcorrError, Limits, describe
 from ._kernels import bin_subtract, median_over_planes, native, plane_level
+from ._kernels import unbin2d as _unbin2d
 from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
 from .quality import (combine_quality, flatfield_quality, mean_quality, smoothed_cv,
@@ -155,24 +156,9 @@ def bin2d(image: np.ndarray, b: int) -> np.ndarray:
 
 def unbin2d(binned: np.ndarray, b: int, shape) -> np.ndarray:
     """Bilinear interpolation of b x b block values (at the block centres) back to `shape`
-    (linear extrapolation beyond the outermost block centres)."""
-    if b <= 1:
-        return binned
-    out = np.asarray(binned, dtype=np.float32)
-    # columns first (on the small array), then rows (whole-row gathers are cheap)
-    for axis, n in ((1, shape[1]), (0, shape[0])):
-        nb = out.shape[axis]
-        if nb < 2:
-            out = np.repeat(out, n, axis=axis)
-            continue
-        # linear inside, extrapolated over the outer half-block (shading is steepest at the
-        # edges; holding the last block value there would flatten it)
-        u = (np.arange(n) - (b - 1) / 2) / b
-        i0 = np.clip(np.floor(u), 0, nb - 2).astype(np.intp)
-        i1 = i0 + 1
-        w = (u - i0).astype(np.float32).reshape((-1, 1) if axis == 0 else (1, -1))
-        out = (np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w)
-    return out
+    (linear extrapolation beyond the outermost block centres; numba,
+    :func:`camcorr.flatfield._kernels.unbin2d`)."""
+    return _unbin2d(binned, b, shape)
 
 
 def plane_statistic(tiles: TileSet, picks, dark: np.ndarray, *, statistic: str = "median",
