@@ -794,7 +794,8 @@ class GainAccumulator:
                                         noise_floor_counting=None if not math.isfinite(floor_c)
                                         else floor_c)
         if "missed_std" in scale_info:
-            _limit(scale_info, K.moments(g)[1], rep["heldout"]["error_std"])
+            _limit(scale_info, K.moments(g)[1],
+                   scale_info.get("error_std", rep["heldout"]["error_std"]))
         total = None
         if self.ref is not None:
             total = g * self.ref

@@ -45,6 +45,7 @@ __all__ = [
     "counting_movie",
     "iter_integrating_frames",
     "r_squared",
+    "gain_oracle_r2",
 ]
 
 MOTIONS = ("independent", "drift", "static")
@@ -427,3 +428,45 @@ def r_squared(estimate, truth) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1] ** 2)
+
+
+def gain_oracle_r2(blind, pooled, truth) -> Dict[str, float]:
+    """R^2 against `truth` of oracles that know it and combine a blind estimate with a pooled mean.
+
+    References for :func:`camcorr.gain.scales.combine_scales` (what a combination of the same two
+    estimates could reach), not bounds in the strict sense.  With ``a`` and ``b`` the DCT-II
+    coefficients of the errors of ``log(blind)`` and ``log(pooled)`` (each normalised to mean 1):
+
+    * ``per_coefficient``: at every coefficient the weight ``a^2 / (a^2 + b^2)`` of the actual
+      errors (it knows each coefficient's error, which no estimator does);
+    * ``per_coefficient_shrunk``: the same, its 2D part (neither the column nor the row profile)
+      then scaled towards the truth by the least-squares factor ``<f g> / <f^2>`` (clipped to
+      [0, 1]; ``<.>`` the mean over the 9 x 9 neighbouring coefficients the method's own
+      shrinkage uses, ``g`` the truth's coefficients).
+
+    Parameters
+    ----------
+    blind, pooled, truth : ndarray, shape (Y, X)
+        Positive images (any scale).
+
+    Returns
+    -------
+    dict
+        ``per_coefficient``, ``per_coefficient_shrunk`` (float).
+    """
+    from scipy.fft import dctn, idctn
+    from scipy.ndimage import uniform_filter
+
+    from ..gain.scales import SHRINK_SMOOTH
+
+    logs = [np.log(np.asarray(x, np.float64) / np.mean(x)) for x in (blind, pooled, truth)]
+    s, p, g = (dctn(x, norm="ortho") for x in logs)
+    a, b = s - g, p - g
+    f = s + a * a / np.maximum(a * a + b * b, 1e-300) * (p - s)
+    out = {"per_coefficient": r_squared(np.exp(idctn(f, norm="ortho")), truth)}
+    inner = (slice(1, None), slice(1, None))
+    v = uniform_filter(f[inner] * g[inner], SHRINK_SMOOTH, mode="nearest") / np.maximum(
+        uniform_filter(f[inner] * f[inner], SHRINK_SMOOTH, mode="nearest"), 1e-300)
+    f[inner] *= np.clip(v, 0.0, 1.0)
+    out["per_coefficient_shrunk"] = r_squared(np.exp(idctn(f, norm="ortho")), truth)
+    return out
