@@ -595,3 +595,50 @@ def test_real_gain_map(shared_data):
     mv = C.integrating_movie(g, 20, contrast=0.1, rng=3)
     res = estimate_gain(mv.frames, offset=100, iterations=1)
     assert np.all(np.isfinite(res.gain))
+
+
+def test_read_ahead_keeps_order_errors_and_results():
+    from camcorr.gain.estimate import _read_ahead
+
+    assert list(_read_ahead(iter(range(7)))) == list(range(7))
+    assert list(_read_ahead(iter([]))) == []
+
+    def failing():
+        yield 1
+        yield 2
+        raise CamcorrError("damaged", argument="MOVIE", received="page 3")
+
+    got = []
+    with pytest.raises(CamcorrError, match="damaged"):
+        for item in _read_ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]           # the reader's error comes at the item it concerns
+    reads = []
+
+    def counted():
+        for i in range(100):
+            reads.append(i)
+            yield i
+    for item in _read_ahead(counted()):
+        if item == 3:
+            break
+    assert len(reads) <= 5         # one item ahead at most, no runaway reader
+
+
+def test_streamed_generator_equals_list_with_threads(rng):
+    # the read-ahead path (a generator, two threads) gives the same gain as frames in memory
+    numba = pytest.importorskip("numba")
+    gain = 1 + 0.05 * rng.standard_normal((1, 48))
+    frames = [rng.poisson(300.0, (40, 48)) * gain for _ in range(6)]
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        a = estimate_gain(frames, sigmas=(0.0, 1.0))
+        b = estimate_gain(lambda: (f for f in frames), sigmas=(0.0, 1.0), iterations=2,
+                          tolerance=0)
+        c = estimate_gain(frames, sigmas=(0.0, 1.0), iterations=2, tolerance=0)
+    finally:
+        numba.set_num_threads(before)
+    assert a.n_frames == 6
+    np.testing.assert_array_equal(b.gain, c.gain)
+    assert b.changes == c.changes

@@ -1069,7 +1069,7 @@ def dose_total_numpy(a, b, ref=None, factor: float = 1.0) -> np.ndarray:
 
 
 _SEL_BINS = 1 << 14     # histogram bins of the parallel selection
-_SEL_MIN = 1 << 18      # below this many values np.percentile is as fast (no parallel pass)
+_SEL_MIN = 1 << 12      # below this many values np.percentile / np.median directly
 
 
 @numba.njit(cache=True, parallel=True)
@@ -1147,7 +1147,7 @@ def percentiles(x, q, lo: float, hi: float, divisor=None):
     virtual index and the same two-sided linear interpolation), so the results are numpy's.
     With `divisor` (> 0): the percentiles of ``divided(x, divisor)``, exactly (division by a
     positive number keeps the order, so its order statistics are those of `x` divided).
-    Small inputs (fewer than 2**18 values) go to ``np.percentile`` directly.
+    Small inputs (fewer than 4096 values) go to ``np.percentile`` directly.
     """
     x = np.ascontiguousarray(x, dtype=np.float64).ravel()
     n = x.size

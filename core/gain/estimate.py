@@ -57,6 +57,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numba
 import numpy as np
 
 from ..errors import (CamcorrError, Limits, check_finite, check_frame_block, check_ndim,
@@ -987,6 +988,32 @@ def _frame_source(frames) -> Tuple[Callable[[], Iterable], bool]:
                        received=describe(frames))
 
 
+def _read_ahead(blocks: Iterable, enabled: bool = True) -> Iterator:
+    """The items of `blocks`, the next one read in a background thread while the caller
+    processes the current one (one item ahead, so one extra block in memory).
+
+    Reading a frame from a file (decoding, copying, page faults) is serial work; overlapped
+    with the parallel kernels it no longer adds to the wall time with two or more threads.
+    Exceptions of the reader are raised here, in the caller's thread, at the item they concern;
+    if the caller stops early, the read in flight is finished before this returns.
+    """
+    if not enabled:
+        yield from blocks
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    it = iter(blocks)
+    end = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camcorr-read-ahead") as pool:
+        pending = pool.submit(next, it, end)
+        while True:
+            item = pending.result()
+            if item is end:
+                return
+            pending = pool.submit(next, it, end)
+            yield item
+
+
 def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "divide",
                   offset: float = 0.0, sigmas: Sequence[float] = DEFAULT_SIGMAS,
                   reference: str = "smooth", iterations: int = 1, tolerance: float = 1e-3,
@@ -1093,7 +1120,12 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
     converged = False
     for it in range(iterations):
         acc = GainAccumulator(prior_gain=prior, **settings)
-        for block in factory():
+        source = factory()
+        # a one-block read-ahead where frames are read while the kernels run (not for frames
+        # already in memory, not with one thread: then reading would be a second thread)
+        ahead = (backend == "numba" and not isinstance(source, (list, tuple, np.ndarray))
+                 and numba.get_num_threads() > 1)
+        for block in _read_ahead(source, ahead):
             acc.add(block)
             if progress is not None:
                 progress(it, acc.n_frames)
