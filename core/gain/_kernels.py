@@ -67,18 +67,22 @@ def gaussian_weights(sigma: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 @numba.njit(cache=True)
-def _keys_of(line_f32):
-    """Order-preserving map of float32 values onto uint32 keys (negatives reverse bits)."""
+def _keys_into(line_f32, keys):
+    """Order-preserving map of float32 values onto uint32 keys (negatives reverse bits).
+
+    -0.0 gets the key of +0.0: they are equal values, so a stable sort keeps their order (as
+    ``np.argsort(kind='stable')`` does).
+    """
     u = line_f32.view(np.uint32)
     n = u.shape[0]
-    keys = np.empty(n, dtype=np.uint32)
     for i in range(n):
         x = u[i]
+        if x == np.uint32(0x80000000):
+            x = np.uint32(0)
         if x & np.uint32(0x80000000):
             keys[i] = ~x
         else:
             keys[i] = x | np.uint32(0x80000000)
-    return keys
 
 
 @numba.njit(cache=True)
@@ -147,29 +151,34 @@ def _group_mean_inplace(keys_sorted, vals):
 
 
 @numba.njit(cache=True, parallel=True)
-def _sort_lines_numba(L, V, T, use_values, use_ties, S, order):
+def _sort_lines_numba(L, V, T, use_values, use_ties, S, order, n_chunks):
+    """Lines in contiguous chunks (one per task), the scratch buffers allocated once per chunk
+    (per line they were ~20000 allocations per call, shared allocator state between threads)."""
     m, n = L.shape
-    for l in numba.prange(m):
-        line = L[l]
-        keys = _keys_of(line)
+    step = (m + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        keys = np.empty(n, dtype=np.uint32)
         idx = np.empty(n, dtype=np.int32)
         tk = np.empty(n, dtype=np.uint32)
         ti = np.empty(n, dtype=np.int32)
         counts = np.empty((4, 256), dtype=np.int64)
-        _radix_argsort(keys, idx, tk, ti, counts)   # leaves `keys` sorted
-        src = V[l] if use_values else line
-        for k in range(n):
-            j = idx[k]
-            order[l, k] = j
-            S[l, k] = src[j]
-        if use_ties:
-            tline = T[l]
-            tsorted = np.empty(n, dtype=np.float32)
+        tsorted = np.empty(n if use_ties else 0, dtype=np.float32)
+        for l in range(c * step, min(m, (c + 1) * step)):
+            line = L[l]
+            _keys_into(line, keys)
+            _radix_argsort(keys, idx, tk, ti, counts)   # leaves `keys` sorted
+            src = V[l] if use_values else line
             for k in range(n):
-                tsorted[k] = tline[idx[k]]
-            _group_mean_inplace(tsorted, S[l])
-        elif use_values:
-            _group_mean_inplace(keys, S[l])
+                j = idx[k]
+                order[l, k] = j
+                S[l, k] = src[j]
+            if use_ties:
+                tline = T[l]
+                for k in range(n):
+                    tsorted[k] = tline[idx[k]]
+                _group_mean_inplace(tsorted, S[l])
+            elif use_values:
+                _group_mean_inplace(keys, S[l])
 
 
 def sort_lines(L: np.ndarray, values=None, ties=None, out=None):
@@ -207,7 +216,8 @@ def sort_lines(L: np.ndarray, values=None, ties=None, out=None):
     T = L if ties is None else np.ascontiguousarray(ties, dtype=np.float32)
     if V.shape != L.shape or T.shape != L.shape:
         raise ValueError("values/ties and keys differ in shape")
-    _sort_lines_numba(L, V, T, values is not None, ties is not None, S, order)
+    n_chunks = max(1, min(L.shape[0], 4 * numba.get_num_threads()))
+    _sort_lines_numba(L, V, T, values is not None, ties is not None, S, order, n_chunks)
     return S, order
 
 
