@@ -11,6 +11,12 @@ The Gaussian filter (:func:`gaussian_reflect`) is separable, with mirrored borde
 kernel truncated at 4 sigma and float64 accumulation: ``scipy.ndimage.gaussian_filter(image,
 sigma, mode='reflect')`` is the reference (same result to float32 rounding; tested in
 tests/test_kernels_hypothesis.py).  Symmetric taps are paired and contiguous rows vectorised.
+
+The others, each beside its numpy reference (tested in tests/test_kernels_hypothesis.py):
+subtract-and-bin of a raw plane (:func:`bin_subtract`), a plane's level (:func:`plane_level`:
+quickselect on a regular subsample, ``numpy.median``'s value), bilinear un-binning
+(:func:`unbin2d`) and one held-out candidate of the smoothing choice in one pass
+(:func:`trend_heldout`: flat-field up to its mean, its minimum, the held-out CV).
 """
 from __future__ import annotations
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..errors import CamcorrError
 
@@ -151,8 +150,8 @@ def quadratic_trend(stat: np.ndarray) -> np.ndarray:
     The design is separable (every term is ``y^a x^b``), so the normal equations are formed
     from one product of `stat` with the columns ``1, x, x^2`` (O(Y X), no (Y X, 6) design
     matrix) and the power sums of the coordinates; solved in float64 on normalised centred
-    coordinates (condition number of the 6 x 6 system below 10^4).  Same solution as
-    :func:`quadratic_trend_lstsq` to rounding.
+    coordinates (condition number of the 6 x 6 system below 400 at every image size).  Same
+    solution as :func:`quadratic_trend_lstsq` to rounding.
     """
     ny, nx = stat.shape
     if ny < 3 or nx < 3:
@@ -305,10 +304,11 @@ def _trend_candidates(stat_a, stat_b, trend_a, trend_b, ref_a, ref_b, sigmas, bi
             continue
         sa, min_a, cv_b = trend_heldout(_gaussian(ratio_a, sig), trend_a, ref_b)
         sb, min_b, cv_a = trend_heldout(_gaussian(ratio_b, sig), trend_b, ref_a)
-        if not (min_a > 0 and min_b > 0):
+        c = 0.5 * (cv_b + cv_a)
+        if not (min_a > 0 and min_b > 0 and np.isfinite(c)):
             yield s, None, None, None
             continue
-        yield s, 0.5 * (cv_b + cv_a), sa, sb
+        yield s, c, sa, sb
 
 
 def choose_smoothing(stats_a: Dict[str, np.ndarray], stats_b: Dict[str, np.ndarray],
