@@ -163,13 +163,44 @@ def pooled_mean(sums: np.ndarray, counts: Sequence[int]) -> Tuple[np.ndarray, np
     """
     s = np.asarray(sums, dtype=np.float64)
     n = np.asarray(counts, dtype=np.float64)
-    halves = np.stack([(s[0] + s[2]) / max(n[0] + n[2], 1), (s[1] + s[3]) / max(n[1] + n[3], 1)])
-    return s.sum(axis=0) / max(n.sum(), 1), halves
+    halves = np.empty((2,) + s.shape[1:], dtype=np.float64)
+    for h in range(2):
+        np.add(s[h], s[h + 2], out=halves[h])
+        halves[h] /= max(n[h] + n[h + 2], 1)
+    pooled = s.sum(axis=0)
+    pooled /= max(n.sum(), 1)
+    return pooled, halves
+
+
+def _workers() -> int:
+    """Threads of the DCTs: camcorr's thread count (numba's; 1 keeps a 1-thread run honest)."""
+    import numba
+    return max(1, int(numba.get_num_threads()))
+
+
+def _dctn(a: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Orthonormal 2D DCT-II on camcorr's threads."""
+    return dctn(a, norm="ortho", workers=_workers(), overwrite_x=overwrite)
+
+
+def _idctn(a: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Inverse of :func:`_dctn`."""
+    return idctn(a, norm="ortho", workers=_workers(), overwrite_x=overwrite)
 
 
 def _norm(a: np.ndarray) -> np.ndarray:
     m = float(np.mean(a))
     return a / m if m > 0 else np.ones_like(a)
+
+
+def _norm_inplace(a: np.ndarray) -> np.ndarray:
+    """:func:`_norm` writing into `a` (a float64 temporary)."""
+    m = float(np.mean(a))
+    if m > 0:
+        np.divide(a, m, out=a)
+    else:
+        a.fill(1.0)
+    return a
 
 
 def _safe_log_ratio(a, b):
@@ -245,12 +276,22 @@ def _band_end(length: int, period: Optional[float]) -> int:
     return int(min(length, math.ceil(2.0 * length / period)))
 
 
-def _smooth_masked(x: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
-    """Box mean of `x` over the elements where `mask` is True (normalised convolution)."""
+def _mask_density(mask: np.ndarray, size: int) -> np.ndarray:
+    """Box mean of `mask` (the denominator of :func:`_smooth_masked`)."""
+    f = uniform_filter1d if mask.ndim == 1 else uniform_filter
+    return f(mask.astype(np.float64), size, mode="nearest")
+
+
+def _smooth_masked(x: np.ndarray, mask: np.ndarray, size: int,
+                   den: Optional[np.ndarray] = None) -> np.ndarray:
+    """Box mean of `x` over the elements where `mask` is True (normalised convolution).
+
+    `den` is :func:`_mask_density` of `mask` if already computed.
+    """
     f = uniform_filter1d if x.ndim == 1 else uniform_filter
-    m = mask.astype(np.float64)
     num = f(np.where(mask, x, 0.0), size, mode="nearest")
-    den = f(m, size, mode="nearest")
+    if den is None:
+        den = _mask_density(mask, size)
     out = np.zeros_like(num)
     np.divide(num, den, out=out, where=den > 1e-12)
     return out
@@ -276,9 +317,11 @@ def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
         Estimated error power of the blind estimate, ``A``.
     """
     m = float(size ** power.ndim)
-    excess = _smooth_masked(power - noise, mask, size)
-    d = np.clip(excess - significance * math.sqrt(2.0 / m) * _smooth_masked(noise, mask, size),
+    den = _mask_density(mask, size)
+    excess = _smooth_masked(power - noise, mask, size, den)
+    d = np.clip(excess - significance * math.sqrt(2.0 / m) * _smooth_masked(noise, mask, size, den),
                 0.0, None)
+    del excess, den
     w = np.zeros_like(d)
     tot = d + noise
     np.divide(d, tot, out=w, where=tot > 0)
@@ -356,21 +399,28 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     n = float(n_g.sum())
     ny, nx = S.shape
     pooled, pooled_halves = pooled_mean(s, n_g)
-    C = dctn(_safe_log_ratio(pooled, S), norm="ortho")
-    # 2D noise: scatter of the group means (each frame has mean 1, so the groups' means agree)
+    C = _dctn(_safe_log_ratio(pooled, S), overwrite=True)
+    # 2D noise: scatter of the group means (each frame has mean 1, so the groups' means agree).
+    # The pooled mean's DCT is the count-weighted sum of the groups' (the DCT is linear), and
+    # every group mean is taken less 1 first (the scatter does not change; the DC term no
+    # longer cancels from thousands down to 0)
     used = n_g > 0
     acc2 = np.zeros_like(C)
+    dsum = np.zeros_like(C)
     for g in np.nonzero(used)[0]:
-        d = dctn(s[g] / n_g[g], norm="ortho")
-        d *= d
+        d = np.divide(s[g], n_g[g])
+        d -= 1.0
+        d = _dctn(d, overwrite=True)
         d *= n_g[g]
+        dsum += d
+        d *= d
+        d /= n_g[g]
         acc2 += d
         del d
-    dbar = dctn(pooled, norm="ortho")
-    dbar *= dbar
-    dbar *= n
-    acc2 -= dbar
-    del dbar
+    dsum *= dsum
+    dsum /= n
+    acc2 -= dsum
+    del dsum
     k = int(used.sum())
     if k >= 2:
         np.clip(acc2 / (k - 1), 0.0, None, out=acc2)
@@ -420,15 +470,15 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     # frames and for each half (the halves' difference measures the combination's own noise)
     C *= W
     corr_std = float(math.sqrt(max(float(np.sum(C * C)) / size, 0.0)))  # Parseval; C[0,0] = 0
-    F = dctn(_safe_log(S), norm="ortho")
+    F = _dctn(_safe_log(S), overwrite=True)
     F += C
     del C
     Fh = np.empty((2,) + F.shape)
     blind_profiles = []
     for h in range(2):
-        Ch = dctn(_safe_log_ratio(pooled_halves[h], Sh[h]), norm="ortho")
+        Ch = _dctn(_safe_log_ratio(pooled_halves[h], Sh[h]), overwrite=True)
         Ch *= W
-        Fh[h] = dctn(_safe_log(Sh[h]), norm="ortho")
+        Fh[h] = _dctn(_safe_log(Sh[h]), overwrite=True)
         blind_profiles.append((Fh[h][0, 1:].copy(), Fh[h][1:, 0].copy()))
         Fh[h] += Ch
         del Ch
@@ -443,12 +493,16 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
         noise_profiles += float(np.sum(w * w * np.where(np.isfinite(N[sl]), N[sl], 0.0))
                                 + np.sum((1 - w) ** 2 * db * db))
     F *= V
-    gain = _norm(np.exp(idctn(F, norm="ortho")))
+    gain = _idctn(F, overwrite=True)
     del F
-    halves = []
+    gain = _norm_inplace(np.exp(gain, out=gain))
     for h in range(2):
         Fh[h] *= V
-        halves.append(_norm(np.exp(idctn(Fh[h], norm="ortho"))))
+        g_h = _idctn(Fh[h], overwrite=True)
+        Fh[h] = np.exp(g_h, out=g_h)
+        del g_h
+        _norm_inplace(Fh[h])
+    halves = Fh   # the two halves' gains, in the buffer of their transforms
     del Fh
     # what the combination passes of the pooled mean's noise, and what it leaves out
     fy = np.arange(ny)[:, None] / (2.0 * ny)
@@ -475,7 +529,7 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
         "missed_std": float(math.sqrt(missed / size + shrunk * shrunk)),
         "kept_2d": _share(V[mask2], signal[mask2]),
     }
-    return gain, np.stack(halves), info
+    return gain, halves, info
 
 
 def _share(w: np.ndarray, a: np.ndarray) -> float:
