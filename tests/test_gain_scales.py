@@ -275,3 +275,27 @@ def test_cli_fields_and_heldout(tmp_path, capsys):
               "--fields", "moving"])
     assert exc.value.code != 0
     assert "--fields" in capsys.readouterr().err
+
+
+def test_crossover_2d_matches_full_grid():
+    """The 2D crossover (highest selected row frequency per row) equals the maximum over the
+    full radial-frequency grid of the coefficients whose weight is >= 0.5."""
+    from camcorr.gain.scales import _crossover_2d
+    rng = np.random.default_rng(7)
+    n_none = 0
+    for _ in range(200):
+        ny, nx = (int(v) for v in rng.integers(2, 30, 2))
+        W = rng.random((ny, nx)) ** rng.uniform(0.2, 12)
+        mask = np.ones((ny, nx), bool)
+        mask[0, :] = False
+        mask[:, 0] = False
+        f = np.hypot(np.arange(ny)[:, None] / (2.0 * ny), np.arange(nx)[None, :] / (2.0 * nx))
+        sel = mask & (W >= 0.5)
+        expected = None if not sel.any() else 1.0 / f[sel].max()
+        got = _crossover_2d(W, mask)
+        if expected is None:
+            n_none += 1
+            assert got is None
+        else:
+            assert got == pytest.approx(expected, rel=1e-12)
+    assert 0 < n_none < 200   # both branches exercised
