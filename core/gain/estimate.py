@@ -1025,7 +1025,9 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
     Parameters
     ----------
     frames : ndarray (N, Y, X), sequence/iterable of frames (Y, X) or blocks (n, Y, X), callable
-        The movie(s), in ADU.  Frames are streamed: only one frame (block) is in memory at a time.
+        The movie(s), in ADU.  Frames are streamed: one frame (block) is in memory at a time, two
+        with more than one numba thread (the next one is read while the current one is
+        processed).
         More than one iteration re-reads the frames, so a one-shot iterator (a generator) allows
         only ``iterations=1``; pass a function returning a fresh iterable instead.
     gain_ref : ndarray (Y, X), optional
