@@ -641,4 +641,10 @@ def test_streamed_generator_equals_list_with_threads(rng):
         numba.set_num_threads(before)
     assert a.n_frames == 6
     np.testing.assert_array_equal(b.gain, c.gain)
+    from camcorr.gain.estimate import _read_ahead_allowed
+    numba.set_num_threads(1)
+    try:
+        assert not _read_ahead_allowed()       # one thread: reading in the caller's thread
+    finally:
+        numba.set_num_threads(before)
     assert b.changes == c.changes

@@ -988,6 +988,20 @@ def _frame_source(frames) -> Tuple[Callable[[], Iterable], bool]:
                        received=describe(frames))
 
 
+def _read_ahead_allowed() -> bool:
+    """More than one numba thread, on a threading layer that allows parallel kernels launched
+    from two threads at once (OpenMP, TBB; not numba's 'workqueue', which stops the process if
+    a frame source runs parallel kernels itself while the estimate's kernels run)."""
+    if numba.get_num_threads() < 2:
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:           # no parallel kernel has run yet in this process: start one
+        K.zeros((1,))
+        layer = numba.threading_layer()
+    return layer != "workqueue"
+
+
 def _read_ahead(blocks: Iterable, enabled: bool = True) -> Iterator:
     """The items of `blocks`, the next one read in a background thread while the caller
     processes the current one (one item ahead, so one extra block in memory).
@@ -1126,7 +1140,7 @@ def estimate_gain(frames: FramesLike, *, gain_ref=None, ref_orientation: str = "
         # a one-block read-ahead where frames are read while the kernels run (not for frames
         # already in memory, not with one thread: then reading would be a second thread)
         ahead = (backend == "numba" and not isinstance(source, (list, tuple, np.ndarray))
-                 and numba.get_num_threads() > 1)
+                 and _read_ahead_allowed())
         for block in _read_ahead(source, ahead):
             acc.add(block)
             if progress is not None:
