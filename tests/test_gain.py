@@ -213,6 +213,11 @@ def test_finalisation_kernels_agree_with_numpy(rng, monkeypatch):
             x = (rng.standard_normal(n) * 40 + 100).astype(dtype).reshape(-1, 1) if n % 2 \
                 else (rng.standard_normal(n) * 40 + 100).astype(dtype).reshape(3, 100_000)
             assert K.median(x) == float(np.median(x))
+    for dtype in (">u2", ">f4", np.float16):   # big-endian TIFF planes, half floats (MRC)
+        x = (rng.standard_normal(300_000) * 40 + 100).astype(dtype)
+        assert K.median(x) == float(np.median(x))
+        np.testing.assert_array_equal(K.order_statistics(x, [5, 150_000], float(x.min()),
+                                                         float(x.max())), np.sort(x)[[5, 150_000]])
     z = K.zeros((2, 3, 70_000))
     np.testing.assert_array_equal(z, K.zeros_numpy((2, 3, 70_000)))
     assert z.dtype == np.float64

@@ -1124,6 +1124,8 @@ def order_statistics(x, ranks, lo: float, hi: float) -> np.ndarray:
     x = np.ascontiguousarray(x).ravel()
     if x.dtype.kind not in "uif":
         raise ValueError("real values only")
+    if not _selectable(x.dtype):          # big-endian, float16: as float64 (exact)
+        x = x.astype(np.float64)
     ranks = [int(r) for r in ranks]
     if hi == lo:
         return np.full(len(ranks), float(lo))
@@ -1219,6 +1221,12 @@ def zeros_numpy(shape, dtype=np.float64) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
+def _selectable(dtype) -> bool:
+    """A dtype the selection kernels compile for: native byte order, integer or float32/64."""
+    dtype = np.dtype(dtype)
+    return dtype.isnative and (dtype.kind in "ui" or dtype in (np.float32, np.float64))
+
+
 def median(x) -> float:
     """``float(np.median(x))`` of real values, the middle ranks by the parallel selection.
 
@@ -1228,7 +1236,7 @@ def median(x) -> float:
     """
     a = np.ascontiguousarray(x)
     n = a.size
-    if n < _SEL_MIN or a.dtype.kind not in "uif":
+    if n < _SEL_MIN or not _selectable(a.dtype):
         return float(np.median(a))
     rows = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(1, -1)
     lo, hi, n_bad, _ = frame_stats(rows)          # parallel over rows
