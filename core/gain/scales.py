@@ -285,6 +285,18 @@ def _mask_density(mask: np.ndarray, size: int) -> np.ndarray:
     return f(mask.astype(np.float64), size, mode="nearest")
 
 
+def _area_density(shape: Tuple[int, int], size: int) -> np.ndarray:
+    """:func:`_mask_density` of the 2D part (all but the first row and column), separably.
+
+    The box mean of a product of a row and a column mask is the product of their box means
+    (equal to the 2D filter's to 1 ulp), one full-size pass instead of two filter passes.
+    """
+    r, c = np.ones(shape[0]), np.ones(shape[1])
+    r[0] = c[0] = 0.0
+    return (uniform_filter1d(r, size, mode="nearest")[:, None]
+            * uniform_filter1d(c, size, mode="nearest")[None, :])
+
+
 def _smooth_masked(x: np.ndarray, mask: np.ndarray, size: int,
                    den: Optional[np.ndarray] = None) -> np.ndarray:
     """Box mean of `x` over the elements where `mask` is True (normalised convolution).
@@ -301,7 +313,7 @@ def _smooth_masked(x: np.ndarray, mask: np.ndarray, size: int,
 
 
 def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
-            significance: float):
+            significance: float, den: Optional[np.ndarray] = None):
     """Weights of the pooled mean and the blind estimate's error power (see the module text).
 
     With ``a`` the blind estimate's error (power ``A``) and ``b`` the pooled mean's noise
@@ -310,7 +322,7 @@ def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
     neighbouring coefficients less `significance` times its standard error, ``N sqrt(2 / m)``
     (a coefficient's power is ``N`` times a chi-square variable of one degree of freedom where
     the two estimates agree), clipped at 0: where the two agree within their noise the blind
-    estimate is kept.
+    estimate is kept.  `den` is :func:`_mask_density` of `mask` if already known.
 
     Returns
     -------
@@ -320,7 +332,8 @@ def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
         Estimated error power of the blind estimate, ``A``.
     """
     m = float(size ** power.ndim)
-    den = _mask_density(mask, size)
+    if den is None:
+        den = _mask_density(mask, size)
     excess = _smooth_masked(power - noise, mask, size, den)
     d = np.clip(excess - significance * math.sqrt(2.0 / m) * _smooth_masked(noise, mask, size, den),
                 0.0, None)
@@ -414,9 +427,9 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     acc2 = np.zeros_like(C)
     dsum = np.zeros_like(C)
     for g in np.nonzero(used)[0]:
-        d = np.divide(s[g], n_g[g])
-        d -= 1.0
-        d = _dctn(d.astype(np.float32), overwrite=True).astype(np.float64)
+        d = np.empty(C.shape, dtype=np.float32)
+        np.subtract(s[g] / n_g[g], 1.0, out=d, casting="same_kind")
+        d = _dctn(d, overwrite=True).astype(np.float64)
         d *= n_g[g]
         dsum += d
         d *= d
@@ -438,7 +451,8 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     mask2 = np.ones(C.shape, bool)
     mask2[0, :] = False
     mask2[:, 0] = False
-    W, A = _wiener(power, noise2, mask2, AREA_SMOOTH, AREA_SIGNIFICANCE)
+    W, A = _wiener(power, noise2, mask2, AREA_SMOOTH, AREA_SIGNIFICANCE,
+                   _area_density(C.shape, AREA_SMOOTH))
     power_col, power_row = power[0, :].copy(), power[:, 0].copy()
     del power
     noise_col, noise_row = noise2[0, :].copy(), noise2[:, 0].copy()
@@ -516,34 +530,45 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     # what the combination passes of the pooled mean's noise, and what it leaves out
     fy = np.arange(ny)[:, None] / (2.0 * ny)
     fx = np.arange(nx)[None, :] / (2.0 * nx)
-    band_x = fx < (1.0 / blind_period_col if blind_period_col else 0.5)
-    band_y = fy < (1.0 / blind_period_row if blind_period_row else 0.5)
-    blind_band = band_x & band_y   # the 2D part of the band (the profiles' is done above)
-    blind_band[0, :] = False
-    blind_band[:, 0] = False
+    kx = int(np.count_nonzero(fx < (1.0 / blind_period_col if blind_period_col else 0.5)))
+    ky = int(np.count_nonzero(fy < (1.0 / blind_period_row if blind_period_row else 0.5)))
+    # the 2D part of the band (the profiles' is done above): the frequencies below the band's
+    # edges, a rectangle of coefficients from (1, 1)
+    band = (slice(1, ky), slice(1, kx))
+    inner = (slice(1, None), slice(1, None))   # the 2D part (mask2)
     finite_n = np.where(np.isfinite(N), N, 0.0)
-    shrunk = float(math.sqrt(np.sum((1 - V) ** 2 * signal) / size))
-    missed = float(np.sum(((1 - W) ** 2 * A)[blind_band])) + missed_profiles
+    one_less = np.subtract(1.0, V)
+    shrunk = float(math.sqrt(_dot3(one_less, one_less, signal) / size))
+    one_less = np.subtract(1.0, W[band])
+    missed = _dot3(one_less, one_less, A[band]) + missed_profiles
+    del one_less
     info: Dict[str, object] = {
         "crossover_col": _crossover_period(W[0, :], nx),
         "crossover_row": _crossover_period(W[:, 0], ny),
         "crossover_2d": _crossover_2d(W, mask2),
         "pooled_weight_col": _share(W[0, 1:], A[0, 1:]),
         "pooled_weight_row": _share(W[1:, 0], A[1:, 0]),
-        "pooled_weight_2d": _share(W[mask2], A[mask2]),
+        "pooled_weight_2d": _share(W[inner], A[inner]),
         "low_frequency_std": corr_std,
-        "specimen_residual_std": float(math.sqrt(np.sum(W * W * finite_n) / size)),
+        "specimen_residual_std": float(math.sqrt(_dot3(W, W, finite_n) / size)),
         "shrunk_std": shrunk,
         "error_std": float(math.sqrt((noise_profiles + noise_2d) / size)),
         "missed_std": float(math.sqrt(missed / size + shrunk * shrunk)),
-        "kept_2d": _share(V[mask2], signal[mask2]),
+        "kept_2d": _share(V[inner], signal[inner]),
     }
     return gain, halves, info
 
 
+def _dot3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    """``sum(a * b * c)`` over arrays (or views) of one shape, without full-size temporaries."""
+    axes = list(range(a.ndim))
+    return float(np.einsum(a, axes, b, axes, c, axes, []))
+
+
 def _share(w: np.ndarray, a: np.ndarray) -> float:
     tot = float(np.sum(a))
-    return float(np.sum(w * a) / tot) if tot > 0 else 0.0
+    axes = list(range(w.ndim))
+    return float(np.einsum(w, axes, a, axes, []) / tot) if tot > 0 else 0.0
 
 
 def _crossover_2d(W: np.ndarray, mask: np.ndarray) -> Optional[float]:
