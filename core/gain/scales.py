@@ -203,11 +203,11 @@ def _norm_inplace(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _safe_log_ratio(a, b):
-    """log(a / b) (normalised to mean 1 first), 0 where either is not positive."""
-    a, b = _norm(np.asarray(a, np.float64)), _norm(np.asarray(b, np.float64))
+def _log_ratio_normed(a, b):
+    """log(a / b) of `a`, `b` normalised to mean 1 (:func:`_norm`), 0 where either is not
+    positive; written into `a` (a temporary)."""
     ok = (a > 0) & (b > 0)
-    out = a   # _norm's copy, written into
+    out = a
     np.divide(a, b, out=out, where=ok)
     np.copyto(out, 1.0, where=~ok)
     del ok
@@ -216,12 +216,13 @@ def _safe_log_ratio(a, b):
     return out
 
 
-def _safe_log(a):
-    """log(a) of `a` normalised to mean 1, 0 where `a` is not positive."""
-    a = _norm(np.asarray(a, np.float64))
-    out = np.zeros(a.shape, dtype=np.float64)
-    np.log(a, out=out, where=a > 0)
-    return out
+def _log_normed(a):
+    """log(a) of `a` normalised to mean 1 (:func:`_norm`), 0 where `a` is not positive; written
+    into `a` (a temporary)."""
+    pos = a > 0
+    np.log(a, out=a, where=pos)
+    np.copyto(a, 0.0, where=~pos)
+    return a
 
 
 def _shrink(F: np.ndarray, Fh: np.ndarray):
@@ -415,7 +416,8 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     n = float(n_g.sum())
     ny, nx = S.shape
     pooled, pooled_halves = pooled_mean(s, n_g)
-    C = _dctn(_safe_log_ratio(pooled, S), overwrite=True)
+    S_n = _norm(S)   # normalised once for the log-ratio and the log
+    C = _dctn(_log_ratio_normed(_norm(pooled), S_n), overwrite=True)
     del pooled
     # 2D noise: scatter of the group means (each frame has mean 1, so the groups' means agree).
     # The pooled mean's DCT is the count-weighted sum of the groups' (the DCT is linear), and
@@ -493,15 +495,18 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     # frames and for each half (the halves' difference measures the combination's own noise)
     C *= W
     corr_std = float(math.sqrt(max(float(np.sum(C * C)) / size, 0.0)))  # Parseval; C[0,0] = 0
-    F = _dctn(_safe_log(S), overwrite=True)
+    F = _dctn(_log_normed(S_n), overwrite=True)
+    del S_n
     F += C
     del C
     Fh = np.empty((2,) + F.shape)
     blind_profiles = []
     for h in range(2):
-        Ch = _dctn(_safe_log_ratio(pooled_halves[h], Sh[h]), overwrite=True)
+        Sh_n = _norm(Sh[h])
+        Ch = _dctn(_log_ratio_normed(_norm(pooled_halves[h]), Sh_n), overwrite=True)
         Ch *= W
-        Fh[h] = _dctn(_safe_log(Sh[h]), overwrite=True)
+        Fh[h] = _dctn(_log_normed(Sh_n), overwrite=True)
+        del Sh_n
         blind_profiles.append((Fh[h][0, 1:].copy(), Fh[h][1:, 0].copy()))
         Fh[h] += Ch
         del Ch
