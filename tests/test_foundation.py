@@ -117,3 +117,23 @@ def test_cli_help_and_bad_input_exit_codes(tmp_path):
         assert "Traceback" not in r.stderr, (args, r.stderr)
     assert not (tmp_path / "o.tif").exists()
     assert tifffile.imread(stack).sum() == 0  # the input is untouched
+
+
+def test_setup_cfg_lists_every_package():
+    """A wheel (``pip install .``, not editable) holds only the packages setup.cfg lists: with
+    ``camcorr = core`` setuptools cannot find them itself, so a sub-package of core/ missing there
+    is missing from every non-editable install (its operations vanish from the command line)."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    present = set()
+    for top, folder in (("camcorr", "core"), ("fiji_bridge", "fiji_bridge")):
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            present.add(".".join((top,) + rel))
+    assert present - listed == set(), f"add to setup.cfg [options] packages: {sorted(present - listed)}"
+    assert listed - present == set(), f"listed but absent: {sorted(listed - present)}"
