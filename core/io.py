@@ -39,6 +39,7 @@ __all__ = [
     "tiff_write_kwargs",
     "atomic_write",
     "cast_to_dtype",
+    "native_byte_order",
     "resolve_dtype",
     "ensure_not_input",
     "atomic_output",
@@ -528,6 +529,27 @@ def resolve_dtype(input_dtype, requested=None) -> np.dtype:
         raise CamcorrError("unknown dtype", argument="dtype",
                            expected="'keep', 'float32', 'uint16', 'uint8' or another numpy dtype",
                            received=repr(requested)) from None
+
+
+def native_byte_order(array) -> np.ndarray:
+    """`array` as a plain ndarray in native byte order: the one conversion before numba kernels,
+    which take native arrays only.
+
+    Big-endian data (TIFFs as ImageJ writes them) are converted (a copy); anything else is
+    returned as it is (a memory-mapped array as a plain ndarray view).
+
+    Examples
+    --------
+    >>> big = np.arange(3, dtype=">u2")
+    >>> out = native_byte_order(big)
+    >>> out.dtype.isnative, out.tolist()
+    (True, [0, 1, 2])
+    >>> a = np.zeros(3, np.float32)
+    >>> native_byte_order(a) is a
+    True
+    """
+    a = np.asarray(array)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 def cast_to_dtype(data, dtype, *, return_counts: bool = False):

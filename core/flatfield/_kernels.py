@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io import native_byte_order
+
 __all__ = ["median_over_planes", "median_over_planes_numpy", "bin_subtract",
            "bin_subtract_numpy", "gaussian_reflect", "gaussian_reflect_scipy", "gaussian_weights",
            "trend_heldout", "trend_heldout_numpy", "plane_level", "plane_level_numpy",
-           "native", "unbin2d", "unbin2d_numpy"]
+           "unbin2d", "unbin2d_numpy"]
 
 GAUSSIAN_TRUNCATE = 4.0
 """Gaussian kernels end at ``int(4 sigma + 0.5)`` pixels from the centre (scipy's default)."""
@@ -312,7 +314,7 @@ def bin_subtract(plane: np.ndarray, dark: np.ndarray, b: int, scale: float, out=
         Factor applied after averaging (1 / plane level when normalising).
     out : ndarray (ceil(Y / b), ceil(X / b)) float32, optional
     """
-    plane = native(plane)
+    plane = native_byte_order(plane)
     ny, nx = plane.shape
     shape = (-(-ny // b), -(-nx // b))
     if backend == "numpy" or not _HAVE_NUMBA:
@@ -423,15 +425,6 @@ def trend_heldout(g: np.ndarray, trend: np.ndarray, ref: np.ndarray, *, backend:
     return out, float(mn), _ratio_cv(shift + s1 / n, s2 / n - (s1 / n) ** 2)
 
 
-def native(plane) -> np.ndarray:
-    """`plane` as a plain ndarray (not a memmap subclass) in native byte order (numba needs
-    it; big-endian TIFFs are converted, a copy)."""
-    plane = np.asarray(plane)
-    if not plane.dtype.isnative:
-        plane = plane.astype(plane.dtype.newbyteorder("="))
-    return plane
-
-
 LEVEL_SAMPLES = 8192
 """About this many pixels (a regular grid) give each plane's level."""
 
@@ -460,8 +453,8 @@ def plane_level(plane: np.ndarray, dark: np.ndarray, *, backend: str = "numba") 
     """
     if backend == "numpy" or not _HAVE_NUMBA or plane.size == 0:
         return plane_level_numpy(plane, dark)
-    return float(_plane_level_kernel(native(plane), np.asarray(dark, dtype=np.float32),
-                                     _level_step(plane.shape)))
+    return float(_plane_level_kernel(native_byte_order(plane),
+                                     np.asarray(dark, dtype=np.float32), _level_step(plane.shape)))
 
 
 def _unbin_axis(n: int, nb: int, b: int):

@@ -33,7 +33,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import CamcorrError, Limits, describe
-from ._kernels import bin_subtract, median_over_planes, native, plane_level
+from ..io import native_byte_order
+from ._kernels import bin_subtract, median_over_planes, plane_level
 from ._kernels import unbin2d as _unbin2d
 from .grid import ORDERS, check_grid, check_tile_numbers, corner_tiles
 from .profiles import Profiles
@@ -225,7 +226,7 @@ def plane_statistics(tiles: TileSet, picks, dark: np.ndarray, *,
         for j, (t, z) in enumerate(picks):
             plane = tiles.plane(t, z)
             if rows >= ny:  # one block: native byte order once for the level and the means
-                plane = native(plane)
+                plane = native_byte_order(plane)
             if rows >= ny or not normalize_planes:
                 if r0 == 0:
                     _check_plane(plane, tiles, t, z)

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..errors import (CamcorrError, Limits, check_finite, check_frame_block, check_ndim,
                       describe)
+from ..io import native_byte_order
 from . import _kernels as K
 from .heldout import heldout_report
 from .qc import counting_noise_floor, gain_report
@@ -648,8 +649,7 @@ class GainAccumulator:
             Wrong dimensions or shape, NaN/inf or negative values, a constant frame.
         """
         block = check_frame_block(frames, argument, shape=self.shape, max_ndim=3, min_size=2)
-        if not block.dtype.isnative:  # e.g. big-endian TIFFs as ImageJ writes them
-            block = block.astype(block.dtype.newbyteorder("="))
+        block = native_byte_order(block)  # e.g. big-endian TIFFs as ImageJ writes them
         if self.shape is None:
             self._init(tuple(block.shape[1:]))
         for frame in block:

@@ -63,7 +63,7 @@ import numpy as np
 
 from ..errors import (CamcorrError, Limits, check_choice, check_finite, check_frame_block,
                       describe)
-from ..io import cast_to_dtype
+from ..io import cast_to_dtype, native_byte_order
 from . import _kernels, noise_model
 from .noise_model import DEFAULT_FPR, DEFAULT_MAP_FACTOR
 
@@ -190,9 +190,7 @@ def _native(arr: np.ndarray) -> np.ndarray:
     """Native byte order (big-endian TIFF data) and float16 -> float32, for the kernels."""
     if arr.dtype == np.float16:
         return arr.astype(np.float32)
-    if not arr.dtype.isnative:
-        return arr.astype(arr.dtype.newbyteorder("="))
-    return arr
+    return native_byte_order(arr)
 
 
 def projections(data, *, backend: str = "numba", argument: str = "stack"
