@@ -16,9 +16,9 @@ run_operation(name, image, ij=None, **values)
 run_on_array(name, array, values)
     The same on numpy arrays.
 run_in_memory(name, array, values)
-    Operations of ``engine.IN_MEMORY`` (selective median, gain estimate, flat-field apply) on a
-    (Z, Y, X) array (flat-field apply also (Y, X)) without temporary files; returns the RunResult
-    (arrays, numbers).
+    Operations of ``engine.IN_MEMORY`` (selective median, gain estimate, flat-field apply, a
+    posteriori normalisation, flash correction: a (Z, Y, X) array, flat-field apply also (Y, X);
+    FRC: a (Y, X) image) without temporary files; returns the RunResult (arrays, numbers).
 numpy_to_imageplus(array, title, axes=None, calibration=None), imageplus_to_numpy(imp,
 keep_axes=False), imageplus_axes(imp), imageplus_calibration(imp),
 start_ij1(ij_jar=None, plugins_dir=None, gui=False)

@@ -2,10 +2,12 @@
 :func:`fiji_bridge.run_operation` does).
 
 Operations in :data:`IN_MEMORY` run on the array itself (:func:`run_in_memory`: the command
-line's translation, :meth:`camcorr.operations.Operation.engine_kwargs`, and its engine function;
-no temporary file).  The others call the operation's command-line runner in process with the
-array written to a temporary TIFF (and outputs read back), so Fiji, the command line and
-CellProfiler run exactly the same validated code path; the temporary folder is always removed.
+line's translation, :meth:`camcorr.operations.Operation.engine_kwargs`, and its engine function
+or the command line's in-memory twin in ``camcorr`` (e.g.
+:func:`camcorr.aposteriori.cli.normalize_array`); no temporary file).  The others, and
+hyperstacks (axes other than (Y, X) / (Z, Y, X)), call the operation's command-line runner in
+process with the array written to a temporary TIFF (and outputs read back); the temporary
+folder is always removed.
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ from .generate import _roles, _temp_outputs
 
 __all__ = ["run_on_array", "run_in_memory", "IN_MEMORY"]
 
-#: Operations that run on an in-memory (Z, Y, X) array without temporary files
-#: (``flatfield-apply`` also on a (Y, X) image).
-IN_MEMORY = ("median", "gain-estimate", "flatfield-apply")
+#: Operations that run on an in-memory array without temporary files: {name: the numbers of
+#: dimensions they take there} ((Z, Y, X) stacks; the FRC's first image and flat-field apply
+#: also (Y, X)).
+IN_MEMORY_NDIM = {"median": (3,), "gain-estimate": (3,), "flatfield-apply": (2, 3),
+                  "gain-normalize": (3,), "flash-correct": (3,), "frc": (2,)}
+IN_MEMORY = tuple(IN_MEMORY_NDIM)
 
 
 def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
@@ -38,9 +43,10 @@ def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
     ----------
     operation : str or Operation
         One of :data:`IN_MEMORY`.
-    image : ndarray, shape (Z, Y, X)
+    image : ndarray, shape (Z, Y, X) or (Y, X)
         The stack in ADU (one channel; hyperstacks go through :func:`run_on_array`);
-        ``flatfield-apply`` also takes one (Y, X) image.
+        ``flatfield-apply`` also takes one (Y, X) image, ``frc`` takes the first image (Y, X)
+        (the second is the file ``values['b']``).  Big-endian data are converted first.
     values : dict, optional
         Other parameters by name (missing ones take their defaults).
 
@@ -52,41 +58,72 @@ def run_in_memory(operation: Union[str, Operation], image: np.ndarray,
         ``gain-estimate``: the gain (float32, Y, X) and the report's numbers (in-sample and
         ``heldout.*``); ``flatfield-apply``: the corrected image (the input's dtype unless
         ``dtype`` says otherwise) and the numbers ``clipped_low``/``clipped_high`` (pixels
-        clipped at 0 and at the top of the output range) and ``rescale_factor``.
+        clipped at 0 and at the top of the output range) and ``rescale_factor``;
+        ``gain-normalize``: the corrected stack (rounded and clipped to the input's dtype
+        unless ``dtype='float32'``), the numbers ``sigma0``, ``i0``, ``n_accepted``,
+        ``clipped_low``/``clipped_high`` and the command line's clipping warning among its
+        notes (the statistics are written only to ``values['stats']``, when given);
+        ``flash-correct``: the corrected stack (a single-channel acquisition, as the command
+        line corrects one stack file; its note says so); ``frc``: the curves
+        (``arrays['frequency']``, ``['frc']``, ``['threshold']``) and the numbers
+        ``crossover``, ``fraction_above``.
 
     Raises
     ------
     CamcorrError
-        An operation without an in-memory path, not a 3-D array, or bad values.
+        An operation without an in-memory path, an array of the wrong dimensions, or bad
+        values (as the command line).
     """
-    from camcorr.operations import kwargs_for
+    return _in_memory(operation, image, values)[0]
+
+
+def _in_memory(operation, image, values):
+    """(RunResult, the FRC's full result as the command line's JSON dict or None)."""
+    from camcorr.io import native_byte_order
 
     op = get_operation(operation) if isinstance(operation, str) else operation
     if op.name not in IN_MEMORY:
         raise CamcorrError("no in-memory path for this operation", argument="operation",
                            expected=" or ".join(IN_MEMORY), received=op.name,
                            fix="Use fiji_bridge.engine.run_on_array")
-    arr = np.asarray(image)
-    two_d = op.name == "flatfield-apply"
-    if arr.ndim != 3 and not (two_d and arr.ndim == 2):
-        raise CamcorrError("not a stack", argument="image",
-                           expected=("a (Y, X) image or " if two_d else "") + "a (Z, Y, X) array",
+    arr = native_byte_order(image)
+    ndims = IN_MEMORY_NDIM[op.name]
+    if arr.ndim not in ndims:
+        shapes = {2: "a (Y, X) image", 3: "a (Z, Y, X) array"}
+        raise CamcorrError("not a stack" if 3 in ndims else "not a 2D image", argument="image",
+                           expected=" or ".join(shapes[n] for n in ndims),
                            received=f"shape {arr.shape}")
     current, _, _ = _roles(op)
     vals = dict(values or {})
-    vals[current.name] = "<array in memory>"
+    vals[current.name] = ["<array in memory>"] if current.kind == "images" else "<array in memory>"
     validated = op.validate(vals, frontend="fiji")
     if op.name == "gain-estimate":
-        return _gain_in_memory(op, arr, validated)
+        return _gain_in_memory(op, arr, validated), None
     if op.name == "flatfield-apply":
-        return _flatfield_apply_in_memory(arr, validated)
-    kwargs = op.engine_kwargs(validated, image_shape=arr.shape[-2:])
+        return _flatfield_apply_in_memory(arr, validated), None
+    if op.name == "gain-normalize":
+        from camcorr.aposteriori.cli import normalize_array
+
+        return normalize_array(validated, arr), None
+    if op.name == "flash-correct":
+        from camcorr.flash.cli import correct_array
+
+        return correct_array(validated, arr), None
+    if op.name == "frc":
+        from camcorr.aposteriori.cli import frc_array
+
+        result, res = frc_array(validated, arr)
+        return result, res.to_dict()
     from camcorr.median.selective import selective_median
+    from camcorr.operations import kwargs_for
+
+    kwargs = op.engine_kwargs(validated, image_shape=arr.shape[-2:])
 
     res = selective_median(arr, **kwargs_for(selective_median, kwargs))
     mask = np.asarray(res.mask, dtype=bool)
     return RunResult(arrays={"output": res.corrected, "mask": mask},
-                     numbers={"flagged": int(mask.sum()), "percent": 100.0 * float(mask.mean())})
+                     numbers={"flagged": int(mask.sum()),
+                              "percent": 100.0 * float(mask.mean())}), None
 
 
 def _gain_in_memory(op: Operation, movie: np.ndarray, validated: Dict) -> RunResult:
@@ -171,9 +208,12 @@ def run_on_array(operation: Union[str, Operation], image: Optional[np.ndarray] =
 
     op = get_operation(operation) if isinstance(operation, str) else operation
     nd = np.ndim(image) if image is not None else 0
-    if (op.name in IN_MEMORY and (nd == 3 or (nd == 2 and op.name == "flatfield-apply"))
+    if (nd in IN_MEMORY_NDIM.get(op.name, ())
             and (axes is None or str(axes).upper() == "ZYX"[3 - nd:])):
-        out = run_in_memory(op, image, values).arrays["output"]
+        result, frc_dict = _in_memory(op, image, values)
+        if frc_dict is not None:
+            return frc_dict
+        out = result.arrays["output"]
         return (out, "ZYX"[3 - nd:]) if return_axes else out
     current, dialog, hidden = _roles(op)
     vals = dict(values or {})

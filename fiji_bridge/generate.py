@@ -34,6 +34,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from camcorr.operations import Operation, Param
 
+from .ij1_abort import MACRO_CALL as IJ1_ABORT_CALL
+
 __all__ = ["macro_key", "IJM_RESERVED", "MENU", "MARKER", "ScriptFile", "fiji_operations", "script_files",
            "render_ijm", "fiji_param_line", "file_stem", "GOLDEN_DIR",
            "GOLDEN_PYTHON", "main"]
@@ -252,6 +254,8 @@ class ScriptFile:
     text: str
     operation: str
     flavour: str
+    #: Binary content (the ImageJ 1.x helper class); when set, `text` is empty.
+    data: bytes = b""
 
 
 def fiji_operations(operations: Optional[Dict[str, Operation]] = None) -> List[Operation]:
@@ -922,6 +926,8 @@ def render_ijm(op: Operation, flavour: str = "fiji", python: str = GOLDEN_PYTHON
     if flavour == "fiji":  # a calling macro stops here, as after an ImageJ command's error
         L.append(f'    if (!cc_interactive) run("{HELPER_COMMAND}", "action=abort image=0 folder=none title=none");')
     L.append('    showStatus(cc_title + " failed");')
+    if flavour == "ij1":  # a calling macro stops here: ImageJ's abort flag (fiji_bridge.ij1_abort)
+        L.append(f"    cc_aborted = {IJ1_ABORT_CALL}")
     L.append("    exit();")
     L.append("}")
     return "\n".join(L) + "\n"
@@ -948,6 +954,11 @@ def script_files(operations: Optional[Dict[str, Operation]] = None, *, target: s
             raise ValueError(f"unknown target {target!r}")
     if target == "fiji" and files:
         files.append(ScriptFile(HELPER_PATH, HELPER_TEXT, "", "helper"))
+    if target == "ij1" and files:  # stops the calling macro after an error (see ij1_abort)
+        from .ij1_abort import CLASS_FILE, class_bytes
+
+        files.append(ScriptFile(f"plugins/{MENU}/{CLASS_FILE}", "", "", "helper",
+                                data=class_bytes(MARKER)))
     return files
 
 

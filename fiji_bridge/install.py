@@ -152,7 +152,8 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
     for f in files:
         dest = root / f.relpath
         wanted.add(dest)
-        if dest.exists() and dest.read_text(encoding="utf-8", errors="replace") == f.text:
+        if dest.exists() and (dest.read_bytes() == f.data if f.data else
+                              dest.read_text(encoding="utf-8", errors="replace") == f.text):
             result.unchanged.append(dest)
             continue
         if dest.exists() and not _is_ours(dest):
@@ -160,8 +161,12 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
                                argument="FIJI_DIR", expected="no file or a camcorr script",
                                received=str(dest), fix="Move it away and install again")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(dest, lambda tmp, text=f.text: Path(tmp).write_text(text, encoding="utf-8"),
-                     suffix=dest.suffix)
+        if f.data:
+            atomic_write(dest, lambda tmp, data=f.data: Path(tmp).write_bytes(data),
+                         suffix=dest.suffix)
+        else:
+            atomic_write(dest, lambda tmp, text=f.text: Path(tmp).write_text(text, encoding="utf-8"),
+                         suffix=dest.suffix)
         result.written.append(dest)
     for folder in _menu_dirs(root, target):  # commands of operations that are gone
         if folder.is_dir():

@@ -247,10 +247,14 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
 def test_install_plain_imagej1(tmp_path):
     root = _fake_ij1(tmp_path / "ImageJ")
     r = install(root, PY, operations={"toy-scale": TOY})
-    assert r.target == "ij1" and [p.relative_to(root).as_posix() for p in r.written] == [
-        f"plugins/{MENU}/Toy_Scale.ijm"]
+    assert r.target == "ij1" and sorted(p.relative_to(root).as_posix() for p in r.written) == [
+        f"plugins/{MENU}/CamcorrMacroAbort.class", f"plugins/{MENU}/Toy_Scale.ijm"]
     assert "Restart ImageJ" in r.restart_hint
-    assert len(uninstall(root).removed) == 1 and not (root / "plugins" / MENU).exists()
+    # the helper class (no underscore: no menu entry) is rewritten only when it changed
+    assert (root / "plugins" / MENU / "CamcorrMacroAbort.class").read_bytes()[:4] == b"\xca\xfe\xba\xbe"
+    again = install(root, PY, operations={"toy-scale": TOY})
+    assert again.written == [] and len(again.unchanged) == 2
+    assert len(uninstall(root).removed) == 2 and not (root / "plugins" / MENU).exists()
 
 
 def test_cli_install_uninstall(tmp_path):

@@ -258,6 +258,7 @@ def ij1(tmp_path_factory):
     (tmp_path / "offset_bad.txt").write_text("not a tiff")
 
     r = run_worker(tmp_path, rf'''
+    import tifffile
     from fiji_bridge.convert import start_ij1, numpy_to_imageplus, imageplus_to_numpy, imageplus_calibration
     from toy_operation import scale
     IJ = start_ij1(plugins_dir={str(root)!r}, gui=True)
@@ -277,9 +278,13 @@ def ij1(tmp_path_factory):
         if arr is not None:
             imp = numpy_to_imageplus(arr, title, calibration=cal); imp.show()
         n0 = WindowManager.getImageCount()
-        IJ.run(cmd, options)
+        raised = None
+        try:
+            IJ.run(cmd, options)
+        except Exception as exc:  # a failing command aborts its caller (ImageJ's abort flag)
+            raised = str(exc)
         cur = WindowManager.getCurrentImage()
-        out = {{"n_before": n0, "n_after": WindowManager.getImageCount(),
+        out = {{"n_before": n0, "n_after": WindowManager.getImageCount(), "raised": raised,
                "log": str(IJ.getLog() or ""), "tmp_left": os.listdir({str(javatmp)!r})}}
         if cur is not None and (imp is None or cur.getID() != imp.getID()):
             out.update(title=str(cur.getTitle()), cal=imageplus_calibration(cur),
@@ -309,22 +314,26 @@ def ij1(tmp_path_factory):
 
     # bad input
     o = run_on(None, "Toy Scale", "factor=2 mode=multiply")
-    R["noimage"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    R["noimage"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
     rgb = IJ.createImage("rgb", "RGB ramp", 8, 8, 1)
     IJ.log("\\Clear"); rgb.show()
-    IJ.run("Toy Scale", "factor=2 mode=multiply")
+    try:
+        IJ.run("Toy Scale", "factor=2 mode=multiply")
+        raised = None
+    except Exception as exc:
+        raised = str(exc)
     R["rgb"] = dict(log=str(IJ.getLog() or ""), n=WindowManager.getImageCount(),
-                    tmp_left=os.listdir({str(javatmp)!r}))
+                    tmp_left=os.listdir({str(javatmp)!r}), raised=raised)
     rgb.changes = False; rgb.close()
     o = run_on(a16, "Toy Scale", "factor=2 mode=multiply offset_file=[{tmp_path / 'missing.tif'}]")
-    R["missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    R["missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
     o = run_on(a16, "Toy Scale", "factor=200 mode=multiply")
-    R["range"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    R["range"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
     o = run_on(a16, "Toy Nopython", "factor=2 mode=multiply")
-    R["nopython"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+    R["nopython"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
     if {bool(bare)!r}:
         o = run_on(a16, "Toy Bare", "factor=2 mode=multiply")
-        R["bare"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+        R["bare"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
 
     # a real engine: Selective Median, against camcorr.median.selective_median called directly
     if cmds.get("Selective Median") is not None:
@@ -358,7 +367,7 @@ def ij1(tmp_path_factory):
                           changed=int((direct != raw).sum()), log=o["log"], tmp_left=o["tmp_left"])
         o = run_on(raw, "Flash Carryover Correct",
                    "params=[{tmp_path / 'no_such_FlashParam.tif'}] dampening=1 dtype=keep")
-        R["flash_missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left")}}
+        R["flash_missing"] = {{k: o[k] for k in ("log", "n_before", "n_after", "tmp_left", "raised")}}
         # a 2-channel hyperstack (C = the channels of one timepoint, interleaved per Z)
         zcyx = (100 + rng.poisson(300, (5, 2) + shp)).astype(np.uint16)
         zcyx[:, 0, 3:7, 2:6] += 20000                     # bright ch0 object -> ch1 carryover
@@ -437,10 +446,43 @@ def ij1(tmp_path_factory):
         R["frc"] = dict(title=o.get("title"), bitdepth=o.get("bitdepth"),
                         log=o["log"][-500:], tmp_left=o["tmp_left"])
 
+    # a macro calling a command with bad input stops at that line, as users run macros: on a
+    # macro thread (the editor's Run, installed macros) and through runMacro (returns
+    # "[aborted]"); a value the command refuses before it starts (k=abc), one camcorr refuses
+    # (k=0, after the image was saved and camcorr ran) and a missing file
+    from ij.macro import MacroRunner
+    from java.awt import Window
+    tifffile.imwrite({str(tmp_path / "stop.tif")!r}, rng.poisson(200, (3, 16, 16)).astype(np.uint16),
+                     imagej=True, metadata={{"axes": "ZYX"}})
+    R["stops"] = {{}}
+    for case, call in (("not_a_number", 'run("Selective Median", "k=abc");'),
+                       ("out_of_range", 'run("Selective Median", "k=0");'),
+                       ("missing_file", 'run("Flash Carryover Correct", '
+                                        '"params=[{tmp_path / 'no_such_FlashParam.tif'}]");')):
+        for mode in ("macro_thread", "run_macro"):
+            while WindowManager.getImageCount():
+                imp = WindowManager.getCurrentImage(); imp.changes = False; imp.close()
+            IJ.log("\\Clear")
+            src = ('print("BEFORE"); open("{tmp_path / "stop.tif"}"); ' + call
+                   + ' print("NOT_STOPPED"); close("*");')
+            ret = None
+            if mode == "macro_thread":
+                runner = MacroRunner(src)
+                runner.getThread().join(120000)
+            else:
+                ret = str(IJ.runMacro(src))
+            time.sleep(0.3)
+            R["stops"][case + "/" + mode] = dict(
+                log=str(IJ.getLog() or ""), ret=ret, n=WindowManager.getImageCount(),
+                windows=[str(w.getTitle()) for w in Window.getWindows()
+                         if w.isVisible() and hasattr(w, "getTitle")],
+                tmp_left=os.listdir({str(javatmp)!r}))
+
     ''', timeout=400)
     missing = [k for k in IJ1_REAL if k not in real]
     assert not missing, f"operations without a Fiji command: {missing}"
     r["_bare"] = bare
+    r["_root"] = root
     return r
 
 
@@ -469,9 +511,57 @@ def test_imagej1_bad_input_leaves_a_log_line_and_nothing_else(ij1):
     for key in ("noimage", "rgb", "missing", "range", "nopython", "bare"):
         if key in r:
             assert r[key]["tmp_left"] == [], key  # no temporary file left behind
+            # a Java caller of IJ.run sees ImageJ's own cancellation, as after any command
+            # that aborts (ImageJ's abort flag, set by CamcorrMacroAbort)
+            assert "Macro canceled" in (r[key]["raised"] or ""), (key, r[key])
             assert r[key].get("n_after", r[key].get("n")) == r[key].get("n_before", 1), key
     if bare:
         assert "camcorr is not installed in " + bare in r["bare"]["log"]
+
+
+@pytest.mark.parametrize("case", ["not_a_number", "out_of_range", "missing_file"])
+@pytest.mark.parametrize("mode", ["macro_thread", "run_macro"])
+def test_imagej1_error_stops_the_calling_macro(ij1, case, mode):
+    """A macro calling a command with bad input stops at that line: its next statement does not
+    run, the Log holds the one camcorr error line, and there is no exception window, stack
+    trace or dialog (the worker's watchdog reports dialogs); runMacro returns "[aborted]"."""
+    o = ij1["stops"][f"{case}/{mode}"]
+    log = o["log"]
+    words = {"not_a_number": ["ERROR in Selective Median", "Threshold (robust sigmas) [k]",
+                              "not a number", "'abc'"],
+             "out_of_range": ["ERROR in Selective Median", "Threshold (robust sigmas) [k]",
+                              "out of range"],
+             "missing_file": ["ERROR in Flash Carryover Correct", "no_such_FlashParam.tif"]}[case]
+    lines = [l for l in log.splitlines() if l.startswith("[Camera Corrections] ERROR")]
+    assert "BEFORE" in log and len(lines) == 1 and all(w in lines[0] for w in words), log
+    assert "NOT_STOPPED" not in log, log                  # the next statement did not run
+    assert o["n"] == 1, o                                  # the input only, no result
+    assert "Exception" not in o["windows"] and "Macro Error" not in o["windows"], o["windows"]
+    assert "Exception" not in log and "\tat " not in log and "Traceback" not in log, log
+    assert o["tmp_left"] == []
+    if mode == "run_macro":
+        assert o["ret"] == "[aborted]"
+
+
+def test_imagej1_error_stops_a_batch_macro(ij1, tmp_path):
+    """ImageJ 1.x's own command line (``ImageJ -batch macro.ijm``, under Xvfb: ImageJ 1.x
+    builds its menus even in batch mode): the error line is printed, the macro stops there,
+    no stack trace."""
+    stack = np.random.default_rng(4).poisson(200, (3, 16, 16)).astype(np.uint16)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    macro = tmp_path / "m.ijm"
+    macro.write_text(f'print("BEFORE"); open("{tmp_path / "s.tif"}"); '
+                     'run("Selective Median", "k=0"); print("NOT_STOPPED");\n')
+    proc = subprocess.run(["java", f"-Dplugins.dir={ij1['_root']}", "-jar", IJ_JAR, "-batch",
+                           str(macro)], capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])))
+    out = proc.stdout + proc.stderr
+    assert "BEFORE" in out and "[Camera Corrections] ERROR in Selective Median: Threshold " \
+        "(robust sigmas) [k]" in out, out
+    assert "NOT_STOPPED" not in out and "Exception" not in out and "\tat " not in out, out
 
 
 def test_imagej1_flash_correct_plain_hyperstack_and_in_process(ij1):

@@ -694,3 +694,104 @@ def test_gain_estimate_of_a_big_endian_movie(tmp_path, rng):
                      metadata={"axes": "ZYX"})
     _cli("gain", "estimate", tmp_path / "be.tif", "-o", tmp_path / "g.tif")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "g.tif"), a)
+
+
+def test_in_memory_normalize_flash_frc_equal_cli(tmp_path, monkeypatch, rng):
+    """A posteriori normalisation, flash correction and FRC of in-memory arrays (what
+    pyimagej's ``run_operation`` runs): bit-identical to the command line on the same input
+    file, the input's dtype kept, the same clipping counts and warning, no temporary file
+    (before: a temporary TIFF and the command-line runner).  Forward models: a movie with a
+    known per-pixel gain and offset (normalisation), a camera with known carryover parameters
+    (flash), two independent noise images (FRC)."""
+    import json
+    import tempfile
+
+    from camcorr.aposteriori.normalize import NormalizationStats
+    from camcorr.errors import CamcorrError
+    from camcorr.flash import write_params
+    from camcorr.flash.params import FlashParams
+    from fiji_bridge.engine import run_in_memory, run_on_array
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+
+    # a posteriori normalisation: gain 0.8-1.2 and offset 90-110 ADU per pixel
+    gain = rng.uniform(0.8, 1.2, (20, 24))
+    offset = rng.uniform(90, 110, (20, 24))
+    movie = (offset + gain * rng.poisson(400, (40, 20, 24))).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "m.tif", movie, imagej=True, metadata={"axes": "ZYX"})
+    for label, values, args in (
+            ("keep", {}, []),
+            # a low target mean: the darkest pixels clip at 0 in uint16 (and are reported)
+            ("clip", {"i0": 30.0, "sigma0": 25.0}, ["--i0", "30", "--sigma0", "25"]),
+            ("float", {"dtype": "float32", "split": "random"}, ["--dtype", "float32",
+                                                                 "--split", "random"])):
+        res = run_in_memory("gain-normalize", movie,
+                            dict(values, stats=str(tmp_path / f"{label}.npz")))
+        via_api = run_on_array("gain-normalize", movie, values)
+        assert os.listdir(tmpdir) == []                       # nothing written but the stats
+        out = tmp_path / f"cli_{label}"
+        _cli("gain", "normalize", tmp_path / "m.tif", "-o", out, "--stats",
+             out / "stats.npz", *args)
+        want = tifffile.imread(out / "m.tif")
+        got = res.arrays["output"]
+        assert got.dtype == want.dtype == (np.float32 if label == "float" else np.uint16)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(via_api, want)
+        mine, cli = (NormalizationStats.load(p) for p in (tmp_path / f"{label}.npz",
+                                                           out / "stats.npz"))
+        for which in ("full", "a", "b"):
+            for a, b in zip(mine.mean_sigma(which), cli.mean_sigma(which)):
+                np.testing.assert_array_equal(a, b)
+        if label == "clip":
+            # the counts: the float32 result of the same targets, rounded, below 0
+            exact = run_in_memory("gain-normalize", movie,
+                                  dict(values, dtype="float32")).arrays["output"]
+            assert res.numbers["clipped_low"] == int((np.floor(exact + 0.5) < 0).sum()) > 0
+            assert res.numbers["clipped_high"] == 0
+            warning = [n for n in res.notes if "clipped to the uint16 range" in n]
+            assert len(warning) == 1 and f"({res.numbers['clipped_low']} below, 0 above)" \
+                in warning[0], res.notes
+        else:
+            assert res.numbers["clipped_low"] == res.numbers["clipped_high"] == 0
+    with pytest.raises(CamcorrError, match="target level outside"):
+        run_in_memory("gain-normalize", movie, {"i0": 70000.0})
+
+    # flash carryover: A = 40 ADU, B = 2e-3 /ADU, offset 100 ADU
+    shp = (14, 10)
+    fp = FlashParams(A=np.full(shp, 40.0, np.float32), B=np.full(shp, 2e-3, np.float32),
+                     offset=np.full(shp, 100.0, np.float32), noise=np.ones(shp, np.float32))
+    ppath = write_params(fp, tmp_path / "FlashParam_t.tif")
+    raw = (100 + rng.poisson(500, (6,) + shp)).astype(np.uint16)
+    raw[2, 3, 3] = 90                                          # below the offset: clipped at 0
+    tifffile.imwrite(tmp_path / "raw.tif", raw, imagej=True, metadata={"axes": "ZYX"})
+    for dtype in ("keep", "float32"):
+        values = {"params": str(ppath), "dampening": 0.9, "dtype": dtype}
+        res = run_in_memory("flash-correct", raw, values)
+        assert os.listdir(tmpdir) == []
+        _cli("flash", "correct", tmp_path / "raw.tif", "--params", ppath, "--dampening", "0.9",
+             "--dtype", dtype, "-o", tmp_path / f"flash_{dtype}")
+        want = tifffile.imread(tmp_path / f"flash_{dtype}" / "raw.tif")
+        assert res.arrays["output"].dtype == want.dtype
+        np.testing.assert_array_equal(res.arrays["output"], want)
+        assert any("single-channel acquisition" in n for n in res.notes)
+        assert (res.arrays["output"] != raw - 100).any()       # the carryover was removed
+    assert res.arrays["output"][2, 3, 3] < 0                   # float32: not clipped
+
+    # FRC of two independent noise images: the command line's JSON, from the array
+    a = rng.poisson(50, (64, 64)).astype(np.uint16)
+    b = rng.poisson(50, (64, 64)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", a)
+    tifffile.imwrite(tmp_path / "b.tif", b)
+    got = run_on_array("frc", a, {"b": str(tmp_path / "b.tif"), "window": "hann"})
+    res = run_in_memory("frc", a, {"b": str(tmp_path / "b.tif"), "window": "hann"})
+    assert os.listdir(tmpdir) == []
+    _cli("frc", tmp_path / "a.tif", tmp_path / "b.tif", "--window", "hann", "--json",
+         tmp_path / "frc.json")
+    want = json.loads((tmp_path / "frc.json").read_text())
+    assert json.loads(json.dumps(got)) == want
+    np.testing.assert_array_equal(res.arrays["frc"], want["frc"])
+    assert res.numbers["fraction_above"] == want["fraction_above_threshold"]
+    with pytest.raises(CamcorrError, match="2D image"):
+        run_in_memory("frc", np.stack([a, a]), {"b": str(tmp_path / "b.tif")})

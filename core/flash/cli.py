@@ -18,7 +18,7 @@ from .params import FlashParams, param_filename, prepare_params, write_params
 from .settings import find_settings, parse_settings
 from .stream import correct_files
 
-__all__ = ["run_calibrate", "run_correct", "group_lls_files", "quality_filename",
+__all__ = ["run_calibrate", "run_correct", "correct_array", "group_lls_files", "quality_filename",
            "prepare_params", "hyperstack_to_tczyx", "SINGLE_CHANNEL_NOTE"]
 
 _LLS = re.compile(r"^(?P<prefix>.*?)_ch(?P<ch>\d+)_stack(?P<stack>\d+)")
@@ -214,4 +214,48 @@ def run_correct(values: Dict) -> RunResult:
          f"(dampening {values['dampening']}, output {dtype})")
     result.numbers["written"] = written
     result.say(out_dir)
+    return result
+
+
+def correct_array(values: Dict, stack: np.ndarray) -> RunResult:
+    """``flash correct`` of one in-memory single-channel (Z, Y, X) stack, as the command line
+    corrects a single stack file (same translation, notes and engine; no file written).
+
+    Parameters
+    ----------
+    values : dict
+        Validated values of ``flash-correct`` (``images`` and ``output`` are not used; without
+        ``settings`` there is no folder to find a Settings.txt in, so the parameter file must
+        have the stack's size or ``settings`` must be given).
+    stack : ndarray, shape (Z, Y, X)
+        Raw stack in ADU (uint16, or float32).
+
+    Returns
+    -------
+    RunResult
+        ``arrays['output']``: the corrected stack (the input's dtype with ``dtype='keep'``,
+        rounded and clipped at 0 and the type maximum; float32 otherwise); the notes (the
+        single-channel note among them) as the command line prints them.
+
+    Raises
+    ------
+    CamcorrError
+        As ``camcorr flash correct`` (parameter file, ROI, dampening, stack shape).
+    """
+    from ..io import native_byte_order
+    from .correct import correct_interleaved
+
+    result = RunResult()
+    settings = parse_settings(values["settings"]) if values.get("settings") else None
+    notes: List[str] = []
+    kw = CORRECT.engine_kwargs(values, image_shape=tuple(np.shape(stack)[-2:]),
+                               settings=settings, notes=notes)
+    for note in dict.fromkeys(notes):  # each note once
+        result.note(note)
+    result.note(SINGLE_CHANNEL_NOTE)
+    out = correct_interleaved([native_byte_order(stack)], kw["params"], dampening=kw["dampening"],
+                              cycle=kw["cycle"], dtype=values["dtype"])[0]
+    result.arrays["output"] = out
+    result.note(f"corrected 1 stack(s) in 1 timepoint group(s) (dampening {values['dampening']}, "
+                f"output {values['dtype']})")
     return result

@@ -167,5 +167,6 @@ function cc_fail(message) {
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
     showStatus(cc_title + " failed");
+    cc_aborted = call("CamcorrMacroAbort.abort");
     exit();
 }

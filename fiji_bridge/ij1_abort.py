@@ -1,0 +1,153 @@
+"""The one Java class the plain ImageJ 1.x commands need: ``CamcorrMacroAbort.abort()``, which
+stops the macro that called a failing command.
+
+Why a class
+-----------
+ImageJ 1.x runs a plugin macro (``plugins/Camera Corrections/*.ijm``) inside the caller's
+``run(...)``: ``ij.plugin.Macro_Runner`` catches the plugin macro's ``exit`` (and any error), so
+the calling macro goes on.  ImageJ's own way for a command to stop its caller is the abort flag
+that :meth:`ij.Macro.abort` sets ("Aborts the currently running macro or any plugin using
+IJ.run()", ImageJ 1.x API, imagej.net/ij/developer/api): when ``IJ.run`` returns from the
+command it finds the flag and throws ImageJ's quiet ``"Macro canceled"``, which stops the calling
+macro at that line without a dialog (``MacroRunner``, ``runMacro`` and ``-batch`` treat it as a
+cancellation).  ``IJ.run`` does so only when no macro interpreter is registered as the
+command's caller (``IJ.macroInterpreter`` cleared), which the plugin macro's own ``run(...)``
+calls do but an early failure does not.
+
+The macro language can call ``ij.Macro.abort`` only through ``call(...)``, and on a macro thread
+``Macro.abort`` also throws, which ``call`` shows as a Java exception window (headless: a stack
+trace in the log).  ``CamcorrMacroAbort.abort()`` does the three steps in Java: clears the
+registered interpreter (if this ImageJ has that field), calls ``Macro.abort()`` and drops the
+exception it throws on a macro thread.  The macro calls it as its last statement after its error
+line: ``call("CamcorrMacroAbort.abort");``.
+
+No Java compiler is needed: :func:`class_bytes` writes the class file (JVM class-file format,
+version 49, Java SE 5, so that no stack-map frames are needed; The Java Virtual Machine
+Specification, Java SE 17 edition, chapter 4) and :mod:`fiji_bridge.install` puts it beside the
+commands, where ImageJ's plugin class loader finds it (a class without an underscore gets no
+menu entry).  Its equivalent Java source::
+
+    public final class CamcorrMacroAbort {
+        public static String abort() {
+            try {
+                java.lang.reflect.Field f = ij.IJ.class.getDeclaredField("macroInterpreter");
+                f.setAccessible(true);
+                f.set(null, null);
+            } catch (Throwable e) { }
+            try {
+                ij.Macro.abort();
+            } catch (Throwable e) { }
+            return "aborted";
+        }
+    }
+"""
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Tuple
+
+__all__ = ["CLASS_NAME", "CLASS_FILE", "MACRO_CALL", "class_bytes"]
+
+CLASS_NAME = "CamcorrMacroAbort"
+CLASS_FILE = CLASS_NAME + ".class"
+#: The statement the ImageJ 1.x commands end a failure with.
+MACRO_CALL = f'call("{CLASS_NAME}.abort");'
+
+
+class _Pool:
+    """A class-file constant pool (JVMS 4.4): entries are added once and referred to by index."""
+
+    def __init__(self):
+        self.entries: List[bytes] = []
+        self.index: Dict[Tuple, int] = {}
+
+    def _add(self, key: Tuple, data: bytes) -> int:
+        if key not in self.index:
+            self.entries.append(data)
+            self.index[key] = len(self.entries)  # 1-based; no 8-byte constants here
+        return self.index[key]
+
+    def utf8(self, text: str) -> int:
+        raw = text.encode("utf-8")  # ASCII only here (modified UTF-8 differs only for NUL/astral)
+        return self._add(("utf8", text), b"\x01" + struct.pack(">H", len(raw)) + raw)
+
+    def cls(self, name: str) -> int:
+        return self._add(("class", name), b"\x07" + struct.pack(">H", self.utf8(name)))
+
+    def string(self, text: str) -> int:
+        return self._add(("string", text), b"\x08" + struct.pack(">H", self.utf8(text)))
+
+    def method(self, owner: str, name: str, descriptor: str) -> int:
+        nat = self._add(("nat", name, descriptor), b"\x0c" + struct.pack(
+            ">HH", self.utf8(name), self.utf8(descriptor)))
+        return self._add(("method", owner, name, descriptor),
+                         b"\x0a" + struct.pack(">HH", self.cls(owner), nat))
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(">H", len(self.entries) + 1) + b"".join(self.entries)
+
+
+def class_bytes(marker: str = "") -> bytes:
+    """The class file of ``CamcorrMacroAbort`` (see the module docstring).
+
+    Parameters
+    ----------
+    marker : str
+        Text stored as an (unused) constant, so that the installer recognises its own file.
+
+    Returns
+    -------
+    bytes
+        A class file that the JVM's verifier accepts (tested by loading it into ImageJ 1.x).
+    """
+    pool = _Pool()
+    this = pool.cls(CLASS_NAME)
+    sup = pool.cls("java/lang/Object")
+    ij_cls = pool.cls("ij/IJ")
+    field_name = pool.string("macroInterpreter")
+    get_field = pool.method("java/lang/Class", "getDeclaredField",
+                            "(Ljava/lang/String;)Ljava/lang/reflect/Field;")
+    set_access = pool.method("java/lang/reflect/AccessibleObject", "setAccessible", "(Z)V")
+    set_value = pool.method("java/lang/reflect/Field", "set",
+                            "(Ljava/lang/Object;Ljava/lang/Object;)V")
+    abort = pool.method("ij/Macro", "abort", "()V")
+    result = pool.string("aborted")
+    m_name, m_desc, code_attr = pool.utf8("abort"), pool.utf8("()Ljava/lang/String;"), pool.utf8("Code")
+    if marker:
+        pool.utf8(marker)
+
+    def u2(v):
+        return struct.pack(">H", v)
+
+    code = b"".join([
+        b"\x12" + bytes([ij_cls]),                 # 0  ldc ij.IJ.class
+        b"\x12" + bytes([field_name]),             # 2  ldc "macroInterpreter"
+        b"\xb6" + u2(get_field),                   # 4  invokevirtual getDeclaredField
+        b"\x59",                                   # 7  dup
+        b"\x04",                                   # 8  iconst_1
+        b"\xb6" + u2(set_access),                  # 9  invokevirtual setAccessible
+        b"\x01\x01",                               # 12 aconst_null x2
+        b"\xb6" + u2(set_value),                   # 14 invokevirtual Field.set
+        b"\xa7" + struct.pack(">h", 4),            # 17 goto 21
+        b"\x57",                                   # 20 pop (handler: the Throwable)
+        b"\xb8" + u2(abort),                       # 21 invokestatic ij.Macro.abort
+        b"\xa7" + struct.pack(">h", 4),            # 24 goto 28
+        b"\x57",                                   # 27 pop (handler)
+        b"\x12" + bytes([result]),                 # 28 ldc "aborted"
+        b"\xb0",                                   # 30 areturn
+    ])
+    if max(ij_cls, field_name, result) > 255:      # ldc takes a one-byte index
+        raise ValueError("constant pool too large for ldc")
+    handlers = [(0, 17, 20, 0), (21, 24, 27, 0)]  # (start, end, handler, any Throwable)
+    table = u2(len(handlers)) + b"".join(struct.pack(">HHHH", *h) for h in handlers)
+    body = u2(3) + u2(0) + struct.pack(">I", len(code)) + code + table + u2(0)
+    method = (u2(0x0009) + u2(m_name) + u2(m_desc) + u2(1)     # public static, 1 attribute
+              + u2(code_attr) + struct.pack(">I", len(body)) + body)
+    return b"".join([
+        b"\xca\xfe\xba\xbe", u2(0), u2(49),        # magic, minor, major (Java SE 5)
+        pool.to_bytes(),
+        u2(0x0031), u2(this), u2(sup),             # public final super
+        u2(0), u2(0),                              # no interfaces, no fields
+        u2(1), method,
+        u2(0),                                     # no class attributes
+    ])
