@@ -66,8 +66,8 @@ from ..io import native_byte_order
 from . import _kernels as K
 from .heldout import heldout_report
 from .qc import counting_noise_floor, gain_report
-from .scales import (DEFAULT_FIELDS, N_GROUPS, R2_LIMITED, blind_spot, check_fields,
-                     combine_scales, expected_r2, profile_dct)
+from .scales import (DEFAULT_FIELDS, N_GROUPS, R2_LIMITED, blind_response, blind_spot,
+                     check_fields, combine_scales, expected_r2, profile_dct)
 
 __all__ = [
     "DEFAULT_SIGMAS",
@@ -841,9 +841,14 @@ class GainAccumulator:
         if self.fields == "independent" and self.pooled is not None \
                 and int(self.pooled_n.sum()) >= N_GROUPS:
             def compute():
+                resp = [None, None] if self.reference != "smooth" else [
+                    blind_response(self.sigmas, self.sigma_counts[a],
+                                   np.arange(n) / (2.0 * n))
+                    for a, n in ((0, g.shape[1]), (1, g.shape[0]))]
                 return combine_scales(g, halves, self.pooled, self.pooled_n, self.profile_col,
                                       self.profile_row, blind_period_col=spot_col,
-                                      blind_period_row=spot_row)
+                                      blind_period_row=spot_row, blind_response_col=resp[0],
+                                      blind_response_row=resp[1])
             g, halves, extra = self._cached("scales", compute)
             info.update(extra)
             info["method"] = "blind + pooled mean"
@@ -868,13 +873,24 @@ class GainAccumulator:
 
 
 def _limit(info: dict, std: float, error_std: float) -> None:
-    """Add the R^2 to expect against the true gain and the ``noise_limited`` flag to `info`."""
+    """Add the R^2 to expect against the true gain and the ``noise_limited`` flag to `info`.
+
+    ``r2_expected`` is the R^2 at the expected error power; ``r2_expected_low`` the R^2 with
+    the error power one standard deviation (``error_power_sd``, see
+    :func:`camcorr.gain.scales.combine_scales`) above it.  The flag is raised when
+    ``r2_expected_low`` is below :data:`~camcorr.gain.scales.R2_LIMITED`: the target may be
+    missed by chance.
+    """
     r2 = expected_r2(std, error_std, info["missed_std"])
+    low = expected_r2(std, error_std, math.sqrt(info["missed_std"] ** 2
+                                                + info.get("error_power_sd", 0.0)))
     info["r2_expected"] = r2
-    info["noise_limited"] = bool(r2 < R2_LIMITED)
+    info["r2_expected_low"] = low
+    info["noise_limited"] = bool(low < R2_LIMITED)
     if info["noise_limited"]:
         info["note"] += (f". NOISE-LIMITED: R^2 against the true gain expected about {r2:.2f} "
-                         f"(below {R2_LIMITED:g}); the specimen's pooled residual (std "
+                         f"(one standard deviation lower: {low:.2f}, below {R2_LIMITED:g}); "
+                         f"the specimen's pooled residual (std "
                          f"{info['specimen_residual_std']:.4f} passed into the estimate, gain "
                          f"structure of std {info['missed_std']:.4f} left below the noise) and "
                          f"the estimate's noise (std {error_std:.4f}) limit it, not the method: "

@@ -20,21 +20,37 @@ every coefficient ``j`` the pooled mean and the blind estimate are weighted by t
 
 ``N_j`` the variance of the pooled mean's noise (specimen and shot noise) at ``j`` and ``A_j``
 the power of the blind estimate's error there (the expected ``L_j^2`` is ``A_j + N_j``),
-smoothed over neighbouring coefficients (5, or 9 x 9 in 2D; in 2D, where thousands of
+smoothed over neighbouring coefficients (9 x 9 in 2D, where thousands of
 coefficients have a pooled-mean noise many times the blind estimate's error, the smoothed excess
 must also exceed 4 standard errors, so that chance excesses do not pass the specimen).  Along the
-profiles, in the band the blind estimate cannot see (periods above :func:`blind_spot`), ``A_j``
-is replaced by its envelope from above (the largest ``A`` at ``j`` or any higher frequency of the
-band): there the blind estimate's response falls towards lower frequencies, so its error power
-does not, and one coefficient at which the pooled mean's noise happens to point towards the
-blind estimate (``L_j`` small by chance) no longer hides the structure the blind estimate
-misses.  So the crossover between the two is chosen by the data, per spatial frequency, where
+profiles (:func:`_profile_weights`) ``A_j`` follows from the blind estimate's response, which is
+known: it sees a per-line gain ``c`` as ``c / (w * c)`` (``w`` the leave-one-out Gaussian
+neighbourhood of the sigmas the frames chose), in the log domain a linear filter of response
+``R_j = 1 - W(f_j)`` (:func:`blind_response`; measured against the truth on the DED-like gains
+within 0.03 at every frequency).  Its error at ``j`` is ``(R_j - 1) G_j`` plus its noise, so
+
+    A_j = (1 - R_j)^2 Gamma_j + sigma_j^2
+
+with ``Gamma_j`` the gain's power at ``j``, fitted to the pooled mean's unbiased
+``P_j^2 - N_j`` as a function that does not rise with frequency (isotonic regression by pooling
+adjacent violators, Ayer et al. 1955; a detector's profile power rarely rises with frequency:
+steps and slow modulations fall as 1/f^2, independent line factors are flat), and ``sigma_j^2``
+the blind estimate's noise (its even/odd halves, smoothed over 5 coefficients).  The fit pools
+all coefficients, so one chance excess of the pooled mean no longer sets the weights of a whole
+band.  Where ``R_j >= RESPONSE_DECONVOLVE`` (0.8) the blind estimate's profile coefficient is
+divided by ``R_j``: the leave-one-out neighbourhood's response overshoots at high frequencies
+(``R`` up to 1.26 along the columns and 1.5 along the rows of the tests' frames), so the blind
+estimate exaggerates fine line structure by that much.  Without a known response
+(``reference='single'``) ``A_j`` is the smoothed excess ``L_j^2 - N_j`` (5 coefficients) and,
+in the band the blind estimate cannot see (periods above :func:`blind_spot`), its envelope from
+above.  So the crossover between the two is chosen by the data, per spatial frequency, where
 the two disagree by more than the noise floor.  ``N_j`` comes from the frames themselves: for
 the column and row profiles from the frame-to-frame scatter of every frame's profile (``N - 1``
 degrees of freedom per coefficient; :func:`profile_dct`), for the 2D part from the scatter of
 four interleaved groups of frames (pooled over 7 x 7 coefficients).
 
-Shrinkage (:func:`_shrink`).  The combination ``F = log S + IDCT(w * L)`` still carries the blind
+Shrinkage (:func:`_shrink`).  The combination ``F = log S + IDCT(w * L)`` (along the profiles
+with ``S_j`` divided by ``R_j`` where that is at least 0.8) still carries the blind
 estimate's pixel noise in its 2D part (a counting camera at 200 counts per pixel: several % per
 pixel, against a true per-pixel gain scatter well under 1 %).  The same combination from the even
 and from the odd frames has independent noise, so their difference measures ``F``'s noise power
@@ -45,18 +61,22 @@ power)`` (both averaged over 9 x 9 coefficients).  The gain is
 
 What it can reach.  The specimen's pooled residual at the low spatial frequencies has the same
 form as a smooth gain, so no combination can take it apart: ``w_j`` only chooses the smaller of
-two errors.  The expected error of the result is computed (``error_std``: the pooled mean's
-noise ``N`` passed through ``w`` and the blind estimate's, from its halves, through ``1 - w``
-along the profiles; the halves' noise through ``v`` in 2D) with the structure left out
-(``missed_std``: ``(1 - w)^2 A`` over the band the blind estimate cannot see, along the profiles
-with ``A`` the midpoint of its raw and its enveloped value, and the 2D power the shrinkage
-removes), and from them the R^2 to expect against the true gain, ``r2_expected``
-(:func:`expected_r2`); below :data:`R2_LIMITED` the report flags ``noise_limited`` (the
-specimen's pooled residual, not the method, limits the low frequencies: more frames, as 1/N in
-variance, or a flatter specimen help).  Measured on the DED-like gains of
-tests/test_gain_scales.py (seeds 0-9, 10-30 % specimen contrast): within -0.04 to +0.03 of the
-achieved R^2 except where the pooled mean's profile noise happens to exceed its scatter by
-several standard errors (one of 60 cases, 0.70 achieved, 0.86 expected; flagged).
+two errors.  The expected error of the result is computed (``error_std``: along the profiles the
+pooled mean's noise ``N`` through ``w`` and the blind estimate's, from its halves, through its
+weight ``u``; the halves' noise through ``v`` in 2D) with the structure left out (``missed_std``:
+along the profiles the bias ``(1 - u R - w)^2 Gamma``, in 2D ``(1 - w)^2 A`` below the band's
+edges and the power the shrinkage removes),
+and from them the R^2 to expect against the true gain, ``r2_expected`` (:func:`expected_r2`).
+Each coefficient's error is one Gaussian degree of freedom, whose power scatters by sqrt(2) times
+its expectation, and a few low-frequency coefficients dominate a profile's error: the scatter of
+the total (``error_power_sd``) gives ``r2_expected_low``, the R^2 with the error power one
+standard deviation above its expectation; below :data:`R2_LIMITED` the report flags
+``noise_limited`` (the target may be missed; the specimen's pooled residual, not the method,
+limits the low frequencies: more frames, as 1/N in variance, or a flatter specimen help).
+Measured on the DED-like gains of tests/test_gain_scales.py (seeds 0-9, 10-30 % specimen
+contrast, 20 frames): ``r2_expected`` within -0.032 to +0.043 of the achieved R^2 except where
+the pooled mean's profile noise happens to exceed its scatter by several standard errors (one
+of 60 cases, 0.69 achieved, 0.88 expected; flagged); no case below 0.89 unflagged.
 
 When not.  With frames of one field (the same specimen in every frame: a single exposure's
 movie), the pooled mean contains the specimen, which would be taken for gain; only the blind
@@ -72,6 +92,9 @@ Sorzano, C.O.S. et al. (2018). Blind estimation of DED camera gain in Electron M
 J. Struct. Biol. 203(2), 90-93. doi:10.1016/j.jsb.2018.03.007
 Wiener, N. (1949). Extrapolation, Interpolation, and Smoothing of Stationary Time Series. MIT
 Press. doi:10.7551/mitpress/2946.001.0001
+Ayer, M., Brunk, H.D., Ewing, G.M., Reid, W.T. & Silverman, E. (1955). An empirical
+distribution function for sampling with incomplete information. Ann. Math. Statist. 26(4),
+641-647. doi:10.1214/aoms/1177728423
 Ahmed, N., Natarajan, T. & Rao, K.R. (1974). Discrete cosine transform. IEEE Trans. Comput.
 C-23(1), 90-93. doi:10.1109/T-C.1974.223784
 """
@@ -110,6 +133,9 @@ AREA_SIGNIFICANCE = 4.0
 #: Coefficients (9 x 9) over which the combined estimate's 2D power and its noise power are
 #: averaged for its Wiener factor (:func:`_shrink`).
 SHRINK_SMOOTH = 9
+#: Response of the blind estimate (:func:`blind_response`) above which its profile coefficients
+#: are divided by it (:func:`_profile_weights`).
+RESPONSE_DECONVOLVE = 0.8
 #: Expected R^2 against the true gain below which the report flags ``noise_limited``.
 R2_LIMITED = 0.9
 
@@ -347,6 +373,138 @@ def _wiener(power: np.ndarray, noise: np.ndarray, mask: np.ndarray, size: int,
     return w, d
 
 
+
+def _scale_profiles(F: np.ndarray, extra) -> None:
+    """Multiply the column profile (first row) and the row profile (first column, from 1) of `F`
+    by ``1 + extra``."""
+    F[0, :] *= 1.0 + extra[0]
+    F[1:, 0] *= 1.0 + extra[1][1:]
+
+
+def _log_profiles_dct(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """DCT of the column and row profiles of ``log(a)`` (0 where ``a <= 0``), scaled as the
+    first row and first column of the orthonormal 2D DCT of ``log(a)``; in row blocks (no
+    full-size temporary)."""
+    ny, nx = a.shape
+    col = np.zeros(nx)
+    row = np.zeros(ny)
+    step = max(1, (1 << 22) // max(nx, 1))
+    for y0 in range(0, ny, step):
+        blk = np.asarray(a[y0:y0 + step], dtype=np.float64)
+        lg = np.zeros_like(blk)
+        np.log(blk, out=lg, where=blk > 0)
+        col += lg.sum(axis=0)
+        row[y0:y0 + step] = lg.mean(axis=1)
+    return (dct(col / ny, norm="ortho") * math.sqrt(ny),
+            dct(row, norm="ortho") * math.sqrt(nx))
+
+
+def _isotonic_decreasing(y: np.ndarray) -> np.ndarray:
+    """Least-squares non-increasing fit to `y` (pool-adjacent-violators; Ayer et al. 1955)."""
+    vals, counts = [], []
+    for v in np.asarray(y, dtype=np.float64):
+        vals.append(float(v))
+        counts.append(1)
+        while len(vals) > 1 and vals[-2] < vals[-1]:
+            c = counts[-2] + counts[-1]
+            vals[-2:] = [(vals[-2] * counts[-2] + vals[-1] * counts[-1]) / c]
+            counts[-2:] = [c]
+    return np.repeat(np.asarray(vals), counts)
+
+
+def _profile_weights(diff: np.ndarray, noise: np.ndarray, top: int, *,
+                     blind: Optional[np.ndarray] = None,
+                     blind_noise: Optional[np.ndarray] = None,
+                     response: Optional[np.ndarray] = None):
+    """Weights of the pooled mean and the blind estimate along a profile (see the module text).
+
+    With the blind estimate's response ``R_j`` known (:func:`blind_response`), its error at
+    coefficient ``j`` is ``(R_j - 1) G_j`` plus its noise: ``A_j = (1 - R_j)^2 Gamma_j +
+    sigma_j^2``, with ``Gamma_j`` the gain's power there, fitted to the pooled mean's
+    ``P_j^2 - N_j`` (unbiased) as a non-increasing function of frequency (isotonic regression,
+    Barlow et al. 1972), and ``sigma_j^2`` the blind estimate's noise (its halves, smoothed over
+    :data:`PROFILE_SMOOTH` coefficients).  Where ``R_j >= RESPONSE_DECONVOLVE`` the blind
+    estimate is divided by ``R_j`` (its response there is known and its error is the gain
+    times ``R_j - 1``; the leave-one-out neighbourhood overshoots at high frequencies,
+    ``R_j`` up to 1.5).  Without `response` (or `blind`): ``A_j`` is the smoothed excess
+    ``L_j^2 - N_j`` with its envelope from above in the band the blind estimate cannot see.
+
+    Parameters
+    ----------
+    diff : ndarray, shape (L,)
+        ``L_j``, the profile's coefficients of ``log(P / S)``.
+    noise : ndarray, shape (L,)
+        The pooled mean's noise variance ``N_j``.
+    top : int
+        Coefficients ``1 .. top - 1`` form the band the blind estimate cannot see.
+    blind : ndarray, shape (L,), optional
+        ``S_j``, the blind estimate's coefficients (log domain).
+    blind_noise : ndarray, shape (L,), optional
+        Its noise power per coefficient (one degree of freedom each, e.g. from its halves).
+    response : ndarray, shape (L,), optional
+        ``R_j`` (:func:`blind_response` at ``j / (2 L)`` cycles per line).
+
+    Returns
+    -------
+    w : ndarray
+        Weights of the pooled mean in [0, 1] (0 at the DC term).
+    k : ndarray
+        ``u + w - 1``: the profile's combined coefficient is ``u S_j + w P_j``, i.e.
+        ``S + w (P - S)`` plus ``k S_j``.
+    a : ndarray
+        The blind estimate's estimated error power ``A``.
+    missed : ndarray
+        Expected power of the gain structure left out per coefficient (:func:`combine_scales`'s
+        ``missed_std``).
+    """
+    length = diff.shape[0]
+    mask = np.ones(length, bool)
+    mask[0] = False
+    if response is None or blind is None or blind_noise is None:
+        return _profile_weights_envelope(diff * diff, noise, top, mask)
+    R = np.asarray(response, dtype=np.float64)
+    n_ok = np.where(np.isfinite(noise), noise, np.inf)
+    P = diff + blind
+    excess = P * P - np.where(np.isfinite(noise), noise, 0.0)
+    gamma = np.zeros(length)
+    gamma[1:] = np.clip(_isotonic_decreasing(excess[1:]), 0.0, None)
+    sigma2 = _smooth_masked(np.asarray(blind_noise, dtype=np.float64), mask, PROFILE_SMOOTH)
+    a = (1.0 - R) ** 2 * gamma + sigma2
+    a[0] = 0.0
+    w = np.zeros(length)
+    np.divide(a, a + n_ok, out=w, where=(a + n_ok) > 0)
+    w[0] = 0.0
+    k = np.zeros(length)
+    deconv = mask & (R >= RESPONSE_DECONVOLVE)
+    k[deconv] = (1.0 - w[deconv]) * (1.0 / R[deconv] - 1.0)
+    u = 1.0 - w + k
+    missed = (1.0 - u * R - w) ** 2 * gamma   # the bias: gain structure left out
+    missed[0] = 0.0
+    return w, k, a, missed
+
+
+def _profile_weights_envelope(power: np.ndarray, noise: np.ndarray, top: int,
+                              mask: np.ndarray):
+    """:func:`_profile_weights` without the blind estimate's response (the first method)."""
+    w1, a1 = _wiener(power, noise, mask, PROFILE_SMOOTH, PROFILE_SIGNIFICANCE)
+    # in the band the blind estimate cannot see, its error power does not fall towards
+    # lower frequencies (its response falls, a detector's gain power rarely does): the
+    # envelope from above keeps one chance agreement of the two (the pooled mean's noise
+    # pointing towards the blind estimate) from hiding the structure the blind estimate
+    # misses there
+    raw = a1.copy()
+    if top > 2:
+        a1[1:top] = np.maximum.accumulate(a1[1:top][::-1])[::-1]
+        w1 = np.zeros_like(a1)
+        np.divide(a1, a1 + noise, out=w1, where=(a1 + noise) > 0)
+        w1[0] = 0.0
+    # structure left out in the blind band: the midpoint of the raw (smoothed) error power,
+    # low where a chance agreement hides structure, and of its envelope, an upper estimate
+    missed = np.zeros_like(a1)
+    missed[1:top] = (1 - w1[1:top]) ** 2 * 0.5 * (raw[1:top] + a1[1:top])
+    return w1, np.zeros_like(w1), a1, missed
+
+
 def _profile_noise(stats: Optional[np.ndarray], n: int) -> Optional[np.ndarray]:
     """Variance of the mean profile's DCT coefficients from per-frame sums and sums of squares."""
     if stats is None or n < 2:
@@ -368,7 +526,9 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
                    counts: Sequence[int], profile_col: Optional[np.ndarray] = None,
                    profile_row: Optional[np.ndarray] = None, *,
                    blind_period_col: Optional[float] = None,
-                   blind_period_row: Optional[float] = None):
+                   blind_period_row: Optional[float] = None,
+                   blind_response_col: Optional[np.ndarray] = None,
+                   blind_response_row: Optional[np.ndarray] = None):
     """Blind estimate at high, pooled mean at low spatial frequencies (see the module text).
 
     Parameters
@@ -389,6 +549,10 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     blind_period_col, blind_period_row : float, optional
         Periods (lines) above which the blind estimate recovers less than half
         (:func:`blind_spot`): the band in which what the combination leaves out counts as missed.
+    blind_response_col, blind_response_row : ndarray, optional
+        The blind estimate's response along the column (row) profile at ``j / (2 X)`` (``j /
+        (2 Y)``) cycles per line, ``j = 0 ..`` (:func:`blind_response`).  Without them the
+        profile weights come from the smoothed excess and its envelope (see the module text).
 
     Returns
     -------
@@ -407,7 +571,8 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
         ``shrunk_std`` (2D structure the shrinkage removes), ``missed_std`` (gain structure
         left out: ``(1 - w)^2 A`` over the band the blind estimate cannot see, where the pooled
         mean is too noisy, and ``shrunk_std``), ``kept_2d`` (share of the estimated 2D signal
-        power the shrinkage keeps).
+        power the shrinkage keeps), ``error_power_sd`` (standard deviation of the error power,
+        ``error_std^2 + missed_std^2``, from the scatter of the profiles' per-coefficient terms).
     """
     S = np.asarray(sme, dtype=np.float64)
     Sh = np.asarray(sme_halves, dtype=np.float64)
@@ -417,6 +582,10 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     ny, nx = S.shape
     pooled, pooled_halves = pooled_mean(s, n_g)
     S_n = _norm(S)   # normalised once for the log-ratio and the log
+    # the blind estimate's column and row profiles (log domain, scaled as the first row and
+    # column of the 2D DCT) and their noise, from its even and odd halves
+    blind_col, blind_row = _log_profiles_dct(S_n)
+    half_profiles = [_log_profiles_dct(_norm(Sh[h])) for h in range(2)]
     C = _dctn(_log_ratio_normed(_norm(pooled), S_n), overwrite=True)
     del pooled
     # 2D noise: scatter of the group means (each frame has mean 1, so the groups' means agree).
@@ -455,36 +624,39 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     mask2[:, 0] = False
     W, A = _wiener(power, noise2, mask2, AREA_SMOOTH, AREA_SIGNIFICANCE,
                    _area_density(C.shape, AREA_SMOOTH))
-    power_col, power_row = power[0, :].copy(), power[:, 0].copy()
     del power
+    diff_col, diff_row = C[0, :].copy(), C[:, 0].copy()
     noise_col, noise_row = noise2[0, :].copy(), noise2[:, 0].copy()
     N = noise2   # noise2 itself is not read again
     # column profile (first row of C: sqrt(Y) x the DCT of the mean over rows) and row profile
     nframes = int(round(n))
     missed_profiles = 0.0
+    noise_profiles = 0.0
+    spread_profiles = 0.0
+    extra = []   # u + w - 1 along the column and the row profile (see _profile_weights)
     for axis, stats, length, other in ((1, profile_col, nx, ny), (0, profile_row, ny, nx)):
         nz = _profile_noise(stats, nframes)
         line_noise = (other * nz) if nz is not None else (
             noise_col if axis == 1 else noise_row)
-        line_power = power_col if axis == 1 else power_row
-        mask = np.ones(length, bool)
-        mask[0] = False
-        w1, a1 = _wiener(line_power, line_noise, mask, PROFILE_SMOOTH, PROFILE_SIGNIFICANCE)
-        # in the band the blind estimate cannot see, its error power does not fall towards
-        # lower frequencies (its response falls, a detector's gain power rarely does): the
-        # envelope from above keeps one chance agreement of the two (the pooled mean's noise
-        # pointing towards the blind estimate) from hiding the structure the blind estimate
-        # misses there
+        line_diff = diff_col if axis == 1 else diff_row
         top = _band_end(length, blind_period_col if axis == 1 else blind_period_row)
-        raw = a1[1:top].copy()
-        if top > 2:
-            a1[1:top] = np.maximum.accumulate(a1[1:top][::-1])[::-1]
-            w1 = np.zeros_like(a1)
-            np.divide(a1, a1 + line_noise, out=w1, where=(a1 + line_noise) > 0)
-            w1[0] = 0.0
-        # structure left out in the blind band: the midpoint of the raw (smoothed) error power,
-        # low where a chance agreement hides structure, and of its envelope, an upper estimate
-        missed_profiles += float(np.sum((1 - w1[1:top]) ** 2 * 0.5 * (raw + a1[1:top])))
+        i = 0 if axis == 1 else 1
+        d_half = 0.5 * (half_profiles[0][i] - half_profiles[1][i])
+        w1, k1, a1, missed1 = _profile_weights(
+            line_diff, line_noise, top, blind=(blind_col, blind_row)[i],
+            blind_noise=d_half * d_half,
+            response=blind_response_col if axis == 1 else blind_response_row)
+        missed_profiles += float(np.sum(missed1[1:]))
+        u1 = 1.0 - w1 + k1
+        terms = (w1 * w1 * np.where(np.isfinite(line_noise), line_noise, 0.0)
+                 + u1 * u1 * d_half * d_half)[1:]
+        noise_profiles += float(np.sum(terms))
+        # each coefficient's error is one Gaussian degree of freedom: its power scatters by
+        # sqrt(2) x its expectation, and the few low-frequency terms that dominate a profile
+        # make the total's scatter large (the spread of the achieved R^2 about r2_expected)
+        terms += missed1[1:]
+        spread_profiles += 2.0 * float(np.sum(terms * terms))
+        extra.append(k1)
         if axis == 1:
             W[0, :], A[0, :], N[0, :] = w1, a1, line_noise
         else:
@@ -497,29 +669,23 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
     corr_std = float(math.sqrt(max(float(np.sum(C * C)) / size, 0.0)))  # Parseval; C[0,0] = 0
     F = _dctn(_log_normed(S_n), overwrite=True)
     del S_n
+    _scale_profiles(F, extra)
     F += C
     del C
     Fh = np.empty((2,) + F.shape)
-    blind_profiles = []
     for h in range(2):
         Sh_n = _norm(Sh[h])
         Ch = _dctn(_log_ratio_normed(_norm(pooled_halves[h]), Sh_n), overwrite=True)
         Ch *= W
         Fh[h] = _dctn(_log_normed(Sh_n), overwrite=True)
         del Sh_n
-        blind_profiles.append((Fh[h][0, 1:].copy(), Fh[h][1:, 0].copy()))
+        _scale_profiles(Fh[h], extra)
         Fh[h] += Ch
         del Ch
     V, signal, noise_2d = _shrink(F, Fh)
     # the estimate's expected noise power: on the profiles the pooled mean's (N, from the
-    # frame-to-frame scatter) through W and the blind estimate's (its halves) through 1 - W; in
-    # 2D the combination's (its halves) through V
-    noise_profiles = 0.0
-    for sl, i in (((0, slice(1, None)), 0), ((slice(1, None), 0), 1)):
-        db = 0.5 * (blind_profiles[0][i] - blind_profiles[1][i])
-        w = W[sl]
-        noise_profiles += float(np.sum(w * w * np.where(np.isfinite(N[sl]), N[sl], 0.0))
-                                + np.sum((1 - w) ** 2 * db * db))
+    # frame-to-frame scatter) through w and the blind estimate's (its halves) through u (above);
+    # in 2D the combination's (its halves) through V
     F *= V
     gain = _idctn(F, overwrite=True)
     del F
@@ -559,6 +725,7 @@ def combine_scales(sme: np.ndarray, sme_halves: np.ndarray, sums: np.ndarray,
         "shrunk_std": shrunk,
         "error_std": float(math.sqrt((noise_profiles + noise_2d) / size)),
         "missed_std": float(math.sqrt(missed / size + shrunk * shrunk)),
+        "error_power_sd": float(math.sqrt(spread_profiles) / size),
         "kept_2d": _share(V[inner], signal[inner]),
     }
     return gain, halves, info
