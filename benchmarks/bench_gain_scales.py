@@ -17,8 +17,12 @@ of the frames 0.81, a quick combination 0.91).  Here: integrating camera at 200 
 estimate, of the plain mean and of the issue's quick combination (blind estimate times the
 Gaussian blur, sigma 2 px, of the mean image's ratio to it).
 
+``--breakdown`` also prints where the error lies (camcorr.simulate.camera.gain_error_parts): the
+error power in the column profile, the row profile and the 2D rest (log domain, as a share of the
+true log gain's variance), for the estimate and for the "+shrink" oracle.
+
 Usage: python benchmarks/bench_gain_scales.py [--contrasts 0.1,0.2,0.3] [--seeds 0,1,2]
-       [--frames 20] [--json out.json] [--reference]
+       [--frames 20] [--json out.json] [--reference] [--breakdown]
 """
 from __future__ import annotations
 
@@ -71,7 +75,9 @@ def one(contrast, mode, seed, n_frames):
     pooled, _ = pooled_mean(acc.pooled, acc.pooled_n)
     s = res.report["scales"]
     g = gm.gain
-    orc = sc.gain_oracle_r2(blind, pooled, g)
+    orc = sc.gain_oracle_r2(blind, pooled, g, return_estimates=True)
+    parts = sc.gain_error_parts(res.gain, g)
+    parts_oracle = sc.gain_error_parts(orc["estimate_per_coefficient_shrunk"], g)
     return {"contrast": contrast, "mode": mode, "seed": seed, "frames": n_frames,
             "r2": sc.r_squared(res.gain, g), "r2_blind": sc.r_squared(blind, g),
             "r2_pooled": sc.r_squared(pooled, g),
@@ -80,7 +86,8 @@ def one(contrast, mode, seed, n_frames):
             "noise_limited": s["noise_limited"],
             "hp_r2": sc.r_squared(_hp(res.gain), _hp(g)),
             "hp_r2_blind": sc.r_squared(_hp(blind), _hp(g)),
-            "r2_quick": sc.r_squared(quick_combination(blind, pooled), g)}
+            "r2_quick": sc.r_squared(quick_combination(blind, pooled), g),
+            "error_parts": parts, "error_parts_oracle": parts_oracle}
 
 
 def main(argv=None):
@@ -89,6 +96,9 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print where the error lies (column profile, row profile, 2D) "
+                         "for the estimate and the '+shrink' oracle")
     ap.add_argument("--reference", action="store_true",
                     help="only the reference scenario of issue 14 (see the module text)")
     a = ap.parse_args(argv)
@@ -119,6 +129,11 @@ def main(argv=None):
                       f"{r['r2_oracle_shrunk']:.3f}    "
                       f"{r['r2_expected']:.3f}    {str(r['noise_limited']):<7s}"
                       f"  {r['hp_r2']:.3f}  {r['hp_r2_blind']:.3f}", flush=True)
+                if a.breakdown:
+                    p, q = r["error_parts"], r["error_parts_oracle"]
+                    print("    error / log-gain variance (estimate | +shrink oracle): "
+                          + "  ".join(f"{k} {p[k]:.4f} | {q[k]:.4f}" for k in ("col", "row", "2d")),
+                          flush=True)
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -46,6 +46,7 @@ __all__ = [
     "iter_integrating_frames",
     "r_squared",
     "gain_oracle_r2",
+    "gain_error_parts",
 ]
 
 MOTIONS = ("independent", "drift", "static")
@@ -430,7 +431,38 @@ def r_squared(estimate, truth) -> float:
     return float(np.corrcoef(a, b)[0, 1] ** 2)
 
 
-def gain_oracle_r2(blind, pooled, truth) -> Dict[str, float]:
+def gain_error_parts(estimate, truth) -> Dict[str, float]:
+    """Where an estimate's error lies: column profile, row profile and 2D rest.
+
+    With ``e`` and ``g`` the orthonormal 2D DCT-II of ``log(estimate)`` and ``log(truth)``
+    (each normalised to mean 1), the error power ``(e - g)^2`` summed over the first row (the
+    column profile), the first column (the row profile) and the rest (2D), each divided by the
+    truth's power without the DC term (Parseval: the shares of the log gain's variance).
+
+    Parameters
+    ----------
+    estimate, truth : ndarray, shape (Y, X)
+        Positive images (any scale).
+
+    Returns
+    -------
+    dict
+        ``col``, ``row``, ``2d`` (float).
+    """
+    from scipy.fft import dctn
+
+    e, g = (dctn(np.log(np.asarray(x, np.float64) / np.mean(x)), norm="ortho")
+            for x in (estimate, truth))
+    d = (e - g) ** 2
+    total = float(np.sum(g * g) - g[0, 0] ** 2)
+    if total <= 0:
+        raise CamcorrError("the true gain is flat", argument="truth",
+                           expected="a gain with structure", received="constant image")
+    return {"col": float(d[0, 1:].sum()) / total, "row": float(d[1:, 0].sum()) / total,
+            "2d": float(d[1:, 1:].sum()) / total}
+
+
+def gain_oracle_r2(blind, pooled, truth, return_estimates: bool = False) -> Dict[str, float]:
     """R^2 against `truth` of oracles that know it and combine a blind estimate with a pooled mean.
 
     References for :func:`camcorr.gain.scales.combine_scales` (what a combination of the same two
@@ -449,6 +481,10 @@ def gain_oracle_r2(blind, pooled, truth) -> Dict[str, float]:
     blind, pooled, truth : ndarray, shape (Y, X)
         Positive images (any scale).
 
+    return_estimates : bool
+        Also return the two oracle estimates (``estimate_per_coefficient``,
+        ``estimate_per_coefficient_shrunk``, arrays of shape (Y, X)).
+
     Returns
     -------
     dict
@@ -463,10 +499,16 @@ def gain_oracle_r2(blind, pooled, truth) -> Dict[str, float]:
     s, p, g = (dctn(x, norm="ortho") for x in logs)
     a, b = s - g, p - g
     f = s + a * a / np.maximum(a * a + b * b, 1e-300) * (p - s)
-    out = {"per_coefficient": r_squared(np.exp(idctn(f, norm="ortho")), truth)}
+    est = np.exp(idctn(f, norm="ortho"))
+    out = {"per_coefficient": r_squared(est, truth)}
+    if return_estimates:
+        out["estimate_per_coefficient"] = est
     inner = (slice(1, None), slice(1, None))
     v = uniform_filter(f[inner] * g[inner], SHRINK_SMOOTH, mode="nearest") / np.maximum(
         uniform_filter(f[inner] * f[inner], SHRINK_SMOOTH, mode="nearest"), 1e-300)
     f[inner] *= np.clip(v, 0.0, 1.0)
-    out["per_coefficient_shrunk"] = r_squared(np.exp(idctn(f, norm="ortho")), truth)
+    est = np.exp(idctn(f, norm="ortho"))
+    out["per_coefficient_shrunk"] = r_squared(est, truth)
+    if return_estimates:
+        out["estimate_per_coefficient_shrunk"] = est
     return out
