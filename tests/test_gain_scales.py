@@ -307,7 +307,7 @@ def test_reference_scenario_of_the_issue():
     """Issue 14's case (blind R^2 0.70, plain mean 0.81, a quick combination 0.91): here the
     integrating camera at 10 % specimen contrast, where the plain mean's R^2 is 0.76-0.81
     (seeds 0-9; benchmarks/bench_gain_scales.py --reference).  Measured on seeds 0-2: R^2
-    0.970-0.975, blind 0.63-0.64, mean 0.78-0.81, quick combination 0.85-0.88."""
+    0.972-0.974, blind 0.61-0.64, mean 0.78-0.81, quick combination 0.86-0.87."""
     import importlib.util
     from pathlib import Path
 
