@@ -389,3 +389,21 @@ def test_error_parts_locate_the_error():
                                     / (SHAPE[0] * SHAPE[1]), rel=0.05)
     with pytest.raises(CamcorrError, match="truth"):
         sc.gain_error_parts(g, np.ones(SHAPE))
+
+
+def test_log_profiles_match_the_2d_transform():
+    """The profiles' DCT of log(a) (float32 logarithms, float64 sums, row blocks) equal the
+    first row and column of the float64 2D DCT of log(a), also across block edges."""
+    from scipy.fft import dctn
+
+    from camcorr.gain.scales import _log_profiles_dct
+
+    rng = np.random.default_rng(2)
+    for shape in ((37, 23), (5000, 1000)):   # the second spans several row blocks
+        a = rng.uniform(0.5, 1.5, shape)
+        a[0, 0] = 0.0                           # not positive: counted as log 1
+        col, row = _log_profiles_dct(a)
+        lg = np.log(np.where(a > 0, a, 1.0))
+        full = dctn(lg, norm="ortho")
+        np.testing.assert_allclose(col, full[0], atol=1e-5 * np.abs(full[0, 1:]).mean())
+        np.testing.assert_allclose(row, full[:, 0], atol=1e-5 * np.abs(full[1:, 0]).mean())

