@@ -10,11 +10,11 @@ knowing the truth), the report's ``r2_expected`` and ``noise_limited``, and the 
 (camcorr.simulate.camera.ded_gain_map), 256 x 160 px, 20 frames, integrating camera at 200
 e/px/frame, counting camera at 200 counts/px in total.
 
-Reference scenario (``--reference``): the case of issue 14's "Why" (blind R^2 0.70, plain mean
-of the frames 0.81, a quick combination 0.91).  Here: integrating camera at 200 e/px/frame,
-20 frames, specimen contrast 10 % (:data:`REFERENCE_CONTRAST`, where the plain mean's R^2 is
-0.76-0.81 on seeds 0-9, mean 0.79).  Prints per seed the R^2 of the estimate, of the blind
-estimate, of the plain mean and of the issue's quick combination (blind estimate times the
+Reference scenario (``--reference``): a case measured on data the tests do not generate
+(blind R^2 0.70, plain mean of the frames 0.81, a quick combination 0.91).  Here: integrating
+camera at 200 e/px/frame, 20 frames, specimen contrast 10 % (:data:`REFERENCE_CONTRAST`, where
+the plain mean's R^2 is 0.76-0.81 on seeds 0-9, mean 0.79).  Prints per seed the R^2 of the estimate, of the blind
+estimate, of the plain mean and of that case's quick combination (blind estimate times the
 Gaussian blur, sigma 2 px, of the mean image's ratio to it).
 
 ``--breakdown`` also prints where the error lies (camcorr.simulate.camera.gain_error_parts): the
@@ -46,7 +46,7 @@ def _hp(a):
 
 
 def quick_combination(blind, pooled):
-    """Issue 14's quick combination: blind estimate x Gaussian blur (sigma 2 px) of mean / blind."""
+    """The quick combination: blind estimate x Gaussian blur (sigma 2 px) of mean / blind."""
     return blind * gaussian_filter(pooled / blind, 2, mode="nearest")
 
 
@@ -100,7 +100,7 @@ def main(argv=None):
                     help="also print where the error lies (column profile, row profile, 2D) "
                          "for the estimate and the '+shrink' oracle")
     ap.add_argument("--reference", action="store_true",
-                    help="only the reference scenario of issue 14 (see the module text)")
+                    help="only the reference scenario (see the module text)")
     a = ap.parse_args(argv)
     rows = []
     if a.reference:

@@ -303,10 +303,11 @@ def test_crossover_2d_matches_full_grid():
     assert 0 < n_none < 200   # both branches exercised
 
 
-def test_reference_scenario_of_the_issue():
-    """Issue 14's case (blind R^2 0.70, plain mean 0.81, a quick combination 0.91): here the
-    integrating camera at 10 % specimen contrast, where the plain mean's R^2 is 0.76-0.81
-    (seeds 0-9; benchmarks/bench_gain_scales.py --reference).  Measured on seeds 0-2: R^2
+def test_reference_scenario():
+    """The reference scenario (README, gain section; a case measured elsewhere: blind R^2 0.70,
+    plain mean 0.81, a quick combination 0.91): here the integrating camera at 10 % specimen
+    contrast, where the plain mean's R^2 is 0.76-0.81 (seeds 0-9; benchmarks/bench_gain_scales.py
+    --reference).  Measured on seeds 0-2: R^2
     0.972-0.974, blind 0.61-0.64, mean 0.78-0.81, quick combination 0.86-0.87."""
     import importlib.util
     from pathlib import Path
@@ -317,7 +318,7 @@ def test_reference_scenario_of_the_issue():
     spec.loader.exec_module(bench)
     for seed in (0, 1, 2):
         r = bench.reference(seed)
-        assert 0.7 <= r["r2_pooled"] <= 0.85, r      # the scenario matches the issue's
+        assert 0.7 <= r["r2_pooled"] <= 0.85, r      # the scenario matches the measured case's
         assert r["r2_blind"] < 0.75, r
         assert r["r2"] >= 0.95 and not r["noise_limited"], r
         assert r["r2"] >= r["r2_quick"] + 0.05, r
