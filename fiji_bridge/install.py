@@ -4,14 +4,17 @@ Which folders are accepted
 --------------------------
 * **Fiji / ImageJ2** (``target='fiji'``): a folder with ``jars/`` holding ``imagej-legacy*.jar``,
   ``imagej-2*.jar`` or ``ij-1*.jar`` (every Fiji.app).  Commands are written to
-  ``scripts/Plugins/Camera Corrections/`` (ImageJ macros); Fiji reads them at start-up.  (The
-  ``Python mode/`` sub-folder of earlier versions is removed: Fiji's Jython cannot run camcorr.)
+  ``scripts/Plugins/Camera Corrections/`` (ImageJ macros); Fiji reads them at start-up.  Their
+  internal helper (no menu entry) goes to ``lib/camcorr/`` with the jar that runs it,
+  ``jars/camcorr-fiji-helper.jar``.  (The ``Python mode/`` and ``Internal/`` sub-folders of
+  earlier versions are removed: Fiji's Jython cannot run camcorr; the helper left the menus.)
 * **Plain ImageJ 1.x** (``target='ij1'``): a folder with a ``plugins/`` folder and ``ij.jar``
   (or an ImageJ launcher: ``ImageJ``, ``ImageJ.exe``, ``ImageJ.app``), e.g. a copy of Debian's
   ``/usr/share/java/ij.jar`` beside a ``plugins/`` folder.  ImageJ 1.x reads neither ``scripts/`` nor
   ``#@`` lines, so the ImageJ-1.x flavour of the macros (an ImageJ ``Dialog``, same macro keys) is
   written to ``plugins/Camera Corrections/``, which ImageJ 1.x lists under Plugins > Camera
-  Corrections (``.ijm`` files with an underscore in a sub-folder of ``plugins/``).
+  Corrections (``.ijm`` files with an underscore in a sub-folder of ``plugins/``), with the
+  helper class ``CamcorrMacroAbort.class`` (no underscore: no menu entry).
 
 Anything else raises :class:`~camcorr.errors.CamcorrError`.  Installing twice rewrites the same
 files (and removes commands of operations that no longer exist); uninstalling removes only the
@@ -28,7 +31,7 @@ from typing import Dict, List, Optional
 from camcorr.errors import CamcorrError
 from camcorr.io import atomic_write
 
-from .generate import MARKER, MENU, script_files
+from .generate import HELPER_JAR, MARKER, MENU, script_files
 
 __all__ = ["detect_installation", "install", "uninstall", "InstallResult", "check_python",
            "run_install", "run_uninstall"]
@@ -110,10 +113,17 @@ def _is_ours(path: Path) -> bool:
 
 
 def _menu_dirs(root: Path, target: str) -> List[Path]:
+    """Folders whose camcorr files install/uninstall manage (``Internal/``: the helper's place
+    before it left the menus)."""
     if target == "fiji":
         base = root / "scripts" / "Plugins" / MENU
-        return [base / "Python mode", base / "Internal", base]
+        return [base / "Python mode", base / "Internal", base, root / "lib" / "camcorr"]
     return [root / "plugins" / MENU]
+
+
+def _single_files(root: Path, target: str) -> List[Path]:
+    """Files of camcorr's outside those folders (the helper jar among Fiji's jars)."""
+    return [root / HELPER_JAR] if target == "fiji" else []
 
 
 def install(fiji_dir, python: Optional[str] = None, *, operations=None,
@@ -146,7 +156,8 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
     target = detect_installation(root)
     python = python or sys.executable
     python = check_python(python) if check else str(python)
-    files = script_files(operations, target=target, python=python, cli_module=cli_module)
+    files = script_files(operations, target=target, python=python, cli_module=cli_module,
+                         fiji_dir=str(root))
     result = InstallResult(target=target, root=root, python=python)
     wanted = set()
     for f in files:
@@ -174,6 +185,11 @@ def install(fiji_dir, python: Optional[str] = None, *, operations=None,
                 if path.is_file() and path not in wanted and _is_ours(path):
                     path.unlink()
                     result.removed.append(path)
+            if folder.name == "Internal":
+                try:
+                    folder.rmdir()  # the helper's old place, when empty
+                except OSError:
+                    pass
     return result
 
 
@@ -183,6 +199,10 @@ def uninstall(fiji_dir) -> InstallResult:
     target = detect_installation(root)
     result = InstallResult(target=target, root=root)
     dirs = _menu_dirs(root, "fiji") + _menu_dirs(root, "ij1")
+    for path in _single_files(root, "fiji"):
+        if path.is_file() and _is_ours(path):
+            path.unlink()
+            result.removed.append(path)
     for folder in dirs:
         if not folder.is_dir():
             continue

@@ -217,11 +217,20 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     ops = {"toy-scale": TOY}
     r1 = install(root, PY, operations=ops)
     menu = root / "scripts" / "Plugins" / MENU
-    assert sorted(p.relative_to(menu).as_posix() for p in r1.written) == [
-        "Internal/Camera_Corrections_Return.bsh", "Toy_Scale.ijm"]
+    # the commands in the menu; their internal helper outside it (no menu entry): a BeanShell
+    # file and the jar with the class that runs it from a macro's call(...)
+    assert sorted(p.relative_to(root).as_posix() for p in r1.written) == [
+        "jars/camcorr-fiji-helper.jar", "lib/camcorr/camera_corrections_return.bsh",
+        f"scripts/Plugins/{MENU}/Toy_Scale.ijm"]
     assert f'cc_python = "{PY}";' in (menu / "Toy_Scale.ijm").read_text()
     r2 = install(root, PY, operations=ops)
-    assert r2.written == [] and len(r2.unchanged) == 2
+    assert r2.written == [] and len(r2.unchanged) == 3
+    # the helper's old place in the menu (earlier versions) is cleared by installing again
+    (menu / "Internal").mkdir()
+    (menu / "Internal" / "Camera_Corrections_Return.bsh").write_text("// " + generate.MARKER)
+    r2b = install(root, PY, operations=ops)
+    assert [p.name for p in r2b.removed] == ["Camera_Corrections_Return.bsh"]
+    assert not (menu / "Internal").exists()
     # an operation that disappeared loses its command; a user's file is kept
     (menu / "My_Macro.ijm").write_text("print(1);")
     other = Operation("toy-2", "Toy Two", ("toy", "two"), "x", params=TOY.params,
@@ -236,7 +245,9 @@ def test_install_uninstall_fiji_idempotent(tmp_path, capsys):
     assert (menu / "Toy_Scale.ijm").read_text() == "print('mine');"
     (menu / "Toy_Scale.ijm").unlink()
     u1 = uninstall(root)
-    assert {p.name for p in u1.removed} == {"Toy_Two.ijm", "Camera_Corrections_Return.bsh"}
+    assert {p.name for p in u1.removed} == {"Toy_Two.ijm", "camera_corrections_return.bsh",
+                                            "camcorr-fiji-helper.jar"}
+    assert not (root / "lib" / "camcorr").exists()
     assert (menu / "My_Macro.ijm").exists() and not (menu / "Python mode").exists()
     (menu / "My_Macro.ijm").unlink()
     assert uninstall(root).removed == []

@@ -439,6 +439,18 @@ def gui_run(fiji_copy, tmp_path_factory):
                            proc=proc)
 
 
+def test_internal_helper_is_not_in_the_menus(gui_run):
+    """The commands are under Plugins > Camera Corrections; their internal helper (which hands a
+    command's result or failure to the calling macro, used by every test here) has no menu item
+    and no ImageJ command (so the Command Finder does not list it either)."""
+    menus = (gui_run.gui / "menus.txt").read_text()
+    ours = [l for l in menus.splitlines() if l.startswith("Plugins > Camera Corrections > ")]
+    assert sorted(l.rsplit(" > ", 1)[1] for l in ours) == sorted(
+        c[0] for c in gui_run.commands), ours
+    assert not any(l.endswith("> Camera Corrections Return") for l in menus.splitlines()), ours
+    assert "COMMAND Camera Corrections Return = null" in menus
+
+
 def test_every_menu_command_is_recorded_and_replays(fiji_copy, gui_run):
     """Under Xvfb, each of the eight commands chosen from the menu with non-default values (numbers
     typed into spinners, a box ticked, choices and file fields set) records one ``run(...)``

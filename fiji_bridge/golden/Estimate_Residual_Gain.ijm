@@ -19,6 +19,7 @@ var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Estimate Residual Gain";
 var cc_result_id = 0;
+var cc_helper = "/path/to/Fiji.app/lib/camcorr/camera_corrections_return.bsh";
 cc_opts0 = "" + call("ij.Macro.getOptions");
 if (cc_opts0 != "null" && cc_opts0 != "") {
     cc_check_num(cc_opts0, "iterations", "Maximum iterations [iterations]", 1);
@@ -34,7 +35,7 @@ cc_headless = call("java.awt.GraphicsEnvironment.isHeadless");
 if (cc_headless != "true" && !is("batch mode") && (cc_opts == "null" || cc_opts == "")) cc_interactive = true;
 if (cc_interactive) call("ij.plugin.frame.Recorder.disableCommandRecording");
 if (nImages == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
-run("Camera Corrections Return", "action=fetch image=0 folder=none title=none");
+cc_h = call("CamcorrBshRunner.run", cc_helper, "action=fetch");
 cc_cur = parseInt("" + call("java.lang.System.getProperty", "camcorr.fiji.current"));
 if (isNaN(cc_cur) || cc_cur == 0) cc_fail("no image is open. Open the image to correct first (File > Open), then run " + cc_title + " again.");
 selectImage(cc_cur);
@@ -76,7 +77,7 @@ showStatus(cc_title + ": running camcorr...");
 if (cc_interactive) {
     File.saveString(cc_boot, cc_tmp + "boot.py");
     File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
-    run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+    cc_h = call("CamcorrBshRunner.run", cc_helper, "action=exec folder=[" + cc_tmp + "] title=[" + cc_title + "]");
     if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
     cc_out = File.openAsString(cc_tmp + "output.txt");
 } else
@@ -110,7 +111,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
-if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return folder=none title=none image=" + cc_result_id);
+if (!cc_interactive && cc_result_id != 0) cc_h = call("CamcorrBshRunner.run", cc_helper, "action=return image=" + cc_result_id);
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -191,7 +192,7 @@ function cc_fail(message) {
     cc_cleanup();
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
-    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0 folder=none title=none");
+    if (!cc_interactive) cc_h = call("CamcorrBshRunner.run", cc_helper, "action=abort");
     showStatus(cc_title + " failed");
     exit();
 }

@@ -11,6 +11,7 @@ var cc_interactive = false;
 var cc_headless = "";
 var cc_title = "Flash Carryover Calibrate";
 var cc_result_id = 0;
+var cc_helper = "/path/to/Fiji.app/lib/camcorr/camera_corrections_return.bsh";
 cc_opts0 = "" + call("ij.Macro.getOptions");
 if (cc_opts0 != "null" && cc_opts0 != "") {
     if (call("ij.Macro.getValue", cc_opts0, "calib_dir", "") == "") cc_fail("Calibration folder [calib_dir]" + ": required but not given. Fix: add calib_dir=[...] to the macro options.");
@@ -35,7 +36,7 @@ showStatus(cc_title + ": running camcorr...");
 if (cc_interactive) {
     File.saveString(cc_boot, cc_tmp + "boot.py");
     File.saveString(cc_python + "\n" + cc_tmp + "boot.py\n" + cc_tmp + "args.txt\n", cc_tmp + "command.txt");
-    run("Camera Corrections Return", "action=exec image=0 folder=[" + cc_tmp + "] title=[" + cc_title + "]");
+    cc_h = call("CamcorrBshRunner.run", cc_helper, "action=exec folder=[" + cc_tmp + "] title=[" + cc_title + "]");
     if (!File.exists(cc_tmp + "output.txt")) { cc_tmp = ""; exit(); }  // cancelled
     cc_out = File.openAsString(cc_tmp + "output.txt");
 } else
@@ -61,7 +62,7 @@ if (cc_interactive && "" + call("ij.plugin.frame.Recorder.getInstance") != "null
     call("ij.plugin.frame.Recorder.disableCommandRecording");
     call("ij.plugin.frame.Recorder.recordString", "run(\"" + cc_title + "\", \"" + String.trim(cc_rec) + "\");\n");
 }
-if (!cc_interactive && cc_result_id != 0) run("Camera Corrections Return", "action=return folder=none title=none image=" + cc_result_id);
+if (!cc_interactive && cc_result_id != 0) cc_h = call("CamcorrBshRunner.run", cc_helper, "action=return image=" + cc_result_id);
 cc_cleanup();
 showStatus(cc_title + ": done");
 exit();
@@ -133,7 +134,7 @@ function cc_fail(message) {
     cc_cleanup();
     print("[Camera Corrections] ERROR in " + cc_title + ": " + message);
     if (cc_interactive) showMessage(cc_title + " failed", message);
-    if (!cc_interactive) run("Camera Corrections Return", "action=abort image=0 folder=none title=none");
+    if (!cc_interactive) cc_h = call("CamcorrBshRunner.run", cc_helper, "action=abort");
     showStatus(cc_title + " failed");
     exit();
 }

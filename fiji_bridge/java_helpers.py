@@ -1,5 +1,9 @@
-"""The one Java class the plain ImageJ 1.x commands need: ``CamcorrMacroAbort.abort()``, which
-stops the macro that called a failing command.
+"""The two small Java classes the commands need, written without a Java compiler.
+
+* ImageJ 1.x: ``CamcorrMacroAbort.abort()`` stops the macro that called a failing command
+  (below).
+* Fiji: ``CamcorrBshRunner.run(path, args)`` runs the commands' BeanShell helper from a macro's
+  ``call(...)``, so that the helper needs no menu entry (:func:`bsh_runner_bytes`).
 
 Why a class
 -----------
@@ -46,7 +50,8 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Tuple
 
-__all__ = ["CLASS_NAME", "CLASS_FILE", "MACRO_CALL", "class_bytes"]
+__all__ = ["CLASS_NAME", "CLASS_FILE", "MACRO_CALL", "class_bytes", "BSH_RUNNER",
+           "bsh_runner_bytes", "jar_bytes"]
 
 CLASS_NAME = "CamcorrMacroAbort"
 CLASS_FILE = CLASS_NAME + ".class"
@@ -151,3 +156,85 @@ def class_bytes(marker: str = "") -> bytes:
         u2(1), method,
         u2(0),                                     # no class attributes
     ])
+
+
+#: Fiji: the class that runs the commands' BeanShell helper from a macro's ``call(...)``, so that
+#: the helper needs no menu entry (see :data:`fiji_bridge.generate.HELPER_TEXT`).
+BSH_RUNNER = "CamcorrBshRunner"
+
+
+def bsh_runner_bytes(marker: str = "") -> bytes:
+    """The class file of ``CamcorrBshRunner``: one static method, Java equivalent::
+
+        public final class CamcorrBshRunner {
+            public static String run(String path, String args) throws Exception {
+                bsh.Interpreter i = new bsh.Interpreter();
+                i.set("args", args);
+                i.source(path);
+                return "";
+            }
+        }
+
+    (BeanShell, ``bsh-*.jar``, ships with Fiji.)  ImageJ's ``call("CamcorrBshRunner.run", path,
+    args)`` runs the BeanShell file `path` on the calling thread with the variable ``args``.
+    """
+    pool = _Pool()
+    this = pool.cls(BSH_RUNNER)
+    sup = pool.cls("java/lang/Object")
+    interp = pool.cls("bsh/Interpreter")
+    init = pool.method("bsh/Interpreter", "<init>", "()V")
+    set_var = pool.method("bsh/Interpreter", "set", "(Ljava/lang/String;Ljava/lang/Object;)V")
+    source = pool.method("bsh/Interpreter", "source", "(Ljava/lang/String;)Ljava/lang/Object;")
+    args_name = pool.string("args")
+    empty = pool.string("")
+    m_name = pool.utf8("run")
+    m_desc = pool.utf8("(Ljava/lang/String;Ljava/lang/String;)Ljava/lang/String;")
+    code_attr = pool.utf8("Code")
+    if marker:
+        pool.utf8(marker)
+
+    def u2(v):
+        return struct.pack(">H", v)
+
+    if max(args_name, empty) > 255:
+        raise ValueError("constant pool too large for ldc")
+    code = b"".join([
+        b"\xbb" + u2(interp),                     # new bsh.Interpreter
+        b"\x59",                                  # dup
+        b"\xb7" + u2(init),                       # invokespecial <init>
+        b"\x4d",                                  # astore_2
+        b"\x2c",                                  # aload_2
+        b"\x12" + bytes([args_name]),             # ldc "args"
+        b"\x2b",                                  # aload_1
+        b"\xb6" + u2(set_var),                    # invokevirtual set
+        b"\x2c",                                  # aload_2
+        b"\x2a",                                  # aload_0
+        b"\xb6" + u2(source),                     # invokevirtual source
+        b"\x57",                                  # pop
+        b"\x12" + bytes([empty]),                 # ldc ""
+        b"\xb0",                                  # areturn
+    ])
+    body = u2(3) + u2(3) + struct.pack(">I", len(code)) + code + u2(0) + u2(0)
+    method = (u2(0x0009) + u2(m_name) + u2(m_desc) + u2(1)
+              + u2(code_attr) + struct.pack(">I", len(body)) + body)
+    return b"".join([
+        b"\xca\xfe\xba\xbe", u2(0), u2(49), pool.to_bytes(),
+        u2(0x0031), u2(this), u2(sup), u2(0), u2(0), u2(1), method, u2(0),
+    ])
+
+
+def jar_bytes(entries, marker: str = "") -> bytes:
+    """A jar (zip) holding `entries` ``{name: bytes}``, with fixed timestamps (the same bytes on
+    every install) and `marker` as its comment."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name in ["META-INF/MANIFEST.MF"] + sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            data = (b"Manifest-Version: 1.0\r\n\r\n" if name == "META-INF/MANIFEST.MF"
+                    else entries[name])
+            z.writestr(info, data)
+        z.comment = marker.encode("ascii")
+    return buf.getvalue()
