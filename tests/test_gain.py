@@ -207,7 +207,7 @@ def test_finalisation_kernels_agree_with_numpy(rng, monkeypatch):
                                                           np.percentile(x, [2.5, 97.5])]
     with pytest.raises(ValueError):
         K.percentiles(x, [50], lo, hi, divisor=0.0)
-    # the command line's median of the first frames (offset check) and the accumulators' zeros
+    # the command line's median of the first frame (offset check) and the accumulators' zeros
     for dtype in (np.uint16, np.int16, np.float32, np.float64):
         for n in (300_000, 300_001):
             x = (rng.standard_normal(n) * 40 + 100).astype(dtype).reshape(-1, 1) if n % 2 \

@@ -52,9 +52,15 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-from scipy import stats
 
 from ..errors import CamcorrError, Limits, describe
+
+
+def _chi2():
+    """``scipy.stats.chi2``, imported on first use (``scipy.stats`` alone costs ~0.2 s, which
+    every command line call paid at start-up)."""
+    from scipy.stats import chi2
+    return chi2
 
 __all__ = [
     "DEFAULT_FPR",
@@ -135,7 +141,7 @@ def chi2_threshold(n_planes: int, fpr: float) -> float:
     (44.8, 2.23)
     """
     _check_fpr(fpr)
-    return float(stats.chi2.isf(fpr, int(n_planes) - 1))
+    return float(_chi2().isf(fpr, int(n_planes) - 1))
 
 
 def chi2_power(n_planes: int, factor: float, fpr: float) -> float:
@@ -150,7 +156,7 @@ def chi2_power(n_planes: int, factor: float, fpr: float) -> float:
     0.9936
     """
     q = chi2_threshold(n_planes, fpr)
-    return float(stats.chi2.sf(q / float(factor) ** 2, int(n_planes) - 1))
+    return float(_chi2().sf(q / float(factor) ** 2, int(n_planes) - 1))
 
 
 def _check_fpr(fpr):
@@ -200,13 +206,13 @@ def fit_noise_model(mean: np.ndarray, variance: np.ndarray, n_planes: int, *,
         If the map predicts far more noise than the data hold (wrong camera, ROI or units).
     """
     k = int(n_planes) - 1
-    ratio = float(stats.chi2.median(k)) / k  # median of s^2 / sigma^2 for a good pixel
+    ratio = float(_chi2().median(k)) / k  # median of s^2 / sigma^2 for a good pixel
     m = np.asarray(mean, dtype=np.float64).ravel()
     v = np.asarray(variance, dtype=np.float64).ravel()
     r = (np.zeros_like(v) if read_variance is None
          else np.asarray(read_variance, dtype=np.float64).ravel())
     keep = np.ones(m.size, bool)
-    q_refit = float(stats.chi2.isf(REFIT_FPR, k))
+    q_refit = float(_chi2().isf(REFIT_FPR, k))
     for _ in range(2):  # fit; drop pixels that are clearly noisier than that fit; fit again
         idx = np.flatnonzero(keep)
         order = idx[np.argsort(m[idx], kind="stable")]
@@ -298,7 +304,7 @@ def dispersion(statistic: np.ndarray, n_planes: int) -> float:
     pixel without a map, planes that differ by more than noise).
     """
     k = int(n_planes) - 1
-    lo, hi = stats.chi2.ppf([0.25, 0.75], k)
+    lo, hi = _chi2().ppf([0.25, 0.75], k)
     stat = np.asarray(statistic, np.float64)
     stat = stat[stat > 0]
     if stat.size < 4:

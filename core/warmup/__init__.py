@@ -80,7 +80,7 @@ def _gain(tmp: Path):
         acc.add(f)
     acc.result()
     # the parallel selection of full-size frames (report percentiles, the command line's median
-    # of the first frames), which small frames leave to numpy
+    # of the first frame), which small frames leave to numpy
     from ..gain import _kernels as GK
     for dt in DTYPES + (np.float64,):
         x = rng.poisson(20.0, 1000).astype(dt)
