@@ -155,6 +155,13 @@ def run_cli(path: Path, threads=None) -> dict:
             "sys_s": usage.ru_stime}
 
 
+def _abba(pairs: int):
+    """Thread settings of `pairs` all-cores / one-thread pairs in ABBA order (None = all cores):
+    which of the two meets the machine's state first after a pause alternates."""
+    for r in range(pairs):
+        yield from ((None, 1) if r % 2 == 0 else (1, None))
+
+
 def first_touch_probe(mib: int = 1024) -> dict:
     """GB/s of writing `mib` MiB of freshly allocated memory (page faults included), then again
     over the same pages, in a fresh process.
@@ -267,11 +274,9 @@ def main(argv=None) -> int:
           f"{probe['rewrite_gb_s']:.1f} GB/s (a virtual machine's lazily backed memory is slow "
           "to fault in)")
     alls, ones = [], []
-    for r in range(args.repeat):
-        order = (None, 1) if r % 2 == 0 else (1, None)
-        for threads in order:
-            info = run_child(path8, "numba", 1, threads=threads, runs=2)
-            (ones if threads == 1 else alls).append(info)
+    for threads in _abba(args.repeat):
+        info = run_child(path8, "numba", 1, threads=threads, runs=2)
+        (ones if threads == 1 else alls).append(info)
     pairs = [(o["runs_s"][0] / a["runs_s"][0], o["runs_s"][1] / a["runs_s"][1])
              for a, o in zip(alls, ones)]
     first = [p[0] for p in pairs]
@@ -304,10 +309,8 @@ def main(argv=None) -> int:
     results["all_cores_best_s"] = best_all
     results["repeat"] = args.repeat
     clis, cli1s = [], []
-    for r in range(args.repeat):
-        order = (None, 1) if r % 2 == 0 else (1, None)
-        for threads in order:
-            (cli1s if threads == 1 else clis).append(run_cli(path8, threads=threads))
+    for threads in _abba(args.repeat):
+        (cli1s if threads == 1 else clis).append(run_cli(path8, threads=threads))
     cli = min(clis, key=lambda a: a["wall_s"])
     cli1 = min(cli1s, key=lambda a: a["wall_s"])
     print(f"camcorr gain estimate (command line, fresh process, everything included) {big}^2 x 8: "

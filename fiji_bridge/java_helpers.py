@@ -92,6 +92,37 @@ class _Pool:
         return struct.pack(">H", len(self.entries) + 1) + b"".join(self.entries)
 
 
+def _u2(v: int) -> bytes:
+    return struct.pack(">H", v)
+
+
+def _class_file(pool: "_Pool", this: int, sup: int, name: str, descriptor: str, code: bytes, *,
+                max_stack: int, max_locals: int, handlers=(), marker: str = "") -> bytes:
+    """A Java SE 5 class file (public final) with one public static method `name`.
+
+    `pool` must already hold every constant `code` refers to; the method's name, descriptor,
+    the ``Code`` attribute name and `marker` (an unused constant by which the installer
+    recognises its own file) are added here, after them.  `handlers`: exception table rows
+    ``(start, end, handler, catch type)``.
+    """
+    m_name, m_desc, code_attr = pool.utf8(name), pool.utf8(descriptor), pool.utf8("Code")
+    if marker:
+        pool.utf8(marker)
+    table = _u2(len(handlers)) + b"".join(struct.pack(">HHHH", *h) for h in handlers)
+    body = (_u2(max_stack) + _u2(max_locals) + struct.pack(">I", len(code)) + code + table
+            + _u2(0))
+    method = (_u2(0x0009) + _u2(m_name) + _u2(m_desc) + _u2(1)     # public static, 1 attribute
+              + _u2(code_attr) + struct.pack(">I", len(body)) + body)
+    return b"".join([
+        b"\xca\xfe\xba\xbe", _u2(0), _u2(49),    # magic, minor, major (Java SE 5)
+        pool.to_bytes(),
+        _u2(0x0031), _u2(this), _u2(sup),          # public final super
+        _u2(0), _u2(0),                            # no interfaces, no fields
+        _u2(1), method,
+        _u2(0),                                    # no class attributes
+    ])
+
+
 def class_bytes(marker: str = "") -> bytes:
     """The class file of ``CamcorrMacroAbort`` (see the module docstring).
 
@@ -117,25 +148,18 @@ def class_bytes(marker: str = "") -> bytes:
                             "(Ljava/lang/Object;Ljava/lang/Object;)V")
     abort = pool.method("ij/Macro", "abort", "()V")
     result = pool.string("aborted")
-    m_name, m_desc, code_attr = pool.utf8("abort"), pool.utf8("()Ljava/lang/String;"), pool.utf8("Code")
-    if marker:
-        pool.utf8(marker)
-
-    def u2(v):
-        return struct.pack(">H", v)
-
     code = b"".join([
         b"\x12" + bytes([ij_cls]),                 # 0  ldc ij.IJ.class
         b"\x12" + bytes([field_name]),             # 2  ldc "macroInterpreter"
-        b"\xb6" + u2(get_field),                   # 4  invokevirtual getDeclaredField
+        b"\xb6" + _u2(get_field),                  # 4  invokevirtual getDeclaredField
         b"\x59",                                   # 7  dup
         b"\x04",                                   # 8  iconst_1
-        b"\xb6" + u2(set_access),                  # 9  invokevirtual setAccessible
+        b"\xb6" + _u2(set_access),                 # 9  invokevirtual setAccessible
         b"\x01\x01",                               # 12 aconst_null x2
-        b"\xb6" + u2(set_value),                   # 14 invokevirtual Field.set
+        b"\xb6" + _u2(set_value),                  # 14 invokevirtual Field.set
         b"\xa7" + struct.pack(">h", 4),            # 17 goto 21
         b"\x57",                                   # 20 pop (handler: the Throwable)
-        b"\xb8" + u2(abort),                       # 21 invokestatic ij.Macro.abort
+        b"\xb8" + _u2(abort),                      # 21 invokestatic ij.Macro.abort
         b"\xa7" + struct.pack(">h", 4),            # 24 goto 28
         b"\x57",                                   # 27 pop (handler)
         b"\x12" + bytes([result]),                 # 28 ldc "aborted"
@@ -144,18 +168,8 @@ def class_bytes(marker: str = "") -> bytes:
     if max(ij_cls, field_name, result) > 255:      # ldc takes a one-byte index
         raise ValueError("constant pool too large for ldc")
     handlers = [(0, 17, 20, 0), (21, 24, 27, 0)]  # (start, end, handler, any Throwable)
-    table = u2(len(handlers)) + b"".join(struct.pack(">HHHH", *h) for h in handlers)
-    body = u2(3) + u2(0) + struct.pack(">I", len(code)) + code + table + u2(0)
-    method = (u2(0x0009) + u2(m_name) + u2(m_desc) + u2(1)     # public static, 1 attribute
-              + u2(code_attr) + struct.pack(">I", len(body)) + body)
-    return b"".join([
-        b"\xca\xfe\xba\xbe", u2(0), u2(49),        # magic, minor, major (Java SE 5)
-        pool.to_bytes(),
-        u2(0x0031), u2(this), u2(sup),             # public final super
-        u2(0), u2(0),                              # no interfaces, no fields
-        u2(1), method,
-        u2(0),                                     # no class attributes
-    ])
+    return _class_file(pool, this, sup, "abort", "()Ljava/lang/String;", code, max_stack=3,
+                       max_locals=0, handlers=handlers, marker=marker)
 
 
 #: Fiji: the class that runs the commands' BeanShell helper from a macro's ``call(...)``, so that
@@ -187,40 +201,27 @@ def bsh_runner_bytes(marker: str = "") -> bytes:
     source = pool.method("bsh/Interpreter", "source", "(Ljava/lang/String;)Ljava/lang/Object;")
     args_name = pool.string("args")
     empty = pool.string("")
-    m_name = pool.utf8("run")
-    m_desc = pool.utf8("(Ljava/lang/String;Ljava/lang/String;)Ljava/lang/String;")
-    code_attr = pool.utf8("Code")
-    if marker:
-        pool.utf8(marker)
-
-    def u2(v):
-        return struct.pack(">H", v)
-
     if max(args_name, empty) > 255:
         raise ValueError("constant pool too large for ldc")
     code = b"".join([
-        b"\xbb" + u2(interp),                     # new bsh.Interpreter
+        b"\xbb" + _u2(interp),                    # new bsh.Interpreter
         b"\x59",                                  # dup
-        b"\xb7" + u2(init),                       # invokespecial <init>
+        b"\xb7" + _u2(init),                      # invokespecial <init>
         b"\x4d",                                  # astore_2
         b"\x2c",                                  # aload_2
         b"\x12" + bytes([args_name]),             # ldc "args"
         b"\x2b",                                  # aload_1
-        b"\xb6" + u2(set_var),                    # invokevirtual set
+        b"\xb6" + _u2(set_var),                   # invokevirtual set
         b"\x2c",                                  # aload_2
         b"\x2a",                                  # aload_0
-        b"\xb6" + u2(source),                     # invokevirtual source
+        b"\xb6" + _u2(source),                    # invokevirtual source
         b"\x57",                                  # pop
         b"\x12" + bytes([empty]),                 # ldc ""
         b"\xb0",                                  # areturn
     ])
-    body = u2(3) + u2(3) + struct.pack(">I", len(code)) + code + u2(0) + u2(0)
-    method = (u2(0x0009) + u2(m_name) + u2(m_desc) + u2(1)
-              + u2(code_attr) + struct.pack(">I", len(body)) + body)
-    return b"".join([
-        b"\xca\xfe\xba\xbe", u2(0), u2(49), pool.to_bytes(),
-        u2(0x0031), u2(this), u2(sup), u2(0), u2(0), u2(1), method, u2(0),
-    ])
+    return _class_file(pool, this, sup, "run",
+                       "(Ljava/lang/String;Ljava/lang/String;)Ljava/lang/String;", code,
+                       max_stack=3, max_locals=3, marker=marker)
 
 
 def jar_bytes(entries, marker: str = "") -> bytes:

@@ -223,24 +223,27 @@ def check_levels_fit(dtype, sigma0: float, i0: float, *, given_i0: bool = True):
 STATS_BLOCK = 16
 
 
+def _stats_block(memory: int, plane_shape, dtype) -> int:
+    """Planes per block of the statistics pass (at most :data:`STATS_BLOCK`): the block, its
+    float64 copy and the moments' float64 temporaries.  The statistics depend on the blocks, so
+    the file and the in-memory paths both take them from here."""
+    px = int(np.prod(plane_shape))
+    return planes_per_block(memory, px, np.dtype(dtype).itemsize + 3 * 8, fixed_bytes=8 * 8 * px,
+                            n_planes=STATS_BLOCK)
+
+
 def _file_blocks(paths, memory: int):
     """Blocks of at most :data:`STATS_BLOCK` planes of every file in turn, (n, Y, X)."""
     for path in paths:
         with PlaneReader(path, argument="FRAMES") as reader:
-            px = int(np.prod(reader.plane_shape))
-            # the block, its float64 copy and the moments' float64 temporaries
-            size = planes_per_block(memory, px, reader.dtype.itemsize + 3 * 8,
-                                    fixed_bytes=8 * 8 * px, n_planes=STATS_BLOCK)
+            size = _stats_block(memory, reader.plane_shape, reader.dtype)
             for i0, i1 in blocks(reader.n_planes, size):
                 yield reader.read(i0, i1)
 
 
 def _array_blocks(frames: np.ndarray, memory: int):
     """Blocks of an in-memory (Z, Y, X) stack, as :func:`_file_blocks` reads one file of it."""
-    px = int(np.prod(frames.shape[1:]))
-    size = planes_per_block(memory, px, frames.dtype.itemsize + 3 * 8, fixed_bytes=8 * 8 * px,
-                            n_planes=STATS_BLOCK)
-    for i0, i1 in blocks(frames.shape[0], size):
+    for i0, i1 in blocks(frames.shape[0], _stats_block(memory, frames.shape[1:], frames.dtype)):
         yield frames[i0:i1]
 
 

@@ -431,7 +431,7 @@ def _profile_weights(diff: np.ndarray, noise: np.ndarray, top: int, *,
     coefficient ``j`` is ``(R_j - 1) G_j`` plus its noise: ``A_j = (1 - R_j)^2 Gamma_j +
     sigma_j^2``, with ``Gamma_j`` the gain's power there, fitted to the pooled mean's
     ``P_j^2 - N_j`` (unbiased) as a non-increasing function of frequency (isotonic regression,
-    Barlow et al. 1972), and ``sigma_j^2`` the blind estimate's noise (its halves, smoothed over
+    :func:`_isotonic_decreasing`), and ``sigma_j^2`` the blind estimate's noise (its halves, smoothed over
     :data:`PROFILE_SMOOTH` coefficients).  Where ``R_j >= RESPONSE_DECONVOLVE`` the blind
     estimate is divided by ``R_j`` (its response there is known and its error is the gain
     times ``R_j - 1``; the leave-one-out neighbourhood overshoots at high frequencies,
